@@ -1,0 +1,344 @@
+"""The ``digitnet`` command: ``main(argv) -> int``.
+
+User errors (bad files, bad flags, bad shapes) print one line on stderr and
+exit with status 2; ``--traceback`` shows the full trace instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import DigitnetError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every error takes the same path."""
+
+    def error(self, message):
+        raise DigitnetError(f"{self.prog}: {message}")
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 128,64, got {text!r}")
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def _batch_size(text: str):
+    if text == "full":
+        return "full"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}")
+    return n
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return n
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return x
+
+
+def _fraction(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    if not 0 <= x < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return x
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = _Parser(prog="digitnet", formatter_class=fmt,
+                description="Handwritten-digit recognition with from-scratch NumPy networks.")
+    p.add_argument("--version", action="version", version=f"digitnet {__version__}")
+    p.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    from .train import TrainConfig
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
+                       description="Train a network (default: the seed's 784-64-10 MLP) and save it.")
+    t.add_argument("--data", metavar="PATH", help="dataset file or folder (IDX, CSV, .npz, .pkl.gz); "
+                   "default: the bundled MNIST")
+    t.add_argument("--hidden", type=_parse_hidden, default=(64,), metavar="N[,N...]",
+                   help="hidden layer sizes, e.g. 128,64")
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch 300]")
+    t.add_argument("--batch-size", type=_batch_size, default=d.batch_size, metavar="N|full",
+                   help="mini-batch size, or 'full' for the seed's full-batch gradient descent")
+    t.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"peak learning rate [default: {d.lr}; full-batch 0.5]")
+    t.add_argument("--momentum", type=_fraction, default=d.momentum, help="SGD momentum (0 for plain SGD)")
+    t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay")
+    t.add_argument("--schedule", choices=["constant", "cosine"], default=d.schedule, help="learning-rate schedule")
+    t.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
+                   help="training images held out for validation (0: none)")
+    t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("-o", "--output", default="digitnet-model.safetensors", help="where to save the model")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, loss, per-class metrics, confusion matrix",
+                       formatter_class=fmt)
+    e.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
+    e.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST test set")
+    e.add_argument("--json", action="store_true", help="print JSON instead of text")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="classify image files or a CSV of pixels", formatter_class=fmt)
+    pr.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...) or CSV files of pixels")
+    pr.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
+    pr.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to list")
+    pr.add_argument("--json", action="store_true", help="print JSON lines")
+    pr.set_defaults(func=cmd_predict)
+
+    i = sub.add_parser("info", help="show a model's metadata", formatter_class=fmt)
+    i.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
+    i.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
+    i.set_defaults(func=cmd_info)
+
+    ip = sub.add_parser("import-pickle", help="convert the seed's pickled (w1, b1, w2, b2) safely",
+                        formatter_class=fmt,
+                        description="Convert a legacy pickle (w1, b1, w2, b2) into a safetensors model "
+                                    "file. Only numpy arrays are unpickled; nothing in the file runs.")
+    ip.add_argument("file", metavar="FILE")
+    ip.add_argument("-o", "--output", required=True, help="model file to write")
+    ip.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
+    ip.set_defaults(func=cmd_import_pickle)
+    return p
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from . import io
+    from .data import load_mnist
+    from .metrics import evaluate
+    from .nn.model import MLP
+    from .train import fit
+
+    full = args.batch_size == "full"
+    epochs = args.epochs or (300 if full else None)
+    lr = args.lr or (0.5 if full else None)
+    overrides = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+    out = Path(args.output)
+    if out.is_dir():
+        raise DigitnetError(f"-o {out}: is a directory; give a file name")
+    mnist = load_mnist(args.data)
+    if mnist.train is None:
+        raise DigitnetError(f"{args.data}: no training set found (only a test set)")
+    model = MLP(args.hidden, seed=args.seed, dtype=np.dtype(args.dtype))
+    arch = "-".join(str(s) for s in (784, *args.hidden, 10))
+    held_out = f", {args.val_size:,} of them held out for validation" if args.val_size else ""
+    print(f"training {arch} MLP ({model.n_params:,} parameters) on {mnist.source}: "
+          f"{len(mnist.train):,} images{held_out}", file=sys.stderr)
+    t0 = time.perf_counter()
+    history = fit(model, mnist.train, None, batch_size=args.batch_size, momentum=args.momentum,
+                  nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
+                  val_size=args.val_size, seed=args.seed, progress=not args.quiet, **overrides)
+    train_time = sum(h["time"] for h in history)
+    model.meta.update({
+        "command": "digitnet " + " ".join(shlex.quote(a) for a in args.argv),
+        "dataset": mnist.source if args.data else "bundled MNIST",
+        "dataset_sha256": mnist.train.checksum(),
+        "train_time_s": round(train_time, 3),
+    })
+    last = history[-1]
+    summary = f"trained {len(history)} epochs in {train_time:.2f} s; train acc {last['train_acc'] * 100:.2f} %"
+    if last["val_acc"] is not None:
+        summary += f", val acc {last['val_acc'] * 100:.2f} %"
+    if mnist.test is not None and mnist.test.labels is not None:
+        result = evaluate(model, mnist.test)
+        model.meta["test_accuracy"] = result["accuracy"]
+        model.meta["test_loss"] = result["loss"]
+        summary += f"\ntest accuracy {result['accuracy'] * 100:.2f} % ({result['n']:,} images)"
+    else:
+        summary += "\n(no labelled test set in this dataset: test accuracy not measured)"
+    io.save(model, out)
+    print(summary)
+    print(f"saved {out}")
+    return 0
+
+
+def _load_models(spec: str):
+    from . import io
+    return io.load(spec)
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_mnist
+    from .metrics import evaluate, format_report
+    model = _load_models(args.model)
+    mnist = load_mnist(args.data)
+    if mnist.test is None or mnist.test.labels is None:
+        if mnist.train is not None and args.data is not None and mnist.test is None:
+            data = mnist.train
+        else:
+            raise DigitnetError(f"{args.data}: no labelled test set to evaluate on")
+    else:
+        data = mnist.test
+    result = evaluate(model, data)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "data": data.name, **result}))
+    else:
+        print(f"model {args.model} on {data.name}")
+        print(format_report(result))
+    return 0
+
+
+def _read_inputs(files: list[str]):
+    """Yield (name, uint8 (28, 28) image) for image files and each row of CSV files."""
+    from .data import load_csv
+    from .preprocess import to_mnist
+    for f in files:
+        p = Path(f)
+        if not p.exists():
+            raise DigitnetError(f"{f}: no such file")
+        if p.is_dir():
+            raise DigitnetError(f"{f}: is a directory; give image or CSV files")
+        if p.suffix.lower() == ".csv":
+            ds = load_csv(p)
+            for i, img in enumerate(ds.images):
+                yield f"{f}:{i + 1}", img
+        else:
+            yield f, to_mnist(p)
+
+
+def cmd_predict(args) -> int:
+    model = _load_models(args.model)
+    names, images = zip(*_read_inputs(args.files))
+    proba = model.predict_proba(np.stack(images))
+    k = min(args.top_k, proba.shape[1])
+    for name, p in zip(names, proba):
+        top = np.argsort(-p, kind="stable")[:k]
+        if args.json:
+            print(json.dumps({"input": name, "label": int(top[0]),
+                              "top_k": [{"label": int(c), "probability": round(float(p[c]), 6)} for c in top]}))
+        else:
+            alts = "  ".join(f"{c}: {p[c] * 100:5.1f}%" for c in top)
+            print(f"{name}: {top[0]}   ({alts})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from . import io
+    meta = io.info(args.model)
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    arch = " -> ".join(_layer_text(layer) for layer in meta["architecture"])
+    rows = [("model", str(io.resolve(args.model))), ("architecture", arch),
+            ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
+            ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
+            ("digitnet version", meta.get("digitnet_version", "?"))]
+    if "test_accuracy" in meta:
+        rows.append(("test accuracy", f"{meta['test_accuracy'] * 100:.2f} %"))
+    if "command" in meta:
+        rows.append(("trained with", meta["command"]))
+    if "seed" in meta:
+        rows.append(("seed", str(meta["seed"])))
+    if "train_config" in meta:
+        rows.append(("config", ", ".join(f"{k}={v}" for k, v in meta["train_config"].items())))
+    if "history" in meta and meta["history"]:
+        h = meta["history"]
+        rows.append(("epochs", f"{len(h)} ({sum(e['time'] for e in h):.2f} s training)"))
+    if "dataset_sha256" in meta:
+        rows.append(("dataset sha256", meta["dataset_sha256"]))
+    width = max(len(r[0]) for r in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _layer_text(layer: dict) -> str:
+    if layer["type"] == "Dense":
+        return f"Dense({layer['in_features']}->{layer['out_features']})"
+    args = ",".join(f"{k}={v}" for k, v in layer.items() if k != "type")
+    return f"{layer['type']}({args})" if args else layer["type"]
+
+
+def cmd_import_pickle(args) -> int:
+    from . import io
+    out = Path(args.output)
+    model = io.import_pickle(args.file)
+    msg = f"imported {args.file}: {'-'.join(str(s) for s in (784, model.layers[0].out_features, 10))} MLP"
+    if not args.no_eval:
+        from .data import load_mnist
+        from .metrics import evaluate
+        acc = evaluate(model, load_mnist().test)["accuracy"]
+        model.meta["test_accuracy"] = acc
+        msg += f", test accuracy {acc * 100:.2f} %"
+    io.save(model, out)
+    print(msg)
+    print(f"saved {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_trace = "--traceback" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = [a for a in argv if a != "--traceback"]
+        return args.func(args)
+    except DigitnetError as exc:
+        if show_trace:
+            raise
+        print(f"digitnet: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("digitnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""MNIST in every layout users have, validated, kept as uint8.
+
+Readers (each checks shapes, pixel range 0-255, labels 0-9 and counts, and
+raises :class:`DigitnetError` saying what was expected and what was found):
+
+* IDX, gzip'd or raw (``train-images-idx3-ubyte[.gz]`` ...): the original files
+* Kaggle "MNIST in CSV" (``mnist_train.csv``: ``label,1x1,...,28x28``)
+* Kaggle "Digit Recognizer" (``train.csv``: ``label,pixel0,...``; ``test.csv`` unlabelled)
+* Keras ``mnist.npz`` (``x_train, y_train, x_test, y_test``; loaded without pickle)
+* the classic ``mnist.pkl.gz`` (floats in [0, 1); read by a restricted
+  unpickler that only builds numpy arrays, so nothing in the file runs)
+
+Images stay uint8 (N, 28, 28) in memory (47 MB for the training set, not
+188 MB of float32); the model converts each batch as it needs it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import DigitnetError
+
+IMAGE_SHAPE = (28, 28)
+N_PIXELS = 784
+N_CLASSES = 10
+
+# SHA-256 of the uncompressed bundled IDX files (from the dataset's README).
+BUNDLED_SHA256 = {
+    "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images (N, 28, 28) uint8 and labels (N,) uint8, or ``None`` when unlabelled."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def split(self, val_size: int, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """Hold out ``val_size`` random examples: returns (train, val)."""
+        n = len(self)
+        if not 0 < val_size < n:
+            raise DigitnetError(f"validation size must be between 1 and {n - 1}, got {val_size}")
+        perm = np.random.default_rng(seed).permutation(n)
+        tr, va = np.sort(perm[val_size:]), np.sort(perm[:val_size])
+        return self.subset(tr, f"{self.name}[train]"), self.subset(va, f"{self.name}[val]")
+
+    def subset(self, index, name: str | None = None) -> "Dataset":
+        labels = None if self.labels is None else self.labels[index]
+        return Dataset(self.images[index], labels, self.name if name is None else name)
+
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (uint8 images (B, 28, 28), labels (B,)); shuffled when ``rng`` is given."""
+        n = len(self)
+        if batch_size >= n and rng is None:
+            yield self.images, self.labels
+            return
+        order = rng.permutation(n) if rng is not None else None
+        for i in range(0, n, batch_size):
+            if order is None:
+                yield self.images[i:i + batch_size], self.labels[i:i + batch_size]
+            else:
+                idx = order[i:i + batch_size]
+                yield self.images[idx], self.labels[idx]
+
+    def checksum(self) -> str:
+        """SHA-256 of the images and labels bytes: the same data gives the same value in any layout."""
+        h = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        if self.labels is not None:
+            h.update(np.ascontiguousarray(self.labels).tobytes())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """A training set and, where the source has one, a test set."""
+
+    train: Dataset | None
+    test: Dataset | None
+    source: str
+
+
+# --------------------------------------------------------------------------- validation
+def validate(images, labels, where: str) -> Dataset:
+    """Check and normalise raw arrays into a :class:`Dataset` (uint8, (N, 28, 28))."""
+    images = np.asarray(images)
+    if images.size == 0 or images.shape[0] == 0:
+        raise DigitnetError(f"{where}: no images found (empty)")
+    if images.ndim == 2 and images.shape[1] == N_PIXELS:
+        images = images.reshape(-1, *IMAGE_SHAPE)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DigitnetError(f"{where}: expected images of shape (N, 28, 28) or (N, 784), got {images.shape}")
+    images = _to_uint8(images, where, "pixel", 255)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1) if np.ndim(labels) == 2 and np.shape(labels)[1] == 1 \
+            else np.asarray(labels)
+        if labels.ndim != 1:
+            raise DigitnetError(f"{where}: expected labels of shape (N,), got {labels.shape}")
+        if len(labels) != len(images):
+            raise DigitnetError(f"{where}: {len(images)} images but {len(labels)} labels")
+        labels = _to_uint8(labels, where, "label", N_CLASSES - 1)
+    return Dataset(images, labels, where)
+
+
+def _to_uint8(a: np.ndarray, where: str, what: str, hi: int) -> np.ndarray:
+    if a.dtype == np.uint8 and hi == 255:
+        return a
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise DigitnetError(f"{where}: {what} values must be numbers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating):
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            raise DigitnetError(f"{where}: {what} values must be whole numbers 0-{hi}, "
+                                f"found {a[bad].flat[0]!r}")
+    lo_v, hi_v = a.min(), a.max()
+    if lo_v < 0 or hi_v > hi:
+        bad_v = lo_v if lo_v < 0 else hi_v
+        raise DigitnetError(f"{where}: {what} values must be in 0-{hi}, found {bad_v}")
+    return a.astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- IDX
+def _open_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise DigitnetError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    return raw
+
+
+def parse_idx(data: bytes, where: str, kind: str) -> np.ndarray:
+    """Parse IDX bytes: ``kind`` is 'images' (magic 0x803) or 'labels' (0x801)."""
+    ndim = 3 if kind == "images" else 1
+    if len(data) < 4 + 4 * ndim:
+        raise DigitnetError(f"{where}: too short for an IDX {kind} file ({len(data)} bytes)")
+    magic = int.from_bytes(data[:4], "big")
+    expected = 0x800 + ndim
+    if magic != expected:
+        raise DigitnetError(f"{where}: bad IDX magic number 0x{magic:08x}, expected 0x{expected:08x} ({kind})")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = memoryview(data)[4 + 4 * ndim:]
+    need = int(np.prod(dims))
+    if len(body) != need:
+        state = "truncated" if len(body) < need else "has trailing bytes"
+        raise DigitnetError(f"{where}: {state}: header says {dims} = {need} bytes of data, found {len(body)}")
+    return np.frombuffer(body, np.uint8).reshape(dims)
+
+
+def load_idx(images_path, labels_path=None, name: str | None = None,
+             expect_sha256: dict | None = None) -> Dataset:
+    """Load an IDX images file and (optionally) its labels file, gzip'd or raw."""
+    images_path = Path(images_path)
+    raw = _open_bytes(images_path)
+    if expect_sha256:
+        _check_sha(raw, images_path, expect_sha256)
+    images = parse_idx(raw, str(images_path), "images")
+    labels = None
+    if labels_path is not None:
+        labels_path = Path(labels_path)
+        raw = _open_bytes(labels_path)
+        if expect_sha256:
+            _check_sha(raw, labels_path, expect_sha256)
+        labels = parse_idx(raw, str(labels_path), "labels")
+    return validate(images, labels, name or str(images_path))
+
+
+def _check_sha(raw: bytes, path: Path, table: dict) -> None:
+    want = table.get(path.name)
+    got = hashlib.sha256(raw).hexdigest()
+    if want is not None and got != want:
+        raise DigitnetError(f"{path}: checksum mismatch (sha256 {got[:12]}..., expected {want[:12]}...); "
+                            "the bundled data is damaged: reinstall digitnet")
+
+
+# --------------------------------------------------------------------------- CSV
+def load_csv(path) -> Dataset:
+    """Kaggle CSVs: ``label,1x1,...,28x28``, ``label,pixel0,...`` or unlabelled ``pixel0,...``.
+
+    A file without a header is read as ``label`` + 784 pixels when it has 785
+    columns and as unlabelled pixels when it has 784.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DigitnetError(f"{path}: not a text CSV file") from None
+    except OSError as exc:
+        raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DigitnetError(f"{path}: empty file")
+    first = [c.strip().lower() for c in lines[0].split(",")]
+    has_header = not _is_number(first[0])
+    if has_header:
+        labelled = first[0] == "label"
+        lines = lines[1:]
+        ncols = len(first)
+        if ncols != N_PIXELS + labelled:
+            raise DigitnetError(f"{path}: header has {ncols} columns, expected "
+                                f"{N_PIXELS + labelled} ({'label + ' if labelled else ''}784 pixels)")
+    else:
+        ncols = len(first)
+        if ncols not in (N_PIXELS, N_PIXELS + 1):
+            raise DigitnetError(f"{path}: line 1 has {ncols} columns, expected 785 (label + 784 pixels) or 784")
+        labelled = ncols == N_PIXELS + 1
+    if not lines:
+        raise DigitnetError(f"{path}: no data rows (empty)")
+    values = _parse_rows(lines, ncols, path, first_line=1 + has_header)
+    labels = values[:, 0] if labelled else None
+    images = values[:, 1:] if labelled else values
+    return validate(images, labels, str(path))
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np.ndarray:
+    # Fast path: numpy parses the whole text at once (about 1 s for 60,000 rows).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            flat = np.fromstring(",".join(lines), dtype=np.float64, sep=",")
+        except (ValueError, DeprecationWarning):
+            flat = None
+    if flat is not None and flat.size == len(lines) * ncols:
+        return flat.reshape(len(lines), ncols)
+    # Slow path, only to say exactly where the file is wrong.
+    for i, line in enumerate(lines):
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise DigitnetError(f"{path}: line {i + first_line} has {len(cells)} columns, expected {ncols}")
+        for j, c in enumerate(cells):
+            if not _is_number(c):
+                raise DigitnetError(f"{path}: line {i + first_line}, column {j + 1}: "
+                                    f"{c.strip()[:20]!r} is not a number")
+    raise DigitnetError(f"{path}: could not parse the CSV values")
+
+
+# --------------------------------------------------------------------------- npz / pickle
+def load_npz(path) -> MNIST:
+    """Keras ``mnist.npz`` (``x_train, y_train, x_test, y_test``), read without pickle."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise DigitnetError(f"{path}: not a plain-array .npz file ({exc})") from None
+    except (OSError, EOFError, Exception) as exc:  # zipfile.BadZipFile and friends
+        raise DigitnetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    need = {"x_train", "y_train"}
+    if not need <= arrays.keys():
+        raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {sorted(arrays)}")
+    train = validate(arrays["x_train"], arrays["y_train"], f"{path}[train]")
+    test = None
+    if "x_test" in arrays:
+        test = validate(arrays["x_test"], arrays.get("y_test"), f"{path}[test]")
+    return MNIST(train, test, str(path))
+
+
+def load_pickle(path) -> MNIST:
+    """The classic ``mnist.pkl.gz``: ((x, y) train, (x, y) valid, (x, y) test), floats = byte/256.
+
+    Train and validation parts are joined back into the 60,000 training images.
+    """
+    from .io import restricted_unpickle
+    path = Path(path)
+    obj = restricted_unpickle(_open_bytes(path), str(path))
+    try:
+        parts = [(np.asarray(x), np.asarray(y)) for x, y in obj]
+    except (TypeError, ValueError):
+        raise DigitnetError(f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs") from None
+    if len(parts) != 3:
+        raise DigitnetError(f"{path}: expected 3 (x, y) pairs (train, valid, test), found {len(parts)}")
+    sets = []
+    for (x, y), part in zip(parts, ("train", "valid", "test")):
+        if np.issubdtype(x.dtype, np.floating):
+            if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+                raise DigitnetError(f"{path}[{part}]: float pixels must be in [0, 1]")
+            # the classic file stores byte/256; files scaled by 1/255 reach exactly 1.0
+            scale = 255.0 if x.size and x.max() == 1.0 else 256.0
+            x = np.minimum(np.round(x * scale), 255)
+        sets.append(validate(x, y, f"{path}[{part}]"))
+    train = Dataset(np.concatenate([sets[0].images, sets[1].images]),
+                    np.concatenate([sets[0].labels, sets[1].labels]), f"{path}[train]")
+    return MNIST(train, sets[2], str(path))
+
+
+# --------------------------------------------------------------------------- entry point
+def bundled_dir() -> Path:
+    return Path(str(resources.files("digitnet") / "datasets" / "mnist"))
+
+
+def load_mnist(path=None, verify: bool = True) -> MNIST:
+    """Load MNIST from the bundled copy (``path=None``) or any supported layout.
+
+    ``path`` may be a directory holding a dataset or a single file. A single
+    file is the training set unless its name says test (``test``, ``t10k``);
+    a sibling file with the other part is picked up when present.
+    The bundled files are checked against their SHA-256 when ``verify``.
+    """
+    if path is None:
+        d = bundled_dir()
+        sha = BUNDLED_SHA256 if verify else None
+        return MNIST(load_idx(d / "train-images-idx3-ubyte.gz", d / "train-labels-idx1-ubyte.gz",
+                              "mnist[train]", sha),
+                     load_idx(d / "t10k-images-idx3-ubyte.gz", d / "t10k-labels-idx1-ubyte.gz",
+                              "mnist[test]", sha),
+                     "bundled MNIST")
+    path = Path(path)
+    if not path.exists():
+        raise DigitnetError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _load_dir(path)
+    return _load_file(path)
+
+
+def _find(d: Path, *names: str) -> Path | None:
+    for n in names:
+        if (d / n).is_file():
+            return d / n
+    return None
+
+
+def _idx_names(stem: str, kind: str) -> list[str]:
+    ext = "idx3-ubyte" if kind == "images" else "idx1-ubyte"
+    return [f"{stem}-{kind}-{ext}.gz", f"{stem}-{kind}-{ext}", f"{stem}-{kind}.{ext}.gz", f"{stem}-{kind}.{ext}"]
+
+
+def _load_dir(d: Path) -> MNIST:
+    tri = _find(d, *_idx_names("train", "images"))
+    if tri:
+        trl = _find(d, *_idx_names("train", "labels"))
+        tei, tel = _find(d, *_idx_names("t10k", "images")), _find(d, *_idx_names("t10k", "labels"))
+        if trl is None:
+            raise DigitnetError(f"{d}: found {tri.name} but no train-labels-idx1-ubyte file")
+        test = load_idx(tei, tel) if tei else None
+        return MNIST(load_idx(tri, trl), test, str(d))
+    for train_name, test_name in (("mnist_train.csv", "mnist_test.csv"), ("train.csv", "test.csv")):
+        tr, te = _find(d, train_name), _find(d, test_name)
+        if tr or te:
+            return MNIST(load_csv(tr) if tr else None, load_csv(te) if te else None, str(d))
+    for name in ("mnist.npz",):
+        if (d / name).is_file():
+            return load_npz(d / name)
+    for name in ("mnist.pkl.gz", "mnist.pkl"):
+        if (d / name).is_file():
+            return load_pickle(d / name)
+    raise DigitnetError(f"{d}: no MNIST files found (looked for IDX files, mnist_train.csv, train.csv, "
+                        "mnist.npz, mnist.pkl.gz)")
+
+
+def _is_test_name(name: str) -> bool:
+    return "test" in name.lower() or "t10k" in name.lower()
+
+
+def _load_file(p: Path) -> MNIST:
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        return load_npz(p)
+    if name.endswith((".pkl", ".pkl.gz", ".pickle")):
+        return load_pickle(p)
+    if name.endswith(".csv"):
+        this = load_csv(p)
+        other_name = _swap_split_name(p.name)
+        other = load_csv(p.with_name(other_name)) if other_name and p.with_name(other_name).is_file() else None
+        return MNIST(other, this, str(p)) if _is_test_name(name) else MNIST(this, other, str(p))
+    if "idx3" in name:
+        labels = p.with_name(p.name.replace("images", "labels").replace("idx3", "idx1"))
+        ds = load_idx(p, labels if labels.is_file() else None)
+        return MNIST(None, ds, str(p)) if _is_test_name(name) else MNIST(ds, None, str(p))
+    raise DigitnetError(f"{p}: unknown data format; expected IDX, .csv, .npz or .pkl.gz")
+
+
+def _swap_split_name(name: str) -> str | None:
+    for a, b in (("train", "test"), ("test", "train")):
+        if a in name:
+            return name.replace(a, b)
+    return None

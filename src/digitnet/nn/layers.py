@@ -1,0 +1,143 @@
+"""Layers: each one's forward and backward pass side by side.
+
+Every layer follows the same small protocol:
+
+* ``forward(x, training=False)`` returns the output and remembers what the
+  backward pass needs;
+* ``backward(grad, input_grad=True)`` takes dLoss/dOutput, fills
+  ``self.grads`` (same keys as ``self.params``) and returns dLoss/dInput
+  (or ``None`` when ``input_grad`` is false: the first layer's input
+  gradient is never used, and skipping it saves a large GEMM);
+* ``output_shape(input_shape)`` maps a per-sample shape to the next one;
+* ``config()`` returns the JSON-able arguments that rebuild the layer.
+
+``backward`` may overwrite ``grad`` in place: callers pass arrays they own.
+Parameters and gradients keep the dtype of the layer (float32 by default;
+float64 works everywhere, which the gradient checks use).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DigitnetError
+from .init import glorot_uniform, he_normal
+
+
+class Layer:
+    """Base class: a layer without parameters that passes shapes through."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        # State saved with the model but not trained (e.g. BatchNorm running means).
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def config(self) -> dict:
+        return {}
+
+    def astype(self, dtype) -> "Layer":
+        """Cast parameters and gradients to ``dtype`` in place; returns self."""
+        for store in (self.params, self.grads):
+            for k, v in store.items():
+                store[k] = v.astype(dtype)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
+    """Fully connected layer: ``y = x @ W + b``.
+
+    W has shape (in_features, out_features) so a batch of row vectors is
+    multiplied on the left, which is the layout BLAS likes for (B, in) input.
+
+    Backward, for ``g = dL/dy`` of shape (B, out):
+    ``dW = x.T @ g``, ``db = sum_rows(g)``, ``dx = g @ W.T``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, init: str = "he",
+                 rng: np.random.Generator | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise DigitnetError(f"Dense needs positive sizes, got {in_features}->{out_features}")
+        rng = rng if rng is not None else np.random.default_rng(0)
+        shape = (in_features, out_features)
+        if init == "he":
+            W = he_normal(rng, in_features, shape, dtype)
+        elif init == "glorot":
+            W = glorot_uniform(rng, in_features, out_features, shape, dtype)
+        else:
+            raise DigitnetError(f"unknown init {init!r}; expected 'he' or 'glorot'")
+        self.in_features, self.out_features, self.init = in_features, out_features, init
+        self.params = {"W": W, "b": np.zeros(out_features, dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._x: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        self._x = x                                     # (B, in), kept for dW
+        out = x @ self.params["W"]                      # (B, in) -> (B, out)
+        out += self.params["b"]
+        return out
+
+    def backward(self, grad, input_grad=True):
+        np.matmul(self._x.T, grad, out=self.grads["W"])  # (in, B) @ (B, out)
+        np.sum(grad, axis=0, out=self.grads["b"])
+        if not input_grad:
+            return None
+        return grad @ self.params["W"].T                # (B, out) -> (B, in)
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise DigitnetError(f"Dense expects input of shape ({self.in_features},), got {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}
+
+
+class ReLU(Layer):
+    """``max(x, 0)``; the gradient passes where the input was positive."""
+
+    def forward(self, x, training=False):
+        out = np.maximum(x, 0)
+        self._mask = out > 0
+        return out
+
+    def backward(self, grad, input_grad=True):
+        np.multiply(grad, self._mask, out=grad)
+        return grad
+
+
+# Name -> class, used to rebuild a model from the architecture in its metadata.
+# Other modules register their layers here too.
+LAYERS: dict[str, type[Layer]] = {"Dense": Dense, "ReLU": ReLU}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: make a layer rebuildable from saved metadata."""
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_from_config(name: str, config: dict, dtype=np.float32) -> Layer:
+    """Rebuild one layer from its saved ``config()`` (parameters are zero/initial)."""
+    cls = LAYERS.get(name)
+    if cls is None:
+        raise DigitnetError(f"unknown layer type {name!r} in model architecture")
+    try:
+        layer = cls(**config)
+    except TypeError as exc:
+        raise DigitnetError(f"bad configuration for layer {name}: {exc}") from None
+    return layer.astype(dtype)

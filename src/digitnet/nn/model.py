@@ -1,0 +1,175 @@
+"""Sequential model: a list of layers and a loss."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DigitnetError
+from .layers import Dense, Layer, ReLU, layer_from_config
+from .losses import SoftmaxCrossEntropy, softmax
+
+PIXEL_SCALE = 1.0 / 255.0   # uint8 pixels -> [0, 1]; the only preprocessing the models expect
+
+
+class Sequential:
+    """Layers applied in order, trained with softmax cross-entropy.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_shape : tuple
+        Per-sample input shape, e.g. ``(784,)`` for an MLP or ``(1, 28, 28)``
+        for a convnet. Images given as uint8 are scaled to [0, 1] and reshaped
+        to it.
+    dtype : float32 (default) or float64
+    """
+
+    def __init__(self, layers: list[Layer], input_shape=(784,), dtype=np.float32,
+                 loss: SoftmaxCrossEntropy | None = None) -> None:
+        self.layers = list(layers)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise DigitnetError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.loss = loss or SoftmaxCrossEntropy()
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        self.output_shape = self._check_shapes()
+        self.meta: dict = {}       # filled by fit() and io.load(): history, config, ...
+
+    def _check_shapes(self) -> tuple[int, ...]:
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except DigitnetError as exc:
+                raise DigitnetError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+        return shape
+
+    # -- the math -----------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Logits for a prepared batch ``x`` of shape (B, *input_shape)."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray) -> None:
+        """Backpropagate dLoss/dlogits through every layer, filling their grads."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            grad = self.layers[i].backward(grad, input_grad=i > 0)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward + loss + backward on one batch; returns (loss, logits argmax)."""
+        logits = self.forward(x, training=True)
+        pred = logits.argmax(axis=1)
+        loss = self.loss.forward(logits, y)
+        self.backward(self.loss.backward())
+        return loss, pred
+
+    # -- parameters -----------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """All trainable arrays, named ``"<layer index>.<name>"`` (views, not copies)."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Saved, untrained state such as BatchNorm running statistics."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {**self.params, **self.buffers}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the model; names, shapes must match exactly."""
+        own = self.state_dict()
+        missing, extra = own.keys() - state.keys(), state.keys() - own.keys()
+        if missing or extra:
+            raise DigitnetError(f"tensors do not match the architecture: missing {sorted(missing)}, "
+                                f"unexpected {sorted(extra)}")
+        for k, dst in own.items():
+            src = np.asarray(state[k])
+            if src.shape != dst.shape:
+                raise DigitnetError(f"tensor {k!r} has shape {src.shape}, architecture needs {dst.shape}")
+            dst[...] = src
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def architecture(self) -> list[dict]:
+        """JSON-able description that ``from_architecture`` rebuilds."""
+        return [{"type": type(layer).__name__, **layer.config()} for layer in self.layers]
+
+    @classmethod
+    def from_architecture(cls, arch: list[dict], input_shape=(784,), dtype=np.float32) -> "Sequential":
+        if not isinstance(arch, list) or not all(isinstance(d, dict) and "type" in d for d in arch):
+            raise DigitnetError("architecture must be a list of {'type': ..., ...} layer entries")
+        layers = [layer_from_config(d["type"], {k: v for k, v in d.items() if k != "type"}) for d in arch]
+        return cls(layers, input_shape=input_shape, dtype=dtype)
+
+    # -- inference --------------------------------------------------------------------
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, 28, 28) / (N, 784), or floats in [0, 1] -> model input batch."""
+        x = np.asarray(images)
+        n = x.shape[0] if x.ndim > 1 else 1
+        if x.size != n * int(np.prod(self.input_shape)):
+            raise DigitnetError(f"expected images with {int(np.prod(self.input_shape))} pixels each, "
+                                f"got array of shape {x.shape}")
+        if x.dtype == np.uint8:
+            out = x.astype(self.dtype)
+            out *= PIXEL_SCALE
+        else:
+            out = x.astype(self.dtype, copy=False)
+        return out.reshape((n,) + self.input_shape)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Class probabilities, shape (N, 10)."""
+        n = len(images) if np.ndim(images) > 1 else 1
+        out = np.empty((n,) + self.output_shape, self.dtype)
+        for i in range(0, n, batch_size):
+            out[i:i + batch_size] = softmax(self.forward(self.prepare(images[i:i + batch_size])))
+        return out
+
+    def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Predicted labels, shape (N,)."""
+        n = len(images) if np.ndim(images) > 1 else 1
+        out = np.empty(n, np.int64)
+        for i in range(0, n, batch_size):
+            out[i:i + batch_size] = self.forward(self.prepare(images[i:i + batch_size])).argmax(axis=1)
+        return out
+
+    def fit(self, train, val=None, **config):
+        """Train in place; see :func:`digitnet.train.fit`. Returns the history."""
+        from ..train import fit
+        return fit(self, train, val, **config)
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential(input_shape={self.input_shape}, dtype={self.dtype.name}, [\n  {inner}\n])"
+
+
+def MLP(hidden=(64,), n_inputs: int = 784, n_classes: int = 10, seed: int = 0,
+        dtype=np.float32) -> Sequential:
+    """Multi-layer perceptron ``n_inputs -> hidden... -> n_classes`` with ReLU.
+
+    ``MLP((64,))`` is the seed notebook's 784-64-10 network. He-normal weights,
+    zero biases, drawn from ``np.random.default_rng(seed)``.
+    """
+    if isinstance(hidden, int):
+        hidden = (hidden,)
+    sizes = [n_inputs, *hidden, n_classes]
+    if any(int(s) < 1 for s in sizes):
+        raise DigitnetError(f"layer sizes must be positive integers, got {sizes}")
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(int(a), int(b), rng=rng, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(layers, input_shape=(n_inputs,), dtype=dtype)

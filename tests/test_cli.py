@@ -1,0 +1,143 @@
+"""CLI: each subcommand's happy path and its error exit codes."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.cli import main
+from digitnet.nn import MLP
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, mnist):
+    d = tmp_path_factory.mktemp("data")
+    tr, te = mnist.train.subset(slice(0, 3000)), mnist.test.subset(slice(0, 500))
+    np.savez(d / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
+    return d / "mnist.npz"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_saves_a_model_with_metadata(tmp_path, capsys, tiny_data):
+    out = tmp_path / "m.safetensors"
+    code, stdout, err = run(capsys, "train", "--data", str(tiny_data), "--hidden", "32", "--epochs", "2",
+                            "--val-size", "500", "--seed", "3", "-o", str(out))
+    assert code == 0, err
+    assert "test accuracy" in stdout and out.exists()
+    assert "epoch   2/2" in err                      # per-epoch lines with loss/acc
+    code, stdout, _ = run(capsys, "info", "--model", str(out), "--json")
+    meta = json.loads(stdout)
+    assert meta["seed"] == 3 and len(meta["history"]) == 2
+    assert meta["command"].startswith("digitnet train --data")
+    assert meta["architecture"][0] == {"type": "Dense", "in_features": 784, "out_features": 32, "init": "he"}
+
+
+def test_train_full_batch_and_deeper(tmp_path, capsys, tiny_data):
+    out = tmp_path / "m.safetensors"
+    code, stdout, err = run(capsys, "train", "--data", str(tiny_data), "--hidden", "32,16", "--batch-size", "full",
+                            "--epochs", "3", "--val-size", "500", "--quiet", "-o", str(out))
+    assert code == 0, err
+    assert "trained 3 epochs" in stdout and err.count("\n") <= 2
+
+
+def test_evaluate_defaults_to_shipped_seed_on_bundled_test_set(capsys):
+    code, stdout, _ = run(capsys, "evaluate", "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["n"] == 10000 and result["accuracy"] >= 0.975
+    assert np.array(result["confusion_matrix"]).sum() == 10000
+    code, stdout, _ = run(capsys, "evaluate")
+    assert "confusion matrix" in stdout and "precision" in stdout
+
+
+def test_evaluate_on_other_data(capsys, tiny_data):
+    code, stdout, _ = run(capsys, "evaluate", "--data", str(tiny_data), "--json")
+    assert code == 0 and json.loads(stdout)["n"] == 500
+
+
+def test_predict_images_and_csv(tmp_path, capsys, mnist):
+    paths = []
+    for i in range(3):
+        img = Image.fromarray(255 - mnist.test.images[i])  # black on white, like a drawing
+        paths.append(tmp_path / f"d{i}.png")
+        img.save(paths[-1])
+    csv = tmp_path / "pix.csv"
+    csv.write_text("\n".join(",".join(map(str, mnist.test.images[i].ravel())) for i in range(3)) + "\n")
+    code, stdout, _ = run(capsys, "predict", "--json", "--top-k", "2", *map(str, paths), str(csv))
+    assert code == 0
+    lines = [json.loads(l) for l in stdout.splitlines()]
+    assert len(lines) == 6 and all(len(l["top_k"]) == 2 for l in lines)
+    assert [l["label"] for l in lines[3:]] == mnist.test.labels[:3].tolist()
+    code, stdout, _ = run(capsys, "predict", str(paths[0]))
+    assert stdout.startswith(f"{paths[0]}: ")
+
+
+def test_info_text(capsys):
+    code, stdout, _ = run(capsys, "info")
+    assert code == 0 and "Dense(784->64)" in stdout and "test accuracy" in stdout and "digitnet train" in stdout
+
+
+def test_import_pickle(tmp_path, capsys):
+    m = MLP((64,), seed=0)
+    p = m.params
+    (tmp_path / "w.pkl").write_bytes(pickle.dumps((p["0.W"].T, p["0.b"][:, None], p["2.W"].T, p["2.b"][:, None])))
+    code, stdout, err = run(capsys, "import-pickle", str(tmp_path / "w.pkl"), "-o", str(tmp_path / "w.safetensors"))
+    assert code == 0, err
+    assert "test accuracy" in stdout and (tmp_path / "w.safetensors").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "expected a positive integer"),
+    (["train", "--batch-size", "lots"], "positive integer or 'full'"),
+    (["train", "--hidden", "64,x"], "comma-separated layer sizes"),
+    (["train", "--lr", "-1"], "positive number"),
+    (["train", "--data", "/nonexistent/mnist"], "no such file"),
+    (["train", "--bogus"], "unrecognized arguments"),
+    (["evaluate", "--model", "nonexistent-model"], "no model file or shipped model"),
+    (["predict", "/nonexistent.png"], "no such file"),
+    (["info", "--model", "/nonexistent.safetensors"], "cannot read model"),
+    (["import-pickle", "/nonexistent.pkl", "-o", "x.safetensors"], "cannot read"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_user_errors_exit_2_with_one_line(capsys, argv, message):
+    code, stdout, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("digitnet: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_predict_non_image_and_malicious_pickle(tmp_path, capsys):
+    (tmp_path / "x.png").write_text("not an image")
+    code, _, err = run(capsys, "predict", str(tmp_path / "x.png"))
+    assert code == 2 and "not a readable image" in err
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, ("true",))
+    (tmp_path / "e.pkl").write_bytes(pickle.dumps(Evil()))
+    code, _, err = run(capsys, "import-pickle", str(tmp_path / "e.pkl"), "-o", str(tmp_path / "o.safetensors"))
+    assert code == 2 and "refusing to load" in err and not (tmp_path / "o.safetensors").exists()
+
+
+def test_traceback_flag_shows_the_trace(capsys):
+    from digitnet import DigitnetError
+    with pytest.raises(DigitnetError):
+        main(["--traceback", "evaluate", "--model", "nonexistent-model"])
+
+
+def test_help_shows_defaults_and_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "digitnet", "train", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "default: 128" in proc.stdout and "--batch-size" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "digitnet", "train", "--epochs", "x"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
