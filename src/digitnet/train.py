@@ -137,7 +137,8 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                 opt.lr = lr_at(cfg, step, total_steps)
                 if not full:
                     xb, yb = model.prepare(xb), yb.astype(np.intp)
-                loss, pred = model.train_step(xb, yb)
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                    loss, pred = model.train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise DigitnetError(f"training diverged (loss {loss}) at epoch {epoch}; try a smaller --lr")
                 opt.step()
