@@ -14,20 +14,34 @@ import numpy as np
 from .errors import DigitnetError
 
 
-def open_image(source):
-    """Open a path, bytes or file object with Pillow; a clear error when it is not an image."""
-    from PIL import Image, UnidentifiedImageError
+MAX_PIXELS = 4096 * 4096   # larger images are refused before decoding (decompression bombs)
+
+
+def open_image(source, max_pixels: int = MAX_PIXELS):
+    """Open a path, bytes or file object with Pillow; a clear error when it is not an image.
+
+    The size is read from the header and checked before any pixel is decoded,
+    so a small file that claims to be a huge image (a decompression bomb) is
+    refused without allocating memory for it.
+    """
     import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+    name = source if isinstance(source, (str, Path)) else "input"
     try:
-        if isinstance(source, (bytes, bytearray)):
-            img = Image.open(io.BytesIO(source))
-        else:
-            img = Image.open(source)
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+            w, h = img.size
+            if w * h > max_pixels or w < 1 or h < 1:
+                raise DigitnetError(f"{name}: image is {w}x{h} pixels; at most {max_pixels:,} pixels are accepted")
+            img.load()
     except FileNotFoundError:
-        raise DigitnetError(f"{source}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        name = source if isinstance(source, (str, Path)) else "input"
+        raise DigitnetError(f"{name}: no such file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DigitnetError(f"{name}: not a readable image ({type(exc).__name__})") from None
     return img
 
