@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -99,42 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from .train import TrainConfig
-    d = TrainConfig()
-    t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
-                       description="Train a network (default: the seed's 784-64-10 MLP) and save it.")
-    t.add_argument("--data", metavar="PATH", help="dataset file or folder (IDX, CSV, .npz, .pkl.gz); "
-                   "default: the bundled MNIST")
-    t.add_argument("--hidden", type=_parse_hidden, default=(64,), metavar="N[,N...]",
-                   help="hidden layer sizes, e.g. 128,64")
-    t.add_argument("--epochs", type=_positive_int, default=None,
-                   help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch 300]")
-    t.add_argument("--batch-size", type=_batch_size, default=d.batch_size, metavar="N|full",
-                   help="mini-batch size, or 'full' for the seed's full-batch gradient descent")
-    t.add_argument("--lr", type=_positive_float, default=None,
-                   help=f"peak learning rate [default: {d.lr}; full-batch 0.5]")
-    t.add_argument("--momentum", type=_fraction, default=d.momentum, help="SGD momentum (0 for plain SGD)")
-    t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
-    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay")
-    t.add_argument("--schedule", choices=["constant", "cosine"], default=d.schedule, help="learning-rate schedule")
-    t.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
-                   help="training images held out for validation (0: none)")
-    t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("-o", "--output", default="digitnet-model.safetensors", help="where to save the model")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    t.set_defaults(func=cmd_train)
+    from .train_cli import add_train_parser
+    add_train_parser(sub, fmt, {"hidden": _parse_hidden, "batch_size": _batch_size, "positive_int": _positive_int,
+                                "nonneg_int": _nonneg_int, "positive_float": _positive_float, "fraction": _fraction})
 
     e = sub.add_parser("evaluate", help="accuracy, loss, per-class metrics, confusion matrix",
                        formatter_class=fmt)
-    e.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
+    e.add_argument("--model", nargs="+", action="extend", metavar="M",
+                   help="model file or shipped model name; several: an ensemble (probabilities averaged) "
+                        "[default: seed]")
     e.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST test set")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="classify image files or a CSV of pixels", formatter_class=fmt)
     pr.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...) or CSV files of pixels")
-    pr.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
+    pr.add_argument("--model", nargs="+", action="extend", metavar="M",
+                    help="model file or shipped model name; several: an ensemble [default: seed]")
     pr.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
     pr.set_defaults(func=cmd_predict)
@@ -156,59 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- commands
-def cmd_train(args) -> int:
+def _load_models(names: list[str] | None):
+    """One model, or a list of them (an ensemble whose probabilities are averaged)."""
     from . import io
-    from .data import load_mnist
-    from .metrics import evaluate
-    from .nn.model import MLP
-    from .train import fit
-
-    full = args.batch_size == "full"
-    epochs = args.epochs or (300 if full else None)
-    lr = args.lr or (0.5 if full else None)
-    overrides = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
-    out = Path(args.output)
-    if out.is_dir():
-        raise DigitnetError(f"-o {out}: is a directory; give a file name")
-    mnist = load_mnist(args.data)
-    if mnist.train is None:
-        raise DigitnetError(f"{args.data}: no training set found (only a test set)")
-    model = MLP(args.hidden, seed=args.seed, dtype=np.dtype(args.dtype))
-    arch = "-".join(str(s) for s in (784, *args.hidden, 10))
-    held_out = f", {args.val_size:,} of them held out for validation" if args.val_size else ""
-    print(f"training {arch} MLP ({model.n_params:,} parameters) on {mnist.source}: "
-          f"{len(mnist.train):,} images{held_out}", file=sys.stderr)
-    t0 = time.perf_counter()
-    history = fit(model, mnist.train, None, batch_size=args.batch_size, momentum=args.momentum,
-                  nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
-                  val_size=args.val_size, seed=args.seed, progress=not args.quiet, **overrides)
-    train_time = sum(h["time"] for h in history)
-    model.meta.update({
-        "command": "digitnet " + " ".join(shlex.quote(a) for a in args.argv),
-        "dataset": mnist.source if args.data else "bundled MNIST",
-        "dataset_sha256": mnist.train.checksum(),
-        "train_time_s": round(train_time, 3),
-    })
-    last = history[-1]
-    summary = f"trained {len(history)} epochs in {train_time:.2f} s; train acc {last['train_acc'] * 100:.2f} %"
-    if last["val_acc"] is not None:
-        summary += f", val acc {last['val_acc'] * 100:.2f} %"
-    if mnist.test is not None and mnist.test.labels is not None:
-        result = evaluate(model, mnist.test)
-        model.meta["test_accuracy"] = result["accuracy"]
-        model.meta["test_loss"] = result["loss"]
-        summary += f"\ntest accuracy {result['accuracy'] * 100:.2f} % ({result['n']:,} images)"
-    else:
-        summary += "\n(no labelled test set in this dataset: test accuracy not measured)"
-    io.save(model, out)
-    print(summary)
-    print(f"saved {out}")
-    return 0
-
-
-def _load_models(spec: str):
-    from . import io
-    return io.load(spec)
+    models = [io.load(n) for n in (names or ["seed"])]
+    return models[0] if len(models) == 1 else models
 
 
 def cmd_evaluate(args) -> int:
@@ -225,9 +156,9 @@ def cmd_evaluate(args) -> int:
         data = mnist.test
     result = evaluate(model, data)
     if args.json:
-        print(json.dumps({"model": str(args.model), "data": data.name, **result}))
+        print(json.dumps({"model": " ".join(args.model or ["seed"]), "data": data.name, **result}))
     else:
-        print(f"model {args.model} on {data.name}")
+        print(f"model {' + '.join(args.model or ['seed'])} on {data.name}")
         print(format_report(result))
     return 0
 
@@ -251,9 +182,10 @@ def _read_inputs(files: list[str]):
 
 
 def cmd_predict(args) -> int:
+    from .metrics import predict_proba
     model = _load_models(args.model)
     names, images = zip(*_read_inputs(args.files))
-    proba = model.predict_proba(np.stack(images))
+    proba = predict_proba(model, np.stack(images))
     k = min(args.top_k, proba.shape[1])
     for name, p in zip(names, proba):
         top = np.argsort(-p, kind="stable")[:k]

@@ -20,10 +20,15 @@ import numpy as np
 from .data import Dataset
 from .errors import DigitnetError
 from .metrics import accuracy
+from . import checkpoint
+from .augment import KINDS as AUGMENTS
+from .augment import augment
+from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
-from .nn.optim import SGD
+from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
+from .nn.schedules import SCHEDULES, lr_at_step
 
-SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass
@@ -35,13 +40,23 @@ class TrainConfig:
 
     epochs: int = 20
     batch_size: int | str = 128         # an int, or "full" for full-batch gradient descent
-    lr: float = 0.1
-    momentum: float = 0.9
+    lr: float = 0.1                     # peak learning rate
+    optimizer: str = "sgd"              # "sgd", "adam" or "adamw"
+    momentum: float = 0.9               # SGD momentum
     nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"            # "constant" or "cosine" (decay to 0 over the run)
+    betas: tuple = (0.9, 0.999)         # Adam/AdamW
+    weight_decay: float = 5e-4          # L2 (SGD, Adam) or decoupled decay (AdamW)
+    schedule: str = "cosine"            # "constant", "cosine", "step" or "onecycle"
+    warmup_epochs: float = 0.0          # linear warm-up before constant/cosine/step
+    step_epochs: int = 10               # "step": multiply the lr by step_gamma every step_epochs
+    step_gamma: float = 0.1
+    clip_norm: float = 0.0              # clip the global gradient norm to this (0: off)
+    label_smoothing: float = 0.0
+    augment: str = "none"               # "none", "shift", "affine" or "elastic"
+    patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
     val_size: int = 10000               # held out of the training set; 0 disables validation
+    checkpoint: str | None = None       # file rewritten (atomically) after every epoch
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -56,10 +71,23 @@ class TrainConfig:
             raise DigitnetError(f"epochs must be >= 1, got {self.epochs}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise DigitnetError(f"lr must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DigitnetError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise DigitnetError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        if self.val_size < 0:
-            raise DigitnetError(f"val_size must be >= 0, got {self.val_size}")
+        if self.augment not in AUGMENTS:
+            raise DigitnetError(f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}")
+        self.betas = tuple(float(b) for b in self.betas)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise DigitnetError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for name in ("warmup_epochs", "clip_norm", "weight_decay", "patience", "val_size"):
+            if getattr(self, name) < 0:
+                raise DigitnetError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise DigitnetError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
+            raise DigitnetError(f"step schedule needs step_epochs >= 1 and 0 < step_gamma <= 1, "
+                                f"got {self.step_epochs}, {self.step_gamma}")
 
     @classmethod
     def from_kwargs(cls, **kw) -> "TrainConfig":
@@ -69,12 +97,25 @@ class TrainConfig:
             raise DigitnetError(f"unknown training option(s) {sorted(bad)}; known: {sorted(names)}")
         return cls(**kw)
 
+    def saved(self) -> dict:
+        """The hyperparameters as stored in model metadata (no run plumbing)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("progress", "checkpoint")}
 
-def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
     """Learning rate for optimizer step ``step`` of ``total_steps``."""
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-    return cfg.lr
+    return lr_at_step(cfg.schedule, cfg.lr, step, total_steps,
+                      warmup=round(cfg.warmup_epochs * steps_per_epoch),
+                      step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.step_gamma)
+
+
+def make_optimizer(model: Sequential, cfg: TrainConfig):
+    """The optimizer ``cfg`` names, over all of ``model``'s parameters."""
+    if cfg.optimizer == "sgd":
+        return SGD(model.params, model.grads, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                   weight_decay=cfg.weight_decay)
+    cls = Adam if cfg.optimizer == "adam" else AdamW
+    return cls(model.params, model.grads, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
 class Callback:
@@ -88,7 +129,7 @@ class Callback:
 
 
 def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: TrainConfig | None = None,
-        callbacks=(), **overrides) -> list[dict]:
+        callbacks=(), resume: str | None = None, **overrides) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     Parameters
@@ -100,6 +141,12 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         Validation set; when omitted, ``config.val_size`` examples are held
         out of ``train`` (seeded by ``config.seed``).
     config : TrainConfig, optional; keyword overrides are applied on top.
+    resume : path, optional
+        A checkpoint written by an earlier run (``config.checkpoint``): its
+        weights, optimizer state, random-generator state, history and
+        configuration are restored, and training continues exactly where it
+        stopped (the ``config`` given here is ignored except ``epochs``,
+        ``checkpoint`` and ``progress``).
 
     Returns
     -------
@@ -108,21 +155,32 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         Also stored in ``model.meta["history"]`` with the config.
     """
     cfg = TrainConfig.from_kwargs(**{**(asdict(config) if config else {}), **overrides})
+    state = None
+    if resume is not None:
+        state = checkpoint.read(resume)
+        cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
+                                         **({"epochs": overrides["epochs"]} if "epochs" in overrides else {})})
     if train.labels is None:
         raise DigitnetError(f"{train.name or 'training set'} has no labels: cannot train on it")
     if val is None and cfg.val_size:
         train, val = train.split(cfg.val_size, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    for layer in model.layers:              # Dropout draws its masks from the run's generator
+        if hasattr(layer, "rng"):
+            layer.rng = rng
+    model.loss = SoftmaxCrossEntropy(cfg.label_smoothing)
     full = cfg.batch_size == "full" or cfg.batch_size >= len(train)
     steps_per_epoch = 1 if full else math.ceil(len(train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
-    opt = SGD(model.params, model.grads, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-              weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     # Full-batch GD reuses one converted array; mini-batches convert uint8 per batch.
-    x_full = model.prepare(train.images) if full else None
+    x_full = model.prepare(train.images) if full and cfg.augment == "none" else None
     y_full = train.labels.astype(np.intp) if full else None
 
     history: list[dict] = list(model.meta.get("history", []))
+    best = {"val_acc": -1.0, "epoch": 0, "weights": None}
+    if state is not None:
+        history = checkpoint.restore(state, model, opt, rng, best)
     start_epoch = len(history)
     for cb in callbacks:
         cb.on_train_begin(model, cfg)
@@ -132,15 +190,21 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
-            batches = [(x_full, y_full)] if full else train.batches(cfg.batch_size, rng)
+            batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng)
             for xb, yb in batches:
-                opt.lr = lr_at(cfg, step, total_steps)
-                if not full:
+                opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
+                if x_full is not None:
+                    xb = x_full
+                else:
+                    if cfg.augment != "none":
+                        xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
                     xb, yb = model.prepare(xb), yb.astype(np.intp)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                     loss, pred = model.train_step(xb, yb)
                 if not math.isfinite(loss):
                     raise DigitnetError(f"training diverged (loss {loss}) at epoch {epoch}; try a smaller --lr")
+                if cfg.clip_norm:
+                    clip_grad_norm(opt.grads, cfg.clip_norm)
                 opt.step()
                 n = len(yb)
                 loss_sum += loss * n
@@ -157,17 +221,33 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
             model.meta["history"] = history
             if bar is not None:
                 _epoch_line(bar, logs, cfg.epochs)
-            stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks]
+            stop = _early_stopping(cfg, model, logs, best)
+            if cfg.checkpoint:
+                checkpoint.write(cfg.checkpoint, model, opt, rng, cfg, history, best)
+            stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks] + [stop]
             if any(stop):
                 break
     finally:
         if bar is not None:
             bar.close()
-    model.meta["train_config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}
+    if best["weights"] is not None and best["epoch"] != len(history):
+        model.load_state_dict(best["weights"])      # early stopping: keep the best epoch's weights
+        model.meta["best_epoch"] = best["epoch"]
+    model.meta["train_config"] = cfg.saved()
     model.meta["seed"] = cfg.seed
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history
+
+
+def _early_stopping(cfg: TrainConfig, model: Sequential, logs: dict, best: dict) -> bool:
+    """Track the best validation accuracy; True when ``patience`` epochs brought nothing better."""
+    if not cfg.patience or logs["val_acc"] is None:
+        return False
+    if logs["val_acc"] > best["val_acc"]:
+        best.update(val_acc=logs["val_acc"], epoch=logs["epoch"],
+                    weights={k: v.copy() for k, v in model.state_dict().items()})
+    return logs["epoch"] - best["epoch"] >= cfg.patience
 
 
 def _progress(cfg: TrainConfig, total: int, initial: int):

@@ -60,3 +60,90 @@ class SGD:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for k in self.velocity:
             self.velocity[k][...] = state[f"velocity.{k}"]
+
+
+class Adam:
+    """Adam (Kingma & Ba), PyTorch's convention; ``weight_decay`` adds an L2 term to the gradient::
+
+        g = grad + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g          v = beta2 * v + (1 - beta2) * g^2
+        p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+
+    Parameters
+    ----------
+    params, grads : dict[str, ndarray]
+        Updated in place, as for :class:`SGD`.
+    """
+
+    decoupled = False
+
+    def __init__(self, params: dict, grads: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        if lr <= 0:
+            raise DigitnetError(f"lr must be > 0, got {lr}")
+        if not all(0 <= b < 1 for b in betas):
+            raise DigitnetError(f"betas must be in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise DigitnetError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.params, self.grads = params, grads
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.t = 0
+        self.m = {k: np.zeros_like(p) for k, p in params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for k, p in self.params.items():
+            g = self.grads[k]
+            if self.weight_decay:
+                if self.decoupled:
+                    p *= 1 - self.lr * self.weight_decay
+                else:
+                    g += self.weight_decay * p
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            denom = np.sqrt(v / c2)
+            denom += self.eps
+            p -= (self.lr / c1) * m / denom
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"t": np.array(self.t, np.int64), **{f"m.{k}": v for k, v in self.m.items()},
+                **{f"v.{k}": v for k, v in self.v.items()}}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(np.asarray(state["t"]).reshape(-1)[0])
+        for k in self.m:
+            self.m[k][...] = state[f"m.{k}"]
+            self.v[k][...] = state[f"v.{k}"]
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay``
+    before the Adam step, instead of adding an L2 term to the gradient."""
+
+    decoupled = True
+
+    def __init__(self, params: dict, grads: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(params, grads, lr, betas, eps, weight_decay)
+
+
+def clip_grad_norm(grads: dict, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_`` does).
+    """
+    total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads.values():
+            g *= scale
+    return total
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -1,0 +1,243 @@
+"""Convolution, pooling and flattening layers for NCHW image batches.
+
+Conv2D is one big matrix multiply ("im2col"): every k x k patch of the
+padded input becomes a row of a matrix, and the filters a matrix of the
+same width. NumPy's ``sliding_window_view`` builds the patch view without
+copying; a single reshape copies it into the GEMM operand. The backward
+pass scatters the patch gradients back ("col2im") with one strided add
+per kernel offset (k * k of them), never a Python loop over pixels.
+
+Internally the patch matrix is laid out channels-last, ``(N, Ho, Wo, k, k, C)``,
+so each strided add in col2im touches contiguous channel vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import DigitnetError
+from .init import he_normal
+from .layers import Layer, register
+
+
+def _out_size(n: int, k: int, stride: int, padding: int) -> int:
+    return (n + 2 * padding - k) // stride + 1
+
+
+def _check_chw(layer: str, shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise DigitnetError(f"{layer} expects (channels, height, width) input, got {tuple(shape)}")
+    return tuple(int(d) for d in shape)
+
+
+@register
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in PyTorch) with stride and zero padding.
+
+    ``W`` has shape (out_channels, in_channels, k, k), ``b`` (out_channels,).
+    Input (N, C, H, W) -> output (N, O, Ho, Wo) with
+    ``Ho = (H + 2 padding - k) // stride + 1``.
+
+    With the patch matrix ``X`` (N Ho Wo, k k C) and filters ``F`` (O, k k C):
+    ``Y = X @ F.T + b``; backward ``dF = dY.T @ X``, ``db = sum(dY)``,
+    ``dX = dY @ F`` scattered back to the input positions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, *, rng: np.random.Generator | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        for name, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0)):
+            if int(v) != v or v < lo:
+                raise DigitnetError(f"Conv2D {name} must be an integer >= {lo}, got {v!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        k = self.kernel_size
+        fan_in = self.in_channels * k * k
+        self.params = {"W": he_normal(rng, fan_in, (self.out_channels, self.in_channels, k, k), dtype),
+                       "b": np.zeros(self.out_channels, dtype)}
+        self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
+
+    def _patches(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> patch matrix (N, Ho, Wo, k, k, C), a fresh contiguous array."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        xh = x.transpose(0, 2, 3, 1)                                   # (N, H, W, C) view
+        if p:
+            xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+        win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (N, Ho, Wo, C, k, k) view
+        return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3))    # copy: (N, Ho, Wo, k, k, C)
+
+    def _filters(self) -> np.ndarray:
+        W = self.params["W"]
+        return W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)  # (O, k k C)
+
+    def forward(self, x, training=False):
+        N, C, H, W = x.shape
+        cols = self._patches(x)
+        _, Ho, Wo = cols.shape[:3]
+        self._cols, self._in_shape = cols.reshape(N * Ho * Wo, -1), x.shape   # (N Ho Wo, k k C)
+        out = self._cols @ self._filters().T                            # (N Ho Wo, O)
+        out += self.params["b"]
+        return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo) view
+
+    def backward(self, grad, input_grad=True):
+        N, C, H, W = self._in_shape
+        k, s, p, O = self.kernel_size, self.stride, self.padding, self.out_channels
+        Ho, Wo = grad.shape[2:]
+        g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
+        dF = g.T @ self._cols                                           # (O, k k C)
+        self.grads["W"][...] = dF.reshape(O, k, k, C).transpose(0, 3, 1, 2)
+        np.sum(g, axis=0, out=self.grads["b"])
+        if not input_grad:
+            return None
+        dcols = (g @ self._filters()).reshape(N, Ho, Wo, k, k, C)
+        dxp = np.zeros((N, H + 2 * p, W + 2 * p, C), dcols.dtype)       # channels-last, padded
+        for i in range(k):
+            for j in range(k):
+                dxp[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, :, :, i, j]
+        return dxp[:, p:p + H, p:p + W].transpose(0, 3, 1, 2)          # (N, C, H, W) view
+
+    def output_shape(self, input_shape):
+        C, H, W = _check_chw("Conv2D", input_shape)
+        if C != self.in_channels:
+            raise DigitnetError(f"Conv2D expects {self.in_channels} input channels, got {C}")
+        Ho, Wo = (_out_size(n, self.kernel_size, self.stride, self.padding) for n in (H, W))
+        if Ho < 1 or Wo < 1:
+            raise DigitnetError(f"Conv2D kernel {self.kernel_size} does not fit a {H}x{W} input "
+                                f"(padding {self.padding})")
+        return (self.out_channels, Ho, Wo)
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+class _Pool2D(Layer):
+    """Shared window bookkeeping for max and average pooling (no padding, floor mode)."""
+
+    def __init__(self, size: int = 2, stride: int | None = None) -> None:
+        super().__init__()
+        if int(size) != size or size < 1 or (stride is not None and (int(stride) != stride or stride < 1)):
+            raise DigitnetError(f"{type(self).__name__} size and stride must be integers >= 1, "
+                                f"got size={size!r}, stride={stride!r}")
+        self.size, self.stride = int(size), None if stride is None else int(stride)
+
+    @property
+    def _s(self) -> int:
+        return self.size if self.stride is None else self.stride
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) -> (N, C, Ho, Wo, k k), a contiguous copy."""
+        k, s = self.size, self._s
+        win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (N, C, Ho, Wo, k, k) view
+        return win.reshape(win.shape[:4] + (k * k,))
+
+    def _scatter(self, weights: np.ndarray) -> np.ndarray:
+        """Sum per-offset contributions ``weights`` (N, C, Ho, Wo, k k) into an input-shaped array."""
+        k, s = self.size, self._s
+        Ho, Wo = weights.shape[2:4]
+        dx = np.zeros(self._in_shape, weights.dtype)
+        for i in range(k):
+            for j in range(k):
+                dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += weights[..., i * k + j]
+        return dx
+
+    def output_shape(self, input_shape):
+        C, H, W = _check_chw(type(self).__name__, input_shape)
+        if H < self.size or W < self.size:
+            raise DigitnetError(f"{type(self).__name__} window {self.size} is larger than the {H}x{W} input")
+        return (C, (H - self.size) // self._s + 1, (W - self.size) // self._s + 1)
+
+    def config(self):
+        return {"size": self.size, "stride": self.stride}
+
+
+@register
+class MaxPool2D(_Pool2D):
+    """Maximum over each k x k window; the gradient goes to the (first) maximal input.
+
+    Computed as a running maximum over the k * k strided views of the input
+    (one per window offset), which keeps the input's memory layout and
+    avoids copying every window.
+    """
+
+    def _offsets(self, Ho: int, Wo: int):
+        k, s = self.size, self._s
+        for i in range(k):
+            for j in range(k):
+                yield i * k + j, (slice(None), slice(None), slice(i, i + s * (Ho - 1) + 1, s),
+                                  slice(j, j + s * (Wo - 1) + 1, s))
+
+    def forward(self, x, training=False):
+        self._in = x
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        out, arg = None, None
+        for o, sl in self._offsets(Ho, Wo):
+            v = x[sl]                                          # (N, C, Ho, Wo) strided view
+            if out is None:
+                out, arg = v.copy(order="K"), np.zeros(v.shape, np.int16)
+                continue
+            better = v > out
+            np.maximum(out, v, out=out)
+            np.copyto(arg, o, where=better)
+        self._arg = arg
+        return out
+
+    def backward(self, grad, input_grad=True):
+        dx = np.zeros_like(self._in)
+        Ho, Wo = grad.shape[2:]
+        overlap = self._s < self.size
+        for o, sl in self._offsets(Ho, Wo):
+            if overlap:
+                dx[sl] += grad * (self._arg == o)
+            else:
+                np.multiply(grad, self._arg == o, out=dx[sl])
+        return dx
+
+
+@register
+class AvgPool2D(_Pool2D):
+    """Mean over each k x k window."""
+
+    def forward(self, x, training=False):
+        self._in_shape = x.shape
+        return self._windows(x).mean(axis=-1)                 # (N, C, Ho, Wo)
+
+    def backward(self, grad, input_grad=True):
+        kk = self.size * self.size
+        share = np.broadcast_to((grad / kk)[..., None], grad.shape + (kk,))
+        return self._scatter(share)
+
+
+@register
+class GlobalAvgPool2D(Layer):
+    """(N, C, H, W) -> (N, C): the mean of each channel."""
+
+    def forward(self, x, training=False):
+        self._in_shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(self, grad, input_grad=True):
+        N, C, H, W = self._in_shape
+        return np.broadcast_to((grad / (H * W))[:, :, None, None], self._in_shape).copy()
+
+    def output_shape(self, input_shape):
+        C, _, _ = _check_chw("GlobalAvgPool2D", input_shape)
+        return (C,)
+
+
+@register
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C H W) in C, H, W order (like ``torch.flatten(x, 1)``)."""
+
+    def forward(self, x, training=False):
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad, input_grad=True):
+        return grad.reshape(self._in_shape)
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)

@@ -1,0 +1,176 @@
+"""``digitnet train``: the flags (named after TrainConfig fields) and the command."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DigitnetError
+
+ADAM_LR = 1e-3   # default peak lr for adam/adamw (the TrainConfig default 0.1 is SGD's)
+
+
+def add_train_parser(sub, fmt, types) -> None:
+    from .nn.spec import PRESETS
+    from .train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
+                       description="Train a network (default: the seed's 784-64-10 MLP) and save it. "
+                                   f"Presets: {', '.join(f'{k} = {v}' for k, v in PRESETS.items())}.")
+    t.add_argument("--data", metavar="PATH", help="dataset file or folder (IDX, CSV, .npz, .pkl.gz); "
+                   "default: the bundled MNIST")
+    t.add_argument("--arch", metavar="NAME|SPEC", default=None,
+                   help="preset (seed, mlp, cnn, cnn-large), a spec like conv32k5p2-bn-relu-pool2-fc128-relu-fc10, "
+                        "or a JSON list of layers [default: the MLP given by --hidden]")
+    t.add_argument("--hidden", type=types["hidden"], default=None, metavar="N[,N...]",
+                   help="hidden layer sizes of an MLP, e.g. 128,64 [default: 64]")
+    t.add_argument("--epochs", type=types["positive_int"], default=None,
+                   help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch 300]")
+    t.add_argument("--batch-size", type=types["batch_size"], default=d.batch_size, metavar="N|full",
+                   help="mini-batch size, or 'full' for the seed's full-batch gradient descent")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
+    t.add_argument("--lr", type=types["positive_float"], default=None,
+                   help=f"peak learning rate [default: sgd {d.lr}, adam/adamw {ADAM_LR}; full-batch 0.5]")
+    t.add_argument("--momentum", type=types["fraction"], default=d.momentum, help="SGD momentum (0 for plain SGD)")
+    t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    t.add_argument("--betas", type=_betas, default=d.betas, metavar="B1,B2", help="Adam/AdamW betas")
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="L2 weight decay (decoupled for adamw)")
+    t.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="learning-rate schedule")
+    t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear lr warm-up (epochs)")
+    t.add_argument("--step-epochs", type=types["positive_int"], default=d.step_epochs,
+                   help="step schedule: decay every N epochs")
+    t.add_argument("--step-gamma", type=float, default=d.step_gamma, help="step schedule: decay factor")
+    t.add_argument("--clip-norm", type=float, default=d.clip_norm, help="clip the gradient norm (0: off)")
+    t.add_argument("--label-smoothing", type=types["fraction"], default=d.label_smoothing)
+    t.add_argument("--augment", choices=AUGMENTS, default=d.augment,
+                   help="per-batch augmentation: shift; affine = shift + rotate + scale; elastic = affine + "
+                        "elastic distortion")
+    t.add_argument("--patience", type=types["nonneg_int"], default=d.patience,
+                   help="early stopping: stop after N epochs without a better validation accuracy and keep "
+                        "the best epoch's weights (0: off)")
+    t.add_argument("--val-size", type=types["nonneg_int"], default=d.val_size,
+                   help="training images held out for validation (0: none)")
+    t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
+                   help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
+    t.add_argument("-o", "--output", default=None, help="where to save the model "
+                   "[default: digitnet-model.safetensors, or the resumed run's output]")
+    t.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="checkpoint rewritten after every epoch and kept [default: OUTPUT.ckpt, removed "
+                        "when training finishes]")
+    t.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                   help="continue the run that wrote CHECKPOINT exactly where it stopped "
+                        "(its architecture and options are used; --epochs may extend it)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.set_defaults(func=cmd_train)
+
+
+def _betas(text: str) -> tuple[float, float]:
+    import argparse
+    try:
+        b = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        b = ()
+    if len(b) != 2 or not all(0 <= x < 1 for x in b):
+        raise argparse.ArgumentTypeError(f"expected two numbers in [0, 1) like 0.9,0.999, got {text!r}")
+    return b
+
+
+def _options(args) -> dict:
+    """TrainConfig values from the flags (defaults that depend on other flags filled in)."""
+    full = args.batch_size == "full"
+    lr = args.lr or (0.5 if full else ADAM_LR if args.optimizer in ("adam", "adamw") else None)
+    opts = {k: getattr(args, k) for k in (
+        "batch_size", "optimizer", "momentum", "nesterov", "betas", "weight_decay", "schedule", "warmup_epochs",
+        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed")}
+    opts.update({k: v for k, v in {"epochs": args.epochs or (300 if full else None), "lr": lr}.items()
+                 if v is not None})
+    return opts
+
+
+def cmd_train(args) -> int:
+    from . import checkpoint
+    from .data import load_mnist
+    from .nn.spec import build, mlp_spec
+
+    if args.resume and args.ensemble > 1:
+        raise DigitnetError("--resume continues one run; it cannot be combined with --ensemble")
+    if args.arch and args.hidden:
+        raise DigitnetError("give either --arch or --hidden, not both (--hidden 128,64 is --arch fc128-relu-fc64-relu-fc10)")
+    mnist = load_mnist(args.data)
+    if mnist.train is None:
+        raise DigitnetError(f"{args.data}: no training set found (only a test set)")
+    command = "digitnet " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.resume:
+        model = checkpoint.load_model(args.resume)
+        if model.meta.get("dataset_sha256") not in (None, mnist.train.checksum()):
+            raise DigitnetError(f"{args.resume} was trained on other data than {args.data or 'the bundled MNIST'}; "
+                                "resume with the same --data")
+        out = Path(args.output or model.meta.get("output") or "digitnet-model.safetensors")
+        runs = [(model, args.checkpoint or args.resume, {"epochs": args.epochs} if args.epochs else {})]
+        print(f"resuming {args.resume} after epoch {len(model.meta.get('history', []))}", file=sys.stderr)
+    else:
+        out = Path(args.output or "digitnet-model.safetensors")
+        arch = args.arch or mlp_spec(args.hidden or (64,))
+        runs = []
+        for k in range(args.ensemble):
+            seed = args.seed + k
+            model = build(arch, seed=seed, dtype=np.dtype(args.dtype))
+            path = out if args.ensemble == 1 else out.with_name(f"{out.stem}.{k}{out.suffix or '.safetensors'}")
+            model.meta.update({"command": command, "output": str(path),
+                               "dataset": mnist.source if args.data else "bundled MNIST",
+                               "dataset_sha256": mnist.train.checksum()})
+            runs.append((model, args.checkpoint or str(path) + ".ckpt", {**_options(args), "seed": seed}))
+    if out.is_dir():
+        raise DigitnetError(f"-o {out}: is a directory; give a file name")
+    models = []
+    for i, (model, ckpt, opts) in enumerate(runs):
+        models.append(_train_one(args, model, mnist, ckpt, opts, i, len(runs)))
+    if len(models) > 1 and mnist.test is not None and mnist.test.labels is not None:
+        from .metrics import evaluate
+        acc = evaluate(models, mnist.test)["accuracy"]
+        files = " ".join(shlex.quote(m.meta["output"]) for m in models)
+        print(f"ensemble of {len(models)}: test accuracy {acc * 100:.2f} % "
+              f"(digitnet evaluate --model {files})")
+    return 0
+
+
+def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
+    from . import io
+    from .metrics import evaluate
+    from .train import fit
+    out = Path(model.meta["output"]) if not args.output or n > 1 else Path(args.output)
+    model.meta["output"] = str(out)
+    held_out = f", {args.val_size:,} of them held out for validation" if args.val_size else ""
+    which = f" [{i + 1}/{n}, seed {opts.get('seed')}]" if n > 1 else ""
+    print(f"training {model.meta.get('arch', 'model')} ({model.n_params:,} parameters){which} on {mnist.source}: "
+          f"{len(mnist.train):,} images{held_out}", file=sys.stderr)
+    resume = args.resume if args.resume else None
+    history = fit(model, mnist.train, None, resume=resume, checkpoint=ckpt, progress=not args.quiet, **opts)
+    train_time = sum(h["time"] for h in history)
+    model.meta["train_time_s"] = round(train_time, 3)
+    model.meta.pop("checkpoint", None)
+    last = history[-1]
+    summary = f"trained {len(history)} epochs in {train_time:.2f} s; train acc {last['train_acc'] * 100:.2f} %"
+    if last["val_acc"] is not None:
+        summary += f", val acc {last['val_acc'] * 100:.2f} %"
+    if "best_epoch" in model.meta:
+        summary += f" (kept epoch {model.meta['best_epoch']})"
+    if mnist.test is not None and mnist.test.labels is not None:
+        result = evaluate(model, mnist.test)
+        model.meta["test_accuracy"] = result["accuracy"]
+        model.meta["test_loss"] = result["loss"]
+        summary += f"\ntest accuracy {result['accuracy'] * 100:.2f} % ({result['n']:,} images)"
+    else:
+        summary += "\n(no labelled test set in this dataset: test accuracy not measured)"
+    io.save(model, out)
+    if not args.checkpoint and not args.resume:
+        Path(ckpt).unlink(missing_ok=True)     # the default checkpoint is only for interrupted runs
+    print(summary)
+    print(f"saved {out}")
+    return model

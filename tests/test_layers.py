@@ -1,0 +1,122 @@
+"""Gradient checks (float64, central differences) for every layer, and their forward semantics."""
+
+import numpy as np
+import pytest
+
+from digitnet import DigitnetError
+from digitnet.nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GELU,
+                         GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
+from digitnet.nn.gradcheck import check_layer
+
+TOL = 1e-6
+rng0 = np.random.default_rng(0)
+
+CASES = [
+    ("dense", lambda: Dense(5, 4, dtype=np.float64), (3, 5)),
+    ("relu", lambda: ReLU(), (4, 6)),
+    ("leaky_relu", lambda: LeakyReLU(0.1), (4, 6)),
+    ("tanh", lambda: Tanh(), (4, 6)),
+    ("sigmoid", lambda: Sigmoid(), (4, 6)),
+    ("gelu", lambda: GELU(), (4, 6)),
+    ("conv", lambda: Conv2D(2, 3, 3, dtype=np.float64), (2, 2, 6, 6)),
+    ("conv_stride_pad", lambda: Conv2D(3, 4, 3, stride=2, padding=1, dtype=np.float64), (2, 3, 7, 7)),
+    ("conv_k5_pad2", lambda: Conv2D(2, 3, 5, padding=2, dtype=np.float64), (2, 2, 6, 5)),
+    ("maxpool", lambda: MaxPool2D(2), (2, 3, 6, 6)),
+    ("maxpool_odd_floor", lambda: MaxPool2D(2), (2, 2, 5, 5)),
+    ("maxpool_overlapping", lambda: MaxPool2D(3, stride=2), (2, 2, 7, 7)),
+    ("avgpool", lambda: AvgPool2D(2), (2, 3, 6, 6)),
+    ("avgpool_overlapping", lambda: AvgPool2D(3, stride=1), (2, 2, 5, 5)),
+    ("global_avgpool", lambda: GlobalAvgPool2D(), (2, 3, 4, 5)),
+    ("flatten", lambda: Flatten(), (2, 3, 4, 4)),
+    ("batchnorm1d_training", lambda: BatchNorm1D(5).astype(np.float64), (6, 5)),
+    ("batchnorm2d_training", lambda: BatchNorm2D(3).astype(np.float64), (4, 3, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", CASES, ids=[c[0] for c in CASES])
+def test_gradients_match_central_differences(name, make, shape):
+    layer = make()
+    # random params too (e.g. BatchNorm's gamma = 1, beta = 0 would hide mistakes)
+    for p in layer.params.values():
+        p[...] = np.random.default_rng(1).standard_normal(p.shape)
+    x = np.random.default_rng(2).standard_normal(shape)
+    errors = check_layer(layer, x, training=True)
+    assert set(errors) == {"x", *layer.params}
+    assert max(errors.values()) < TOL, errors
+
+
+def test_dropout_gradient_with_a_fixed_mask():
+    layer = Dropout(0.4)
+    mask = Dropout(0.4).draw_mask((5, 7), np.dtype(np.float64))
+    layer.draw_mask = lambda shape, dtype: mask
+    errors = check_layer(layer, np.random.default_rng(0).standard_normal((5, 7)), training=True)
+    assert errors["x"] < TOL
+
+
+def test_a_wrong_gradient_is_caught():
+    class Broken(Tanh):
+        def backward(self, grad, input_grad=True):
+            return 1.01 * super().backward(grad)
+    assert check_layer(Broken(), np.random.default_rng(0).standard_normal((3, 4)))["x"] > 1e-4
+
+
+def test_conv_matches_a_direct_loop():
+    rng = np.random.default_rng(3)
+    conv = Conv2D(2, 3, 3, stride=2, padding=1, rng=rng, dtype=np.float64)
+    conv.params["b"][...] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 2, 6, 5))
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = conv.forward(x)
+    assert out.shape == (2, 3, 3, 3) == (2, *conv.output_shape((2, 6, 5)))
+    W, b = conv.params["W"], conv.params["b"]
+    for n, o, i, j in np.ndindex(out.shape):
+        expect = np.sum(xp[n, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * W[o]) + b[o]
+        assert out[n, o, i, j] == pytest.approx(expect)
+
+
+def test_pooling_values():
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    assert MaxPool2D(2).forward(x)[0, 0].tolist() == [[5, 7], [13, 15]]
+    assert AvgPool2D(2).forward(x)[0, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
+    assert GlobalAvgPool2D().forward(x).tolist() == [[7.5]]
+    assert Flatten().forward(np.arange(8).reshape(1, 2, 2, 2)).tolist() == [list(range(8))]
+
+
+def test_batchnorm_running_statistics_and_inference():
+    bn = BatchNorm2D(2, momentum=0.5).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((8, 2, 3, 3)) * 3 + 1
+    y = bn.forward(x, training=True)
+    assert np.allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12) and np.allclose(y.var(axis=(0, 2, 3)), 1, atol=1e-4)
+    m = 8 * 9
+    assert np.allclose(bn.buffers["running_mean"], 0.5 * x.mean(axis=(0, 2, 3)))
+    assert np.allclose(bn.buffers["running_var"], 0.5 + 0.5 * x.var(axis=(0, 2, 3)) * m / (m - 1))
+    bn.buffers["running_mean"][...], bn.buffers["running_var"][...] = 1.0, 4.0
+    assert np.allclose(bn.forward(x, training=False), (x - 1) / np.sqrt(4 + 1e-5))
+
+
+def test_dropout_is_identity_at_inference_and_keeps_the_mean_in_training():
+    d = Dropout(0.5)
+    x = np.ones((200, 100), np.float32)
+    assert d.forward(x, training=False) is x
+    y = d.forward(x, training=True)
+    assert set(np.unique(y)) == {0.0, 2.0} and abs(y.mean() - 1) < 0.05
+
+
+def test_activation_values():
+    x = np.array([[-2.0, 0.5]])
+    assert np.allclose(LeakyReLU(0.1).forward(x), [[-0.2, 0.5]])
+    assert np.allclose(Sigmoid().forward(x), 1 / (1 + np.exp(-x)))
+    assert np.allclose(Tanh().forward(x), np.tanh(x))
+    assert np.allclose(GELU().forward(np.array([[0.0, 1.0]])), [[0.0, 0.8411920]], atol=1e-6)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Conv2D(1, 8, 0), "kernel_size"),
+    (lambda: MaxPool2D(0), "size"),
+    (lambda: Dropout(1.0), "Dropout p"),
+    (lambda: BatchNorm1D(0), "num_features"),
+    (lambda: LeakyReLU(-1), "negative_slope"),
+])
+def test_bad_layer_arguments(make, message):
+    with pytest.raises(DigitnetError, match=message):
+        make()
