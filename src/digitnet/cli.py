@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="classify image files or a CSV of pixels", formatter_class=fmt)
     pr.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...) or CSV files of pixels")
-    pr.add_argument("--model", nargs="+", action="extend", metavar="M",
-                    help="model file or shipped model name; several: an ensemble [default: seed]")
+    pr.add_argument("--model", action="append", metavar="M",
+                    help="model file or shipped model name; repeat it for an ensemble (probabilities averaged) "
+                         "[default: seed]")
     pr.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
     pr.set_defaults(func=cmd_predict)

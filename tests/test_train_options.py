@@ -1,0 +1,126 @@
+"""fit() options beyond plain SGD, and the train/evaluate/predict CLI for architectures and ensembles."""
+
+import json
+
+import numpy as np
+import pytest
+
+import digitnet
+from digitnet import DigitnetError, TrainConfig
+from digitnet.cli import main
+from digitnet.nn import build
+from digitnet.train import Callback
+
+
+@pytest.mark.parametrize("opts", [
+    {"optimizer": "adam", "lr": 3e-3, "schedule": "onecycle"},
+    {"optimizer": "adamw", "lr": 3e-3, "schedule": "step", "step_epochs": 1, "clip_norm": 1.0},
+    {"optimizer": "sgd", "nesterov": True, "warmup_epochs": 1, "label_smoothing": 0.1},
+])
+def test_optimizers_and_schedules_learn(small, opts):
+    model = build("conv4k3-pool-bn-relu-fc10", seed=0)
+    h = model.fit(small.train, epochs=2, batch_size=64, val_size=500, progress=False, **opts)
+    assert h[-1]["val_acc"] > 0.7          # chance is 0.1
+    assert model.meta["train_config"]["optimizer"] == opts["optimizer"]
+
+
+def test_early_stopping_restores_the_best_weights(small):
+    seen = {}
+
+    class Record(Callback):
+        def on_epoch_end(self, model, epoch, logs):
+            seen[epoch] = {k: v.copy() for k, v in model.state_dict().items()}
+
+    model = build("fc16-relu-fc10", seed=0)
+    # a learning rate far too high makes validation accuracy fluctuate, so the best epoch is not the last
+    h = model.fit(small.train, epochs=8, lr=3.0, schedule="constant", patience=2, val_size=500, progress=False,
+                  callbacks=[Record()])
+    best = max(range(len(h)), key=lambda i: (h[i]["val_acc"], -i)) + 1
+    assert len(h) == min(8, best + 2)
+    assert all(np.array_equal(model.state_dict()[k], seen[best][k]) for k in seen[best])
+
+
+def test_checkpoint_of_a_run_is_a_loadable_model(tmp_path, small):
+    model = build("fc16-relu-fc10", seed=0)
+    model.fit(small.train, epochs=2, val_size=500, progress=False, checkpoint=str(tmp_path / "c.ckpt"))
+    again = digitnet.load(tmp_path / "c.ckpt")
+    assert all(np.array_equal(again.params[k], model.params[k]) for k in model.params)
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"optimizer": "rmsprop"}, "optimizer"), ({"schedule": "zigzag"}, "schedule"),
+    ({"augment": "mixup"}, "augment"), ({"betas": (0.9, 1.5)}, "betas"), ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"clip_norm": -1}, "clip_norm"), ({"patience": -1}, "patience"),
+])
+def test_bad_options(kw, message):
+    with pytest.raises(DigitnetError, match=message):
+        TrainConfig(**kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, mnist):
+    d = tmp_path_factory.mktemp("data")
+    tr, te = mnist.train.subset(slice(0, 1500)), mnist.test.subset(slice(0, 300))
+    np.savez(d / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
+    return d / "mnist.npz"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_trains_a_convnet_spec_and_records_it(tmp_path, capsys, tiny_data):
+    out = tmp_path / "c.safetensors"
+    code, stdout, err = run(capsys, "train", "--data", tiny_data, "--arch", "conv4k5-pool-relu-fc10",
+                            "--optimizer", "adam", "--epochs", "1", "--val-size", "300", "--quiet", "-o", out)
+    assert code == 0, err
+    meta = digitnet.info(out)
+    assert meta["arch"] == "conv4k5-pool-relu-fc10" and meta["input_shape"] == [1, 28, 28]
+    assert meta["train_config"]["optimizer"] == "adam" and meta["train_config"]["lr"] == 1e-3
+    assert "--arch conv4k5-pool-relu-fc10" in meta["command"]
+    assert not (tmp_path / "c.safetensors.ckpt").exists()
+
+
+def test_cli_ensemble_and_averaged_evaluation(tmp_path, capsys, tiny_data):
+    out = tmp_path / "e.safetensors"
+    code, stdout, err = run(capsys, "train", "--data", tiny_data, "--hidden", "16", "--epochs", "1",
+                            "--ensemble", "2", "--seed", "3", "--val-size", "300", "--quiet", "-o", out)
+    assert code == 0, err
+    files = [tmp_path / "e.0.safetensors", tmp_path / "e.1.safetensors"]
+    assert [digitnet.info(f)["seed"] for f in files] == [3, 4]
+    assert "ensemble of 2: test accuracy" in stdout
+    code, stdout, err = run(capsys, "evaluate", "--data", tiny_data, "--json", "--model", *files)
+    assert code == 0, err
+    result = json.loads(stdout)
+    models = [digitnet.load(f) for f in files]
+    data = digitnet.load_mnist(tiny_data).test
+    expect = (np.mean([m.predict_proba(data.images) for m in models], axis=0).argmax(1) == data.labels).mean()
+    assert result["accuracy"] == pytest.approx(expect)
+    img = tmp_path / "d.png"
+    from PIL import Image
+    Image.fromarray(data.images[0]).save(img)
+    code, stdout, err = run(capsys, "predict", "--json", "--model", files[0], "--model", files[1], img)
+    assert code == 0 and json.loads(stdout)["label"] in range(10)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--arch", "conv8k5-poool-fc10"], "'poool'"),
+    (["train", "--arch", "mlp", "--hidden", "64"], "either --arch or --hidden"),
+    (["train", "--optimizer", "rmsprop"], "invalid choice"),
+    (["train", "--betas", "0.9"], "two numbers"),
+    (["train", "--augment", "mixup"], "invalid choice"),
+    (["evaluate", "--model", "seed", "/nonexistent.safetensors"], "cannot read model"),
+])
+def test_cli_errors(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_resume_rejects_other_data(tmp_path, capsys, tiny_data, small):
+    model = build("fc8-relu-fc10")
+    model.meta["dataset_sha256"] = "0" * 64
+    model.fit(small.train, epochs=1, val_size=0, progress=False, checkpoint=str(tmp_path / "x.ckpt"))
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--resume", tmp_path / "x.ckpt")
+    assert code == 2 and "other data" in err
