@@ -173,27 +173,31 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._in = x
         _, Ho, Wo = self.output_shape(x.shape[1:])
-        out, arg = None, None
-        for o, sl in self._offsets(Ho, Wo):
+        out = None
+        for _, sl in self._offsets(Ho, Wo):
             v = x[sl]                                          # (N, C, Ho, Wo) strided view
             if out is None:
-                out, arg = v.copy(order="K"), np.zeros(v.shape, np.int16)
-                continue
-            better = v > out
-            np.maximum(out, v, out=out)
-            np.copyto(arg, o, where=better)
-        self._arg = arg
+                out = v.copy(order="K")                        # keep the input's memory layout
+            else:
+                np.maximum(out, v, out=out)
+        self._out = out
         return out
 
     def backward(self, grad, input_grad=True):
-        dx = np.zeros_like(self._in)
+        # The gradient goes to the first offset holding the maximum (as argmax would pick).
+        x, out = self._in, self._out
+        dx = np.zeros_like(x)
         Ho, Wo = grad.shape[2:]
         overlap = self._s < self.size
-        for o, sl in self._offsets(Ho, Wo):
+        taken = np.zeros_like(out, dtype=bool)
+        for _, sl in self._offsets(Ho, Wo):
+            hit = x[sl] == out
+            hit &= ~taken
+            taken |= hit
             if overlap:
-                dx[sl] += grad * (self._arg == o)
+                dx[sl] += grad * hit
             else:
-                np.multiply(grad, self._arg == o, out=dx[sl])
+                np.multiply(grad, hit, out=dx[sl])
         return dx
 
 
