@@ -207,6 +207,7 @@ def cmd_info(args) -> int:
         return 0
     arch = " -> ".join(_layer_text(layer) for layer in meta["architecture"])
     rows = [("model", str(io.resolve(args.model))), ("architecture", arch),
+            *([("spec", meta["arch"])] if "arch" in meta else []),
             ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
             ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
             ("digitnet version", meta.get("digitnet_version", "?"))]

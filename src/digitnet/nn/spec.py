@@ -45,8 +45,8 @@ PRESETS: dict[str, str] = {
     "seed": "fc64-relu-fc10",
     "mlp": "fc512-bn-relu-drop0.2-fc512-bn-relu-drop0.2-fc10",
     "cnn": "conv24k5-pool2-bn-relu-conv32k3-pool2-bn-relu-fc256-relu-fc10",
-    "cnn-large": "conv32k3p1-bn-relu-conv32k3p1-bn-relu-pool2-conv64k3p1-bn-relu-conv64k3p1-bn-relu-pool2"
-                 "-fc256-bn-relu-drop0.4-fc10",
+    # the PyTorch reference net that reached 99.56 % in 5 epochs (BASELINES.md), pooling before batch norm
+    "cnn-large": "conv32k5p2-pool2-bn-relu-conv64k5p2-pool2-bn-relu-fc256-relu-drop0.3-fc10",
 }
 
 IMAGE_SHAPE = (1, 28, 28)

@@ -1,0 +1,158 @@
+"""Train each preset with its stated recipe over several seeds; record and tabulate test accuracy.
+
+    python benchmarks/accuracy.py                      # every preset, seeds 0 1 2 (hours for cnn-large)
+    python benchmarks/accuracy.py --presets seed cnn   # a subset
+    python benchmarks/accuracy.py --table-only         # just regenerate the README table
+
+Each run is one ``digitnet train`` command (printed, and recorded in the model's metadata), run in a
+subprocess with one BLAS thread. Results go to ``benchmarks/results/accuracy.json`` after every run
+(runs already there are skipped unless ``--force``), so an interrupted benchmark resumes where it
+stopped; the README's accuracy table, between ``<!-- accuracy:start -->`` and ``<!-- accuracy:end -->``,
+is regenerated from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+README = ROOT / "README.md"
+START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+
+# name -> (target test accuracy, digitnet train arguments; --seed and -o are added per run)
+RECIPES: dict[str, tuple[float, list[str]]] = {
+    "seed": (0.978, ["--arch", "seed", "--epochs", "40", "--val-size", "0", "--label-smoothing", "0.1"]),
+    "mlp": (0.985, ["--arch", "mlp", "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "1e-4",
+                    "--schedule", "onecycle", "--epochs", "20", "--val-size", "0", "--label-smoothing", "0.1"]),
+    "mlp+augment": (0.992, ["--arch", "mlp", "--optimizer", "adamw", "--lr", "2e-3", "--weight-decay", "1e-4",
+                            "--schedule", "onecycle", "--epochs", "60", "--val-size", "0", "--augment", "elastic"]),
+    "cnn": (0.993, ["--arch", "cnn", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "1e-4",
+                    "--schedule", "onecycle", "--epochs", "6", "--val-size", "0", "--augment", "affine",
+                    "--label-smoothing", "0.1"]),
+    "cnn-large": (0.996, ["--arch", "cnn-large", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "1e-4",
+                          "--schedule", "onecycle", "--epochs", "30", "--val-size", "0", "--augment", "elastic",
+                          "--label-smoothing", "0.1"]),
+}
+
+
+def command(name: str, seed: int, out: str) -> list[str]:
+    return ["digitnet", "train", *RECIPES[name][1], "--seed", str(seed), "--quiet", "-o", out]
+
+
+def machine() -> dict:
+    import digitnet
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "digitnet": digitnet.__version__, "blas_threads": 1}
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"presets": {}}
+
+
+def save(results: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def run_one(name: str, seed: int) -> dict:
+    import digitnet
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as d:
+        out = str(Path(d) / f"{name}-{seed}.safetensors")
+        argv = command(name, seed, out)
+        print("$", " ".join(shlex.quote(a) for a in argv), flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "digitnet", *argv[1:]], env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} seed {seed} failed:\n{proc.stderr}")
+        meta = digitnet.info(out)
+    return {"seed": seed, "test_accuracy": meta["test_accuracy"], "train_time_s": meta["train_time_s"],
+            "wall_s": round(wall, 1), "epochs": len(meta["history"]),
+            "command": " ".join(shlex.quote(a) for a in command(name, seed, f"{name}.safetensors"))}
+
+
+def table(results: dict) -> str:
+    rows = ["| preset | recipe (`digitnet train …`, seeds 0, 1, 2) | target | mean | min | training time / run |",
+            "|---|---|---|---|---|---|"]
+    for name, (target, args) in RECIPES.items():
+        runs = results["presets"].get(name, {}).get("runs", [])
+        recipe = f"`{' '.join(args)}`"
+        if not runs:
+            rows.append(f"| `{name}` | {recipe} | ≥ {target * 100:.1f} % | not run yet | | |")
+            continue
+        acc = [r["test_accuracy"] * 100 for r in runs]
+        t = np.mean([r["train_time_s"] for r in runs])
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        met = "✓" if min(acc) >= target * 100 else "✗ (missed)"
+        rows.append(f"| `{name}` | {recipe} | ≥ {target * 100:.1f} % {met} | **{np.mean(acc):.2f} %** | {min(acc):.2f} % "
+                    f"(seeds {seeds}: {', '.join(f'{a:.2f}' for a in acc)}) | {t:.0f} s |")
+    m = results.get("machine", {})
+    rows.append("")
+    rows.append(f"Measured by `python benchmarks/accuracy.py` on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
+                f"shared with other jobs), one BLAS thread, Python {m.get('python', '?')}, NumPy {m.get('numpy', '?')}; "
+                "raw figures in `benchmarks/results/accuracy.json`. Training time is the training loop only.")
+    return "\n".join(rows)
+
+
+def write_readme(results: dict) -> None:
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{table(results)}\n{END}{tail}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--presets", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--force", action="store_true", help="rerun runs already in the results file")
+    p.add_argument("--table-only", action="store_true", help="only regenerate the README table")
+    args = p.parse_args(argv)
+    results = load()
+    if not args.table_only:
+        for name in args.presets:
+            for seed in args.seeds:
+                entry = results["presets"].setdefault(name, {"target": RECIPES[name][0], "runs": []})
+                if entry.get("args") != RECIPES[name][1]:       # recipe changed: old runs no longer count
+                    entry.update(args=RECIPES[name][1], runs=[])
+                if not args.force and any(r["seed"] == seed for r in entry["runs"]):
+                    continue
+                r = run_one(name, seed)
+                entry["runs"] = [x for x in entry["runs"] if x["seed"] != seed] + [r]
+                acc = [x["test_accuracy"] for x in entry["runs"]]
+                entry.update(mean=float(np.mean(acc)), min=float(np.min(acc)))
+                results["machine"] = machine()
+                save(results)
+                write_readme(results)
+                print(f"{name} seed {seed}: {r['test_accuracy'] * 100:.2f} % in {r['train_time_s']:.0f} s", flush=True)
+    write_readme(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
