@@ -91,3 +91,13 @@ def test_same_seed_same_weights():
 def test_invalid_specs_name_the_problem(spec, message):
     with pytest.raises(DigitnetError, match=message):
         build(spec)
+
+
+def test_shipped_cnn_model(mnist):
+    assert "cnn" in digitnet.io.shipped_models()
+    model = digitnet.load("cnn")
+    assert model.input_shape == (1, 28, 28) and model.meta["arch"] == "cnn" and model.meta["seed"] == 0
+    assert model.meta["command"].startswith("digitnet train --arch cnn ")
+    assert model.meta["test_accuracy"] >= 0.993
+    sample = mnist.test.subset(slice(0, 2000))
+    assert digitnet.evaluate(model, sample)["accuracy"] >= 0.99
