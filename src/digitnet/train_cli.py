@@ -146,7 +146,8 @@ def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
     from .train import fit
     out = Path(model.meta["output"]) if not args.output or n > 1 else Path(args.output)
     model.meta["output"] = str(out)
-    held_out = f", {args.val_size:,} of them held out for validation" if args.val_size else ""
+    val_size = opts.get("val_size", model.meta.get("checkpoint", {}).get("config", {}).get("val_size", 0))
+    held_out = f", {val_size:,} of them held out for validation" if val_size else ""
     which = f" [{i + 1}/{n}, seed {opts.get('seed')}]" if n > 1 else ""
     print(f"training {model.meta.get('arch', 'model')} ({model.n_params:,} parameters){which} on {mnist.source}: "
           f"{len(mnist.train):,} images{held_out}", file=sys.stderr)
