@@ -8,7 +8,8 @@ Each run is one ``digitnet train`` command (printed, and recorded in the model's
 subprocess with one BLAS thread. Results go to ``benchmarks/results/accuracy.json`` after every run
 (runs already there are skipped unless ``--force``), so an interrupted benchmark resumes where it
 stopped; the README's accuracy table, between ``<!-- accuracy:start -->`` and ``<!-- accuracy:end -->``,
-is regenerated from that file.
+is regenerated from that file. The trained models are kept in ``runs/accuracy-models/`` (git-ignored);
+when every seed's model is there, the seeds' ensemble (probabilities averaged) is evaluated too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+MODELS = ROOT / "runs" / "accuracy-models"        # the trained models (git-ignored), kept for ensembles
 README = ROOT / "README.md"
 START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
@@ -79,20 +80,30 @@ def save(results: dict) -> None:
 def run_one(name: str, seed: int) -> dict:
     import digitnet
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with tempfile.TemporaryDirectory() as d:
-        out = str(Path(d) / f"{name}-{seed}.safetensors")
-        argv = command(name, seed, out)
-        print("$", " ".join(shlex.quote(a) for a in argv), flush=True)
-        t0, cpu0 = time.perf_counter(), _children_cpu()
-        proc = subprocess.run([sys.executable, "-m", "digitnet", *argv[1:]], env=env, capture_output=True, text=True)
-        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} seed {seed} failed:\n{proc.stderr}")
-        meta = digitnet.info(out)
+    MODELS.mkdir(parents=True, exist_ok=True)
+    out = str(MODELS / f"{name}-{seed}.safetensors")
+    argv = command(name, seed, out)
+    print("$", " ".join(shlex.quote(a) for a in argv), flush=True)
+    t0, cpu0 = time.perf_counter(), _children_cpu()
+    proc = subprocess.run([sys.executable, "-m", "digitnet", *argv[1:]], env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} seed {seed} failed:\n{proc.stderr}")
+    meta = digitnet.info(out)
     return {"seed": seed, "test_accuracy": meta["test_accuracy"], "train_time_s": meta["train_time_s"],
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_avg_1min": round(os.getloadavg()[0], 2),
             "epochs": len(meta["history"]),
             "command": " ".join(shlex.quote(a) for a in command(name, seed, f"{name}.safetensors"))}
+
+
+def ensemble(name: str, seeds: list[int]) -> dict | None:
+    """Test accuracy of the seeds' models together (probabilities averaged), when all are at hand."""
+    import digitnet
+    files = [MODELS / f"{name}-{s}.safetensors" for s in sorted(seeds)]
+    if len(files) < 2 or not all(f.exists() for f in files):
+        return None
+    acc = digitnet.evaluate([digitnet.load(f) for f in files], digitnet.load_mnist().test)["accuracy"]
+    return {"seeds": sorted(seeds), "test_accuracy": acc}
 
 
 def _children_cpu() -> float:
@@ -119,8 +130,11 @@ def table(results: dict) -> str:
         cpu_text = f"; {np.mean(cpu):.0f} s CPU" if cpu else ""
         seeds = ", ".join(str(r["seed"]) for r in runs)
         met = "✓" if min(acc) >= target * 100 else "✗ (missed)"
+        ens = results["presets"][name].get("ensemble")
+        ens_text = f"; ensemble of seeds {', '.join(map(str, ens['seeds']))}: {ens['test_accuracy'] * 100:.2f} %" \
+            if ens else ""
         rows.append(f"| `{name}` | {recipe} | ≥ {target * 100:.1f} % {met} | **{np.mean(acc):.2f} %** | {min(acc):.2f} % "
-                    f"(seeds {seeds}: {', '.join(f'{a:.2f}' for a in acc)}) | {t:.0f} s{cpu_text} |")
+                    f"(seeds {seeds}: {', '.join(f'{a:.2f}' for a in acc)}){ens_text} | {t:.0f} s{cpu_text} |")
     m = results.get("machine", {})
     rows.append("")
     rows.append(f"Measured by `python benchmarks/accuracy.py` on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
@@ -159,6 +173,7 @@ def main(argv=None) -> int:
                 entry["runs"] = [x for x in entry["runs"] if x["seed"] != seed] + [r]
                 acc = [x["test_accuracy"] for x in entry["runs"]]
                 entry.update(mean=float(np.mean(acc)), min=float(np.min(acc)))
+                entry["ensemble"] = ensemble(name, [x["seed"] for x in entry["runs"]])
                 results["machine"] = machine()
                 save(results)
                 write_readme(results)
