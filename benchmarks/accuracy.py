@@ -43,7 +43,7 @@ RECIPES: dict[str, tuple[float, list[str]]] = {
                     "--schedule", "onecycle", "--epochs", "6", "--val-size", "0", "--augment", "affine",
                     "--label-smoothing", "0.1"]),
     "cnn-large": (0.996, ["--arch", "cnn-large", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "1e-4",
-                          "--schedule", "onecycle", "--epochs", "30", "--val-size", "0", "--augment", "elastic",
+                          "--schedule", "onecycle", "--epochs", "12", "--val-size", "0", "--augment", "affine",
                           "--label-smoothing", "0.1"]),
 }
 
@@ -174,6 +174,9 @@ def main(argv=None) -> int:
                 acc = [x["test_accuracy"] for x in entry["runs"]]
                 entry.update(mean=float(np.mean(acc)), min=float(np.min(acc)))
                 entry["ensemble"] = ensemble(name, [x["seed"] for x in entry["runs"]])
+                # merge into the file as it is now: several benchmark processes may run at once
+                results = load()
+                results["presets"][name] = entry
                 results["machine"] = machine()
                 save(results)
                 write_readme(results)
