@@ -130,6 +130,8 @@ def table(results: dict) -> str:
         cpu_text = f"; {np.mean(cpu):.0f} s CPU" if cpu else ""
         seeds = ", ".join(str(r["seed"]) for r in runs)
         met = "✓" if min(acc) >= target * 100 else "✗ (missed)"
+        if len(runs) < 3:
+            met += f" ({len(runs)} seed{'s' if len(runs) > 1 else ''} only)"
         ens = results["presets"][name].get("ensemble")
         ens_text = f"; ensemble of seeds {', '.join(map(str, ens['seeds']))}: {ens['test_accuracy'] * 100:.2f} %" \
             if ens else ""
