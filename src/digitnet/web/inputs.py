@@ -65,7 +65,7 @@ def pixels_to_array(pixels, value_range: str = "0-255") -> np.ndarray:
     top = RANGES[value_range]
     if not isinstance(pixels, list):
         raise DigitnetError(f"'pixels' must be a 28x28 or 784 array, got {type(pixels).__name__}")
-    if len(pixels) == 784 and all(_is_number(v) for v in pixels):
+    if len(pixels) == 784 and not any(isinstance(v, list) for v in pixels):
         flat = pixels
     elif len(pixels) == 28 and all(isinstance(r, list) for r in pixels):
         for i, r in enumerate(pixels):

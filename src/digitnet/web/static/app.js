@@ -28,6 +28,7 @@ function clearPad() {
   generation += 1;
   dirty = false;
   showEmpty();
+  markBusy();
 }
 
 function point(event) {
@@ -84,6 +85,12 @@ modelEl.addEventListener("change", () => { dirty = true; predict(); });
 
 function schedule() {
   if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, DEBOUNCE_MS);
+  markBusy();
+}
+
+// body[data-busy] is "true" while a prediction is pending or in flight (tests wait on it)
+function markBusy() {
+  document.body.dataset.busy = String(inFlight || dirty || timer !== null);
 }
 
 function predict() {
@@ -109,6 +116,7 @@ function predict() {
     } finally {
       inFlight = false;
       if (dirty) schedule();
+      markBusy();
     }
   }, "image/png");
 }
