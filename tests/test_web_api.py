@@ -282,3 +282,15 @@ def test_uploads_are_never_written_to_disk(client, monkeypatch):
     spooled.clear()
     r = client.post("/api/predict", files={"file": ("noise.png", upload, "image/png")})
     assert r.status_code == 200 and spooled == []
+
+
+def test_fast_and_careful_pixel_checks_agree(mnist):
+    from digitnet.web.inputs import pixels_to_array
+    img = mnist.test.images[7]
+    for pixels, rng in ((img.tolist(), "0-255"), (img.ravel().tolist(), "0-255"), ((img / 255).tolist(), "0-1")):
+        fast = pixels_to_array(pixels, rng, may_hold_bools=False)
+        careful = pixels_to_array(pixels, rng, may_hold_bools=True)
+        assert fast.dtype == np.float32 and fast.shape == (28, 28) and np.array_equal(fast, careful)
+    assert np.allclose(fast * 255, img, atol=1e-3)
+    with pytest.raises(digitnet.DigitnetError, match="expected a number"):
+        pixels_to_array([0] * 783 + [True], may_hold_bools=True)

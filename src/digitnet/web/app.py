@@ -9,10 +9,12 @@ Routes::
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
-takes tens of microseconds for the MLP, so it runs directly on the event loop;
-decoding an uploaded image can take longer (up to ``max_pixels``), so it runs in
-a worker thread, at most ``image_workers`` at a time so that concurrent large
-uploads cannot exhaust memory.
+takes tens of microseconds for the MLP, so it runs directly on the event loop,
+and so does preprocessing a small image such as a canvas drawing (about 1 ms:
+a hop to a worker thread costs more than that under load). A large upload (up
+to ``max_pixels``) can take far longer, so it is preprocessed in a worker
+thread, at most ``image_workers`` at a time so that concurrent large uploads
+cannot exhaust memory nor stall the other requests.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from . import schema
-from .inputs import image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .inputs import header_pixels, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
@@ -41,6 +43,7 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
                                            "frame-ancestors 'none'; form-action 'self'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_TYPES = ("image/", "application/octet-stream")
+INLINE_PIXELS = 512 * 512         # images up to this size are preprocessed on the event loop, larger in a thread
 
 
 def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
@@ -129,6 +132,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         return {"default": default, "models": summaries}
 
     async def decode(data: bytes) -> np.ndarray:
+        if header_pixels(data) <= INLINE_PIXELS:   # a canvas drawing: ~1 ms, cheaper than a thread hop
+            return image_to_mnist(data, max_pixels)
         if not limiter:
             limiter.append(anyio.CapacityLimiter(image_workers))
         return await anyio.to_thread.run_sync(image_to_mnist, data, max_pixels, limiter=limiter[0])
@@ -157,7 +162,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             obj = parse_json(body)
             name, net = pick(obj.get("model", model))
             k = parse_top_k(obj.get("top_k", top_k or 3))
-            x = pixels_to_array(obj["pixels"], obj.get("range", "0-255"))  # float32 (28, 28) in [0, 1]
+            bools = b"true" in body or b"false" in body
+            x = pixels_to_array(obj["pixels"], obj.get("range", "0-255"), bools)  # float32 (28, 28) in [0, 1]
         elif kind == "multipart/form-data":
             fields = parse_multipart(body, content_type)
             if "file" not in fields:

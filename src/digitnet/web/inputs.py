@@ -40,6 +40,21 @@ def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
     return to_mnist(open_image(data, max_pixels=max_pixels))
 
 
+def header_pixels(data: bytes) -> int:
+    """Width x height as the image header claims it (no decoding); 0 when there is no readable header.
+
+    Only used to decide where to preprocess; :func:`image_to_mnist` does the checking.
+    """
+    import io
+
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size[0] * img.size[1]
+    except Exception:  # noqa: BLE001 - whatever it is, image_to_mnist will say so, quickly
+        return 0
+
+
 # --------------------------------------------------------------------------- JSON pixels
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -54,19 +69,12 @@ def _row(values, where: str) -> list:
     return values
 
 
-def pixels_to_array(pixels, value_range: str = "0-255") -> np.ndarray:
-    """A JSON 28x28 or 784 array -> float32 (28, 28) in [0, 1].
-
-    Raises DigitnetError for a wrong shape, non-numbers, NaN/infinity or values
-    outside the declared range.
-    """
-    if value_range not in RANGES:
-        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, got {value_range!r}")
-    top = RANGES[value_range]
+def _checked_numbers(pixels) -> np.ndarray:
+    """The careful path: check the structure and every value, saying where the first problem is."""
     if not isinstance(pixels, list):
         raise DigitnetError(f"'pixels' must be a 28x28 or 784 array, got {type(pixels).__name__}")
     if len(pixels) == 784 and not any(isinstance(v, list) for v in pixels):
-        flat = pixels
+        flat = _row(pixels, "pixels")
     elif len(pixels) == 28 and all(isinstance(r, list) for r in pixels):
         for i, r in enumerate(pixels):
             if len(r) != 28:
@@ -76,8 +84,32 @@ def pixels_to_array(pixels, value_range: str = "0-255") -> np.ndarray:
         kinds = {type(v).__name__ for v in pixels}
         raise DigitnetError(f"'pixels' must be 28 rows of 28 numbers or a flat list of 784 numbers; "
                             f"got a list of {len(pixels)} ({', '.join(sorted(kinds)) or 'empty'})")
-    _row(flat, "pixels")  # a flat list may still hold a non-number
-    x = np.asarray(flat, dtype=np.float64).reshape(28, 28)
+    return np.asarray(flat, dtype=np.float64).reshape(28, 28)
+
+
+def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = True) -> np.ndarray:
+    """A JSON 28x28 or 784 array -> float32 (28, 28) in [0, 1].
+
+    Raises DigitnetError for a wrong shape, non-numbers, NaN/infinity or values
+    outside the declared range. A well-formed array is checked by NumPy in one
+    go (numbers only make an int or float array; strings, nulls and ragged rows
+    do not); anything else takes the element-by-element path for its message.
+    NumPy would read ``true`` as 1, so pass ``may_hold_bools=False`` only when
+    the request text holds no ``true``/``false`` at all.
+    """
+    if value_range not in RANGES:
+        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, got {value_range!r}")
+    top = RANGES[value_range]
+    x = None
+    if not may_hold_bools and isinstance(pixels, list):
+        try:
+            a = np.asarray(pixels)
+        except (ValueError, TypeError, OverflowError):  # ragged rows and the like
+            a = None
+        if a is not None and a.dtype.kind in "iuf" and a.shape in ((784,), (28, 28)):
+            x = a.astype(np.float64).reshape(28, 28)
+    if x is None:
+        x = _checked_numbers(pixels)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         raise DigitnetError(f"'pixels' must be finite numbers; found {x[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
