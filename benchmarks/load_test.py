@@ -14,8 +14,9 @@ the shared CPU as little as possible. Reports requests/s, predictions/s (valid
 requests answered 200), p50/p90/p99/max latency, status counts by request
 kind, and the server's RSS before and after. Writes ``--out``.json and .md.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py            # 10,000 requests, 16 clients
-    python benchmarks/load_test.py --requests 2000 --clients 4      # quicker
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 16 clients, flat out
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --rate 650  # latency at 650 requests/s (520 valid)
+    python benchmarks/load_test.py --requests 2000 --clients 4        # quicker
 """
 
 from __future__ import annotations
@@ -113,11 +114,16 @@ async def _read_response(reader) -> tuple[int, bool]:
     return status, close
 
 
-async def client(host, port, schedule, results, deadline):
+async def client(host, port, schedule, results, deadline, start, rate):
     reader = writer = None
     while schedule and time.perf_counter() < deadline:
-        kind, raw = schedule.pop()
+        i, kind, raw = schedule.pop()
         t0 = time.perf_counter()
+        if rate:  # open loop: request i is due at start + i / rate; latency counts from then,
+            due = start + i / rate          # so a late send (all clients busy) counts as waiting
+            if due > t0:
+                await asyncio.sleep(due - t0)
+            t0 = due
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
@@ -136,16 +142,17 @@ async def client(host, port, schedule, results, deadline):
         writer.close()
 
 
-async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed):
+async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed, rate=None):
     u = urlsplit(url)
     rng = random.Random(seed)
     names = list(mix)
     picks = rng.choices(names, weights=[mix[k] for k in names], k=n_requests)
-    schedule = [(k, rng.choice(kinds[k])) for k in picks][::-1]   # popped from the end
+    schedule = [(i, k, rng.choice(kinds[k])) for i, k in enumerate(picks)][::-1]   # popped from the end
     results: list = []
-    deadline = time.perf_counter() + duration
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(u.hostname, u.port, schedule, results, deadline) for _ in range(n_clients)))
+    deadline = t0 + duration
+    await asyncio.gather(*(client(u.hostname, u.port, schedule, results, deadline, t0, rate)
+                           for _ in range(n_clients)))
     return results, time.perf_counter() - t0
 
 
@@ -208,7 +215,8 @@ def summarise(results, elapsed, valid) -> dict:
 def markdown(r: dict) -> str:
     s = r["summary"]
     lines = [f"# Load test: `digitnet serve --model {r['model']}`", "",
-             f"`{r['command']}` on {r['machine']}; {r['clients']} concurrent clients, {s['requests']:,} requests "
+             f"`{r['command']}` on {r['machine']}; {r['clients']} concurrent clients"
+             f"{', open loop at %g requests/s' % r['rate'] if r['rate'] else ', closed loop'}, {s['requests']:,} requests "
              f"({r['malformed_share'] * 100:.0f} % malformed), {s['elapsed_s']} s.", "",
              "| measure | value | target | met |", "|---|---|---|---|"]
     checks = [("predictions/s (valid requests answered 200)", s["predictions_per_s"],
@@ -242,6 +250,9 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=10_000, help="requests in the measured run")
     p.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
     p.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds at most")
+    p.add_argument("--rate", type=float, help="open loop: send this many requests/s in all (latency is then "
+                                              "measured from when each request was due); default: each client "
+                                              "sends its next request as soon as it has the answer")
     p.add_argument("--warmup", type=int, default=500, help="requests before measuring (and before RSS 'before')")
     p.add_argument("--model", default="seed", help="model the started server loads")
     p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")
@@ -258,7 +269,7 @@ def main(argv=None) -> int:
         asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
         before = rss_mb(proc.pid) if proc else None
         results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
-                                                args.seed))
+                                                args.seed, args.rate))
         after = rss_mb(proc.pid) if proc else None
         alive = proc is None or proc.poll() is None
     finally:
@@ -268,7 +279,7 @@ def main(argv=None) -> int:
     summary = summarise(results, elapsed, valid)
     report = {
         "command": "python benchmarks/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "model": args.model, "clients": args.clients, "warmup": args.warmup,
+        "model": args.model, "clients": args.clients, "rate": args.rate, "warmup": args.warmup,
         "malformed_share": round(sum(v for k, v in mix.items() if k not in valid), 3), "mix": mix,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "server_alive_after": alive, "targets": TARGETS, "summary": summary,
