@@ -164,6 +164,12 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (contention-independent, unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(model: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -232,6 +238,11 @@ def markdown(r: dict) -> str:
         m = r["rss_mb"]
         checks.append(("server RSS before -> after MB", f"{m['before']} -> {m['after']} (+{m['growth']})",
                        f"growth < {TARGETS['rss_growth_mb']}", m["growth"] < TARGETS["rss_growth_mb"]))
+    if r.get("server_cpu_ms_per_request"):
+        c = r["server_cpu_ms_per_request"]
+        checks.append(("server CPU per request ms (capacity of one free core)",
+                       f"{c} (~{1000 / c:.0f} requests/s)", "", None))
+    checks.append(("machine load average (1 min) after the run", r["load_average_after"], "", None))
     for name, value, target, met in checks:
         lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
     lines += ["", "Status codes and latency by request kind:", "", "| kind | statuses | p50 ms | p99 ms |",
@@ -268,9 +279,11 @@ def main(argv=None) -> int:
     try:
         asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
         before = rss_mb(proc.pid) if proc else None
+        cpu_before = cpu_s(proc.pid) if proc else None
         results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
                                                 args.seed, args.rate))
         after = rss_mb(proc.pid) if proc else None
+        cpu_used = cpu_s(proc.pid) - cpu_before if proc else None
         alive = proc is None or proc.poll() is None
     finally:
         if proc is not None:
@@ -285,6 +298,8 @@ def main(argv=None) -> int:
         "server_alive_after": alive, "targets": TARGETS, "summary": summary,
         "rss_mb": ({"before": round(before, 1), "after": round(after, 1), "growth": round(after - before, 1)}
                    if proc else None),
+        "server_cpu_ms_per_request": round(1000 * cpu_used / len(results), 3) if proc else None,
+        "load_average_after": os.getloadavg()[0],
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     out = Path(args.out)

@@ -12,5 +12,9 @@ def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8
     import uvicorn
 
     from .app import create_app, load_models
-    app = create_app(load_models(specs))
+    import sys
+    models = load_models(specs)
+    app = create_app(models)
+    print(f"digitnet: serving {', '.join(models)} at http://{host}:{port}/ (API reference at /docs)",
+          file=sys.stderr)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
