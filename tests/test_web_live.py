@@ -20,7 +20,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed")
 
-from digitnet.web.app import MAX_BODY, create_app  # noqa: E402
+from digitnet import MLP  # noqa: E402
+from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +36,8 @@ def server():
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", access_log=False))
+    models = {**load_models(), "untrained": MLP(seed=3)}   # every shipped model, plus one to switch to
+    srv = uvicorn.Server(uvicorn.Config(create_app(models), log_level="warning", access_log=False))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -153,6 +155,22 @@ def draw(page, strokes):
         page.mouse.up()
 
 
+def draw_by_touch(ctx, page, strokes):
+    """Real touch input (Chrome DevTools protocol), so the page sees pointerType 'touch'."""
+    cdp = ctx.new_cdp_session(page)
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        points = []
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            points += [(x0 + (x1 - x0) * t / 12, y0 + (y1 - y0) * t / 12) for t in range(12)]
+        points.append(stroke[-1])
+        for i, (x, y) in enumerate(points):
+            kind = "touchStart" if i == 0 else "touchMove"
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
 def settled_label(page) -> str:
     page.wait_for_function("document.body.dataset.busy === 'false'", timeout=10_000)
     return page.locator("#prediction").get_attribute("data-label")
@@ -199,6 +217,11 @@ def test_drawing_digits_in_a_real_browser(browser, server):
         lit = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
                             ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0 && v > 128).length")
         assert 20 < lit < 300
+        # switching the model asks again, and the answer names the model
+        assert "seed" in page.locator("#confidence").text_content()
+        page.select_option("#model", "untrained")
+        page.wait_for_function("document.getElementById('confidence').textContent.includes('untrained')")
+        settled_label(page)
         page.click("#clear")
         assert page.locator("#prediction").get_attribute("data-label") == ""
         assert any(u.endswith("/api/predict") for u in requests)
@@ -214,7 +237,7 @@ def test_phone_sized_screen_and_api_docs_page(browser, server):
         box = page.locator("#pad").bounding_box()
         assert box["width"] <= 360 and abs(box["width"] - box["height"]) < 1
         assert page.evaluate("document.documentElement.scrollWidth") <= 360   # no sideways scrolling
-        draw(page, DIGITS["7"])
+        draw_by_touch(ctx, page, DIGITS["7"])
         assert settled_label(page) == "7"
         page.screenshot(path=str(ARTIFACTS / "web-phone.png"), full_page=True)
         page.goto(server + "/docs")
