@@ -294,3 +294,20 @@ def test_fast_and_careful_pixel_checks_agree(mnist):
     assert np.allclose(fast * 255, img, atol=1e-3)
     with pytest.raises(digitnet.DigitnetError, match="expected a number"):
         pixels_to_array([0] * 783 + [True], may_hold_bools=True)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "image/png", "multipart/form-data; boundary=b",
+                                          "application/octet-stream", "text/plain", ""])
+def test_random_bodies_never_crash_the_server(client, content_type):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    pieces = st.sampled_from([b"--b\r\n", b'Content-Disposition: form-data; name="file"\r\n\r\n', b"--b--\r\n",
+                              b'{"pixels": ', b"[", b"]", b"0,", b"NaN", b"1e999", b"\x89PNG\r\n\x1a\n", b"\0"])
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(st.one_of(pieces, st.binary(max_size=64)), max_size=30))
+    def check(parts):
+        r = client.post("/api/predict", content=b"".join(parts), headers={"content-type": content_type})
+        assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str)
+
+    check()
