@@ -46,11 +46,14 @@ def header_pixels(data: bytes) -> int:
     Only used to decide where to preprocess; :func:`image_to_mnist` does the checking.
     """
     import io
+    import warnings
 
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size[0] * img.size[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a DecompressionBombWarning: open_image will refuse that image
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size[0] * img.size[1]
     except Exception:  # noqa: BLE001 - whatever it is, image_to_mnist will say so, quickly
         return 0
 
