@@ -211,6 +211,18 @@ def test_drawing_digits_in_a_real_browser(browser, server):
             print(f"screenshot: {shot}")
             page.keyboard.press("Escape")   # the clear shortcut
             assert page.locator("#prediction").text_content() == "?"
+        # predictions update while the pen is still down (debounced), not only when it lifts
+        box = page.locator("#pad").bounding_box()
+        page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.15 * box["height"])
+        page.mouse.down()
+        before = sum(u.endswith("/api/predict") for u in requests)
+        for i in range(1, 6):
+            page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + (0.15 + 0.14 * i) * box["height"], steps=4)
+            page.wait_for_timeout(150)
+        assert sum(u.endswith("/api/predict") for u in requests) - before >= 2
+        page.mouse.up()
+        page.keyboard.press("Delete")
+        assert page.locator("#prediction").text_content() == "?"
         # the image the network saw is drawn in the small canvas: not all black
         draw(page, DIGITS["1"])
         settled_label(page)
