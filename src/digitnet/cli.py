@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=fmt,
                         description="Serve a page to draw digits on and a JSON API (POST /api/predict, "
                                     "GET /api/model, GET /healthz; reference at /docs).")
-    sv.add_argument("--model", action="append", metavar="M",
+    sv.add_argument("--model", action="append", metavar="M", default=argparse.SUPPRESS,
                     help="model file or shipped model name; repeat to offer several (the first is the "
                          "default); default: every shipped model, seed first")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -347,7 +347,7 @@ def cmd_serve(args) -> int:
         raise DigitnetError(f"digitnet serve needs the 'web' extra ({exc.name} is missing): "
                             "pip install 'digitnet[web]'") from None
     from .web import serve
-    serve(args.model, host=args.host, port=args.port, access_log=args.access_log)
+    serve(getattr(args, "model", None), host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
 
