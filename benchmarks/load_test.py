@@ -265,6 +265,8 @@ def main(argv=None) -> int:
                                               "measured from when each request was due); default: each client "
                                               "sends its next request as soon as it has the answer")
     p.add_argument("--warmup", type=int, default=500, help="requests before measuring (and before RSS 'before')")
+    p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds (e.g. json_28x28 "
+                                                             "raw_png), to see what each one costs")
     p.add_argument("--model", default="seed", help="model the started server loads")
     p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")
     p.add_argument("--seed", type=int, default=0)
@@ -272,6 +274,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     kinds, mix, valid = build_requests(args.seed)
+    if args.only:
+        unknown = set(args.only) - set(mix)
+        if unknown:
+            p.error(f"unknown kinds {sorted(unknown)}; known: {', '.join(mix)}")
+        mix = {k: v for k, v in mix.items() if k in args.only}
     proc = None
     url = args.url
     if url is None:
