@@ -242,6 +242,7 @@ def markdown(r: dict) -> str:
         c = r["server_cpu_ms_per_request"]
         checks.append(("server CPU per request ms (capacity of one free core)",
                        f"{c} (~{1000 / c:.0f} requests/s)", "", None))
+    checks.append(("load-test client CPU per request ms", r["client_cpu_ms_per_request"], "", None))
     checks.append(("machine load average (1 min) after the run", r["load_average_after"], "", None))
     for name, value, target, met in checks:
         lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
@@ -287,10 +288,12 @@ def main(argv=None) -> int:
         asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
         before = rss_mb(proc.pid) if proc else None
         cpu_before = cpu_s(proc.pid) if proc else None
+        own_before = sum(os.times()[:2])
         results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
                                                 args.seed, args.rate))
         after = rss_mb(proc.pid) if proc else None
         cpu_used = cpu_s(proc.pid) - cpu_before if proc else None
+        own_used = sum(os.times()[:2]) - own_before
         alive = proc is None or proc.poll() is None
     finally:
         if proc is not None:
@@ -306,7 +309,8 @@ def main(argv=None) -> int:
         "rss_mb": ({"before": round(before, 1), "after": round(after, 1), "growth": round(after - before, 1)}
                    if proc else None),
         "server_cpu_ms_per_request": round(1000 * cpu_used / len(results), 3) if proc else None,
-        "load_average_after": os.getloadavg()[0],
+        "client_cpu_ms_per_request": round(1000 * own_used / len(results), 3),
+        "load_average_after": round(os.getloadavg()[0], 2),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     out = Path(args.out)
