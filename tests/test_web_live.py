@@ -183,6 +183,7 @@ def open_page(browser, server, **context):
     page = ctx.new_page()
     requests = []
     page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda exc: requests.append(f"page error: {exc}"))   # caught by only_the_app
     page.goto(server + "/")
     page.wait_for_function("document.body.dataset.ready === 'true'")
     return ctx, page, requests
