@@ -35,24 +35,32 @@ class SGD:
         self.params, self.grads = params, grads
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
         self.velocity = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
+        # One work array per parameter: the update is computed without temporaries.
+        self._work = {k: np.empty_like(p) for k, p in params.items()}
 
     def step(self) -> None:
+        """Update every parameter in place from its gradient.
+
+        With weight decay, ``weight_decay * p`` is added into the gradient array.
+        """
         lr, mu = self.lr, self.momentum
         for k, p in self.params.items():
-            g = self.grads[k]
+            g, s = self.grads[k], self._work[k]
             if self.weight_decay:
-                g += self.weight_decay * p
+                g += np.multiply(p, self.weight_decay, out=s)
             if mu:
                 v = self.velocity[k]
                 v *= mu
-                v += g
+                v += g                                   # v = mu v + g
                 if self.nesterov:
-                    g += mu * v
-                    p -= lr * g
+                    np.multiply(v, mu, out=s)
+                    s += g                               # s = g + mu v
+                    s *= lr
                 else:
-                    p -= lr * v
+                    np.multiply(v, lr, out=s)
             else:
-                p -= lr * g
+                np.multiply(g, lr, out=s)
+            p -= s                                       # p -= lr * (update direction)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"velocity.{k}": v for k, v in self.velocity.items()}
