@@ -14,6 +14,8 @@ import numpy as np
 from ..errors import DigitnetError
 from .layers import scratch
 
+_TINY = {np.dtype(t).char: np.finfo(t).tiny for t in (np.float32, np.float64)}
+
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax of logits ``z`` of shape (B, K)."""
@@ -64,11 +66,11 @@ class SoftmaxCrossEntropy:
         self._probs, self._labels, self._index = pt, labels, self._samples[:B]
         # log p_y, clipped so a probability that underflowed to 0 gives a large finite loss
         logp_y = pt[labels, self._index]
-        np.maximum(logp_y, np.finfo(pt.dtype).tiny, out=logp_y)
+        np.maximum(logp_y, _TINY.get(pt.dtype.char) or np.finfo(pt.dtype).tiny, out=logp_y)
         np.log(logp_y, out=logp_y)
         eps = self.label_smoothing
         if eps == 0.0:
-            return -float(logp_y.mean())
+            return -float(logp_y.sum()) / B
         logp = log_softmax(logits)
         return float(-((1 - eps) * logp_y + eps * logp.mean(axis=1)).mean())
 
