@@ -15,7 +15,7 @@ import numpy as np
 import digitnet
 from digitnet.train import fit
 
-from . import torch_port
+from . import profile, torch_port
 from .common import Context, median
 
 LR = 0.5
@@ -68,5 +68,12 @@ def fullbatch_case(ctx: Context) -> dict:
                           "seed_style_float64": [round(t, 5) for t in seed_times[1:]]}
     s = res["seconds_per_iteration"]
     res["ratio_vs_seed_style"] = s["digitnet"] / s["seed_style_float64"]
+    f32 = profile.mlp_epoch_gemm_seconds(len(Y), len(Y), repeats=min(ctx.repeats, 3))
+    f64 = profile.seed_style_gemm_seconds(len(Y), repeats=min(ctx.repeats, 3))
+    res["profile"] = {"gemm_only_seconds": {"digitnet_float32": f32, "seed_style_float64": f64},
+                      "gemm_only_ratio": f32 / f64,
+                      "overhead_share": {"digitnet": round(max(s["digitnet"] - f32, 0) / s["digitnet"], 3),
+                                         "seed_style_float64": round(max(s["seed_style_float64"] - f64, 0)
+                                                                     / s["seed_style_float64"], 3)}}
     res["notes"] = "digitnet.fit(batch_size='full') float32 vs notebook-style float64 NumPy, same initial weights, lr 0.5"
     return res

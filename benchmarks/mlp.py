@@ -18,7 +18,7 @@ import numpy as np
 import digitnet
 from digitnet.train import fit
 
-from . import torch_port
+from . import profile, torch_port
 from .common import LR, MOMENTUM, Context, epoch_gflop, median, optional, per_call, skipped, torch_ready
 
 SGD_RECIPE = dict(lr=LR, momentum=MOMENTUM, weight_decay=0.0, schedule="constant", val_size=0, progress=False)
@@ -103,6 +103,9 @@ def train_case(ctx: Context, bs: int) -> dict:
     res["seconds_per_epoch"] = {k: median(v) for k, v in times.items() if v}
     res["all_seconds"] = {k: [round(x, 5) for x in v] for k, v in times.items() if v}
     d = res["seconds_per_epoch"]["digitnet"]
+    floor = profile.mlp_epoch_gemm_seconds(n, bs, repeats=min(ctx.repeats, 3))
+    res["profile"] = {"gemm_only_seconds_per_epoch": floor, "gemm_only_gflops": round(epoch_gflop(n) / floor, 1),
+                      "overhead_share_of_digitnet_epoch": round(max(d - floor, 0.0) / d, 3)}
     res["gflops_effective"] = {k: round(epoch_gflop(n) / v, 1) for k, v in res["seconds_per_epoch"].items()}
     res["ratio_vs_torch"] = d / res["seconds_per_epoch"]["torch"] if torch is not None else None
     res["ratio_vs_sklearn"] = d / res["seconds_per_epoch"]["sklearn"] if sk is not None else None
@@ -145,6 +148,7 @@ def inference_case(ctx: Context, batch: int) -> dict:
             for k, v in t.items():
                 times[k].append(v)
     res["seconds_per_call"] = {k: median(v) for k, v in times.items()}
+    res["profile"] = {"minimal_numpy_forward_float_input": _minimal_forward_seconds(model, images, calls, ctx.repeats)}
     res["samples_per_second"] = {k: batch / v for k, v in res["seconds_per_call"].items()}
     res["ratio_vs_torch"] = (res["seconds_per_call"]["digitnet"] / res["seconds_per_call"]["torch"]
                              if torch is not None else None)
@@ -152,3 +156,18 @@ def inference_case(ctx: Context, batch: int) -> dict:
         res["torch"] = skipped("torch not installed (pip install '.[bench]')")
     res["notes"] = "both start from uint8 images: digitnet model.predict(); torch from_numpy -> float /255 -> net -> argmax"
     return res
+
+
+def _minimal_forward_seconds(model, images, calls: int, repeats: int) -> float:
+    """The floor for predict(): 784-64-10 forward + argmax in bare NumPy on an already converted float batch."""
+    W1, b1, W2, b2 = (model.params[k] for k in ("0.W", "0.b", "2.W", "2.b"))
+    x = model.prepare(images)
+
+    def bare():
+        h = x @ W1
+        h += b1
+        np.maximum(h, 0, out=h)
+        z = h @ W2
+        z += b2
+        return z.argmax(axis=1)
+    return median([per_call(bare, calls) for _ in range(max(repeats, 1))])

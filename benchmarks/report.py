@@ -97,6 +97,33 @@ def rows(results: dict) -> list[list[str]]:
     return out
 
 
+def profile_lines(results: dict) -> list[str]:
+    """Where the time goes: the matrix products alone against the whole measured step."""
+    out = []
+    for name, case in results["cases"].items():
+        prof = case.get("profile")
+        if not prof:
+            continue
+        if name.startswith("mlp_train"):
+            d = case["seconds_per_epoch"]["digitnet"]
+            out.append(f"- bs {case['batch_size']}: the epoch's matrix products alone take "
+                       f"{_t(prof['gemm_only_seconds_per_epoch'])} ({prof['gemm_only_gflops']:.0f} GFLOP/s); "
+                       f"digitnet's epoch {_t(d)}, so {prof['overhead_share_of_digitnet_epoch'] * 100:.0f} % is "
+                       "everything else (gather + convert, activations, loss, SGD update, Python).")
+        elif name == "fullbatch_gd":
+            g = prof["gemm_only_seconds"]
+            out.append(f"- full-batch GD: matrix products alone {_t(g['digitnet_float32'])} in float32 vs "
+                       f"{_t(g['seed_style_float64'])} in float64 (ratio {prof['gemm_only_ratio']:.2f}, the floor "
+                       f"for this comparison); other work is {prof['overhead_share']['digitnet'] * 100:.0f} % of "
+                       f"digitnet's iteration, {prof['overhead_share']['seed_style_float64'] * 100:.0f} % of "
+                       "the seed-style one.")
+        elif name.startswith("infer_b"):
+            out.append(f"- inference batch {case['batch_size']:,}: bare NumPy forward + argmax on an already "
+                       f"converted float batch takes {_t(prof['minimal_numpy_forward_float_input'])}; "
+                       f"predict() {_t(case['seconds_per_call']['digitnet'])} (adds uint8 conversion and checks).")
+    return out
+
+
 def _ttt(run: dict) -> str:
     accs = " → ".join(f"{a * 100:.2f}" for a in run["test_accuracy"])
     if run["time_to_target"] is None:
@@ -116,6 +143,7 @@ def markdown(results: dict) -> str:
     lines = [f"Command: `{results['command']}` ({results['mode']} mode, median of {results['repeats']} repeats "
              f"after a warm-up; {results.get('wall_seconds', '?')} s in all), started {results['started']}.", "",
              *head, *body, "",
+             *(["Profile (same run):", *profile_lines(results), ""] if profile_lines(results) else []),
              f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; load average at start "
              f"{tuple(round(x, 2) for x in m['load_average_at_start'] or ())}.",
              f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}.",

@@ -149,3 +149,26 @@ def test_one_epoch_of_real_training_still_learns(small):
     model = digitnet.MLP((32,), seed=0)
     fit(model, small.train, None, epochs=2, batch_size=64, lr=0.05, val_size=0, progress=False)
     assert digitnet.evaluate(model, small.test)["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.0, False, 0.0), (0.9, False, 1e-3), (0.9, True, 0.0)])
+def test_sgd_packed_and_separate_arrays_update_alike(rng, momentum, nesterov, weight_decay):
+    """Sequential packs parameters into one array (SGD then updates it whole); loose arrays take the per-array path."""
+    model = MLP((8,), n_inputs=12, n_classes=3, seed=0)
+    loose = {k: v.copy() for k, v in model.params.items()}
+    loose_grads = {k: np.zeros_like(v) for k, v in loose.items()}
+    packed_opt = SGD(model.params, model.grads, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    loose_opt = SGD(loose, loose_grads, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    assert packed_opt._flat is not None and loose_opt._flat is None
+    for _ in range(3):
+        for k, g in model.grads.items():
+            g[...] = rng.standard_normal(g.shape)
+            loose_grads[k][...] = g
+        packed_opt.step()
+        loose_opt.step()
+    for k in loose:
+        assert np.allclose(model.params[k], loose[k], atol=1e-6)
+        if momentum:
+            assert np.allclose(packed_opt.velocity[k], loose_opt.velocity[k], atol=1e-6)
+    state = packed_opt.state_dict()
+    assert set(state) == {f"velocity.{k}" for k in loose} if momentum else state == {}

@@ -35,6 +35,8 @@ class Sequential:
         for layer in self.layers:
             layer.astype(self.dtype)
         self.output_shape = self._check_shapes()
+        self._pack("params")
+        self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
         self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
         self.meta: dict = {}       # filled by fit() and io.load(): history, config, ...
@@ -47,6 +49,22 @@ class Sequential:
             except DigitnetError as exc:
                 raise DigitnetError(f"layer {i} ({type(layer).__name__}): {exc}") from None
         return shape
+
+    def _pack(self, store: str) -> None:
+        """Move every layer's ``params`` (or ``grads``) into one contiguous array, leaving views in the layers.
+
+        Nothing changes for the layers, but an optimizer can then update all
+        parameters with a few whole-array operations instead of a few per
+        array (see :class:`SGD`), which matters for small batches.
+        """
+        arrays = [(layer, k, v) for layer in self.layers for k, v in getattr(layer, store).items()]
+        flat = np.empty(sum(v.size for _, _, v in arrays), self.dtype)
+        offset = 0
+        for layer, k, v in arrays:
+            view = flat[offset:offset + v.size].reshape(v.shape)
+            view[...] = v
+            getattr(layer, store)[k] = view
+            offset += v.size
 
     # -- the math -----------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
