@@ -7,6 +7,32 @@ import numpy as np
 from ..errors import DigitnetError
 
 
+def _flat_view(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-D array that ``arrays`` exactly tile, back to back and in order, or None."""
+    if not arrays:
+        return None
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    pos = base.__array_interface__["data"][0]
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.__array_interface__["data"][0] != pos:
+            return None
+        pos += a.nbytes
+    if pos != base.__array_interface__["data"][0] + base.nbytes:
+        return None
+    return base
+
+
+def _split(flat: np.ndarray, like: dict) -> dict[str, np.ndarray]:
+    """Views of ``flat`` shaped like the arrays of ``like``, in order."""
+    out, offset = {}, 0
+    for k, p in like.items():
+        out[k] = flat[offset:offset + p.size].reshape(p.shape)
+        offset += p.size
+    return out
+
+
 class SGD:
     """Stochastic gradient descent with optional (Nesterov) momentum.
 
@@ -83,28 +109,3 @@ class SGD:
         for k in self.velocity:
             self.velocity[k][...] = state[f"velocity.{k}"]
 
-
-def _flat_view(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The 1-D array that ``arrays`` exactly tile, back to back and in order, or None."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    pos = base.__array_interface__["data"][0]
-    for a in arrays:
-        if a.base is not base or not a.flags.c_contiguous or a.__array_interface__["data"][0] != pos:
-            return None
-        pos += a.nbytes
-    if pos != base.__array_interface__["data"][0] + base.nbytes:
-        return None
-    return base
-
-
-def _split(flat: np.ndarray, like: dict) -> dict[str, np.ndarray]:
-    """Views of ``flat`` shaped like the arrays of ``like``, in order."""
-    out, offset = {}, 0
-    for k, p in like.items():
-        out[k] = flat[offset:offset + p.size].reshape(p.shape)
-        offset += p.size
-    return out
