@@ -108,4 +108,3 @@ class SGD:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for k in self.velocity:
             self.velocity[k][...] = state[f"velocity.{k}"]
-
