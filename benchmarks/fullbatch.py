@@ -51,8 +51,11 @@ def fullbatch_case(ctx: Context) -> dict:
            "init_fingerprint": {"digitnet": torch_port.fingerprint(p),
                                 "seed_style": torch_port.fingerprint({"0.W": W1.T, "0.b": b1[:, 0],
                                                                       "2.W": W2.T, "2.b": b2[:, 0]})}}
-    digitnet_times, seed_times = [], []
+    digitnet_times, seed_times, f32_gemms, f64_gemms = [], [], [], []
+    gemm32, gemm64 = profile.MLPEpochGemms(len(Y), len(Y)), profile.SeedStyleGemms(len(Y))
     for i in range(ctx.repeats + 1):                                  # interleaved; i = 0 is a warm-up
+        f32_gemms.append(gemm32())
+        f64_gemms.append(gemm64())
         model.meta.pop("history", None)
         history = fit(model, ctx.train, None, epochs=1, batch_size="full", lr=LR, momentum=0.0, weight_decay=0.0,
                       schedule="constant", val_size=0, progress=False)
@@ -68,8 +71,7 @@ def fullbatch_case(ctx: Context) -> dict:
                           "seed_style_float64": [round(t, 5) for t in seed_times[1:]]}
     s = res["seconds_per_iteration"]
     res["ratio_vs_seed_style"] = s["digitnet"] / s["seed_style_float64"]
-    f32 = profile.mlp_epoch_gemm_seconds(len(Y), len(Y), repeats=min(ctx.repeats, 3))
-    f64 = profile.seed_style_gemm_seconds(len(Y), repeats=min(ctx.repeats, 3))
+    f32, f64 = median(f32_gemms[1:]), median(f64_gemms[1:])
     res["profile"] = {"gemm_only_seconds": {"digitnet_float32": f32, "seed_style_float64": f64},
                       "gemm_only_ratio": f32 / f64,
                       "overhead_share": {"digitnet": round(max(s["digitnet"] - f32, 0) / s["digitnet"], 3),

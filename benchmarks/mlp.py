@@ -84,10 +84,11 @@ def train_case(ctx: Context, bs: int) -> dict:
     if sk is not None:
         clf = _sklearn_setup(model, X, y, bs, ctx.seed)
         res["init_fingerprint"]["sklearn"] = torch_port.fingerprint(_sklearn_state(clf))
-    times = {"digitnet": [], "torch": [], "sklearn": []}
+    times = {"digitnet": [], "torch": [], "sklearn": [], "gemm_only": []}
+    gemms = profile.MLPEpochGemms(n, bs)
     for r in range(ctx.repeats + 1):                 # r = 0 is the warm-up
         seed = ctx.seed + r
-        t = {"digitnet": _digitnet_epoch(model, ctx, bs, seed)}
+        t = {"digitnet": _digitnet_epoch(model, ctx, bs, seed), "gemm_only": gemms()}
         if torch is not None:
             t["torch"] = _torch_epoch(torch, net, opt, tX, tY, np.random.default_rng(seed).permutation(n), bs)
         if sk is not None:
@@ -100,10 +101,10 @@ def train_case(ctx: Context, bs: int) -> dict:
         if r == 0 and torch is not None:         # same weights, data order and optimizer -> same result
             after = torch_port.torch_state_in_digitnet_layout(net, model)
             res["torch_max_param_diff_after_1_epoch"] = torch_port.max_abs_diff(model.params, after)
+    floor = median(times.pop("gemm_only"))
     res["seconds_per_epoch"] = {k: median(v) for k, v in times.items() if v}
     res["all_seconds"] = {k: [round(x, 5) for x in v] for k, v in times.items() if v}
     d = res["seconds_per_epoch"]["digitnet"]
-    floor = profile.mlp_epoch_gemm_seconds(n, bs, repeats=min(ctx.repeats, 3))
     res["profile"] = {"gemm_only_seconds_per_epoch": floor, "gemm_only_gflops": round(epoch_gflop(n) / floor, 1),
                       "overhead_share_of_digitnet_epoch": round(max(d - floor, 0.0) / d, 3)}
     res["gflops_effective"] = {k: round(epoch_gflop(n) / v, 1) for k, v in res["seconds_per_epoch"].items()}

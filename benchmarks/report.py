@@ -17,6 +17,12 @@ def _r(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}×"
 
 
+def _or_skip(case: dict, lib: str, text: str) -> str:
+    """``text``, or why ``lib`` was not measured."""
+    skip = case.get(lib)
+    return f"skipped ({skip['reason'].split(' (')[0]})" if isinstance(skip, dict) and "reason" in skip else text
+
+
 def _ok(cond: bool | None) -> str:
     return "–" if cond is None else ("met" if cond else "**missed**")
 
@@ -47,7 +53,8 @@ def rows(results: dict) -> list[list[str]]:
             elif bs == 32:
                 target, met = "≤ 0.35× torch", None if ratio is None else ratio <= 0.35
             out.append([f"MLP 784-64-10 train, bs {bs}, per epoch", f"{_t(sec['digitnet'])} ({gf:.0f} GFLOP/s)",
-                        _t(sec.get("torch")), _r(ratio), _t(sec.get("sklearn")), _r(case.get("ratio_vs_sklearn")),
+                        _or_skip(case, "torch", _t(sec.get("torch"))), _r(ratio),
+                        _or_skip(case, "sklearn", _t(sec.get("sklearn"))), _r(case.get("ratio_vs_sklearn")),
                         target, _ok(met)])
         elif name == "fullbatch_gd":
             sec = case["seconds_per_iteration"]
@@ -71,7 +78,7 @@ def rows(results: dict) -> list[list[str]]:
                 sps = case["samples_per_second"]
                 d = f"{_t(sec['digitnet'])} ({sps['digitnet'] / 1e6:.2f} M/s)"
                 t = f"{_t(sec.get('torch'))} ({sps['torch'] / 1e6:.2f} M/s)" if "torch" in sec else "–"
-            out.append([label, d, t, _r(ratio), "", "", target, _ok(met)])
+            out.append([label, d, _or_skip(case, "torch", t), _r(ratio), "", "", target, _ok(met)])
         elif name == "peak_rss":
             mb = case["peak_rss_mb"]
             out.append([f"peak RSS, `{case['command']}`", f"{mb['digitnet_train']:.0f} MB",
