@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(train=train, test=test, repeats=max(1, repeats), seed=args.seed, threads=env.numpy_blas_threads(),
                   tiny=args.tiny, quick=args.quick, cnn_epochs=cnn_epochs, out_dir=str(out))
     results = {
-        "command": "python -m benchmarks " + " ".join(shlex.quote(a) for a in argv),
+        "command": " ".join(["python -m benchmarks", *(shlex.quote(a) for a in argv)]),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
         "repeats": ctx.repeats, "threads": ctx.threads, "machine": env.machine(), "versions": env.versions(),

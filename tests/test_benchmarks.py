@@ -95,3 +95,26 @@ def test_torch_translation_gives_the_same_outputs(rng):
     with torch.no_grad():
         ours, theirs = model.forward(x), to_torch(model)(torch.from_numpy(x)).numpy()
     assert np.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install '.[bench]')")
+def test_torch_translation_of_the_cnn_preset(rng):
+    import numpy as np
+    import torch
+
+    import digitnet.nn
+    if not hasattr(digitnet.nn, "build"):
+        pytest.skip("digitnet.nn.build not available (convolution layers not merged)")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.torch_port import fingerprint, to_torch, torch_state_in_digitnet_layout
+
+    model = digitnet.nn.build("cnn", seed=2)
+    for name, b in model.buffers.items():          # non-trivial running statistics
+        b[...] = rng.random(b.shape) + (0.5 if name.endswith("var") else 0.0)
+    net = to_torch(model).eval()
+    assert fingerprint(torch_state_in_digitnet_layout(net, model)) == fingerprint(model.state_dict())
+    images = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    x = model.prepare(images)
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(x)).numpy()
+    assert np.allclose(model.forward(x), theirs, atol=1e-4)
