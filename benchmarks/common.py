@@ -6,8 +6,6 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 # The comparison recipe (BASELINES.md): SGD, momentum 0.9 in PyTorch's convention, lr 0.05,
 # no weight decay, constant rate, float32, pixels / 255, reshuffled every epoch.
 LR, MOMENTUM = 0.05, 0.9
@@ -61,9 +59,3 @@ def epoch_gflop(n_samples: int) -> float:
     """FLOPs of one 784-64-10 epoch: 2 GEMMs for layer 1 (no dX), 3 for layer 2."""
     return n_samples * 2 * (2 * 784 * 64 + 3 * 64 * 10) / 1e9
 
-
-def rng_permutations(seed: int, n: int):
-    """The permutations fit() draws: a generator seeded like fit's, one permutation per epoch."""
-    rng = np.random.default_rng(seed)
-    while True:
-        yield rng.permutation(n)
