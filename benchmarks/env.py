@@ -59,6 +59,22 @@ def versions() -> dict:
     return out
 
 
+def git_revision() -> str | None:
+    """The checkout's commit (with "+changes" when the tree differs from it), or None outside git."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def machine() -> dict:
     env = {k: v for k, v in os.environ.items()
            if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOTO")) or k == "KMP_AFFINITY"}

@@ -154,6 +154,7 @@ def markdown(results: dict) -> str:
              f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; load average at start "
              f"{tuple(round(x, 2) for x in m['load_average_at_start'] or ())}.",
              f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}.",
-             f"Versions: Python {v['python']}, NumPy {v['numpy']}, digitnet {v['digitnet']}, torch {v.get('torch')}, "
+             f"Versions: Python {v['python']}, NumPy {v['numpy']}, digitnet {v['digitnet']} "
+             f"(git {results.get('git_revision') or '?'}), torch {v.get('torch')}, "
              f"scikit-learn {v.get('sklearn')}, threadpoolctl {v.get('threadpoolctl')}. BLAS: {blas_txt}."]
     return "\n".join(lines) + "\n"

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
         "repeats": ctx.repeats, "threads": ctx.threads, "machine": env.machine(), "versions": env.versions(),
+        "git_revision": env.git_revision(),
         "cases": {},
     }
     t_start = time.perf_counter()
