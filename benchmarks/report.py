@@ -14,7 +14,9 @@ def _t(seconds: float | None) -> str:
 
 
 def _r(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}×"
+    if x is None:
+        return "–"
+    return f"{x:.3f}×" if x < 1 else f"{x:.2f}×"     # 3 decimals: 0.351× is a miss of ≤ 0.35×
 
 
 def _or_skip(case: dict, lib: str, text: str) -> str:
