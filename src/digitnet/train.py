@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .data import Dataset
-from .errors import DigitnetError
-from .metrics import accuracy
 from . import checkpoint
 from .augment import KINDS as AUGMENTS
 from .augment import augment
+from .data import Dataset
+from .errors import DigitnetError
+from .metrics import accuracy
 from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
@@ -190,7 +190,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
-            batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng)
+            batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
             for xb, yb in batches:
                 opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
                 if x_full is not None:
@@ -198,7 +198,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                 else:
                     if cfg.augment != "none":
                         xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
-                    xb, yb = model.prepare(xb), yb.astype(np.intp)
+                    xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                     loss, pred = model.train_step(xb, yb)
                 if not math.isfinite(loss):
@@ -208,7 +208,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                 opt.step()
                 n = len(yb)
                 loss_sum += loss * n
-                correct += int((pred == yb).sum())
+                correct += np.count_nonzero(pred == yb)
                 seen += n
                 step += 1
                 if bar is not None:
