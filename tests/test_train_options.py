@@ -124,3 +124,13 @@ def test_cli_resume_rejects_other_data(tmp_path, capsys, tiny_data, small):
     model.fit(small.train, epochs=1, val_size=0, progress=False, checkpoint=str(tmp_path / "x.ckpt"))
     code, _, err = run(capsys, "train", "--data", tiny_data, "--resume", tmp_path / "x.ckpt")
     assert code == 2 and "other data" in err
+
+
+def test_resuming_a_run_that_stopped_early_does_not_train_on(tmp_path, small):
+    kw = dict(epochs=8, lr=3.0, schedule="constant", patience=1, val_size=500, progress=False)
+    done = build("fc16-relu-fc10", seed=0)
+    h = done.fit(small.train, checkpoint=str(tmp_path / "s.ckpt"), **kw)
+    assert len(h) < 8                               # it did stop early
+    again = digitnet.checkpoint.load_model(tmp_path / "s.ckpt")
+    h2 = again.fit(small.train, resume=str(tmp_path / "s.ckpt"), progress=False)
+    assert h2 == h and all(np.array_equal(again.state_dict()[k], done.state_dict()[k]) for k in done.state_dict())

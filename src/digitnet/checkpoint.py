@@ -6,7 +6,8 @@ written atomically, never a pickle) with extra tensors and metadata:
 * ``opt.<name>``: the optimizer state (momentum buffers, Adam moments and step);
 * ``best.<name>``: the best weights so far, when early stopping tracks them;
 * metadata ``checkpoint``: the training configuration, the random generator's
-  exact state (``bit_generator.state``, plain JSON), and the best epoch.
+  exact state (``bit_generator.state``, plain JSON), the best epoch, and whether
+  early stopping had ended the run (resuming it then only restores the best weights).
 
 The history of finished epochs is in the usual ``history`` metadata, so
 ``digitnet.load(checkpoint)`` gives the model as of the last finished epoch.
@@ -30,7 +31,8 @@ def write(path, model, opt, rng: np.random.Generator, cfg, history: list[dict], 
     if best.get("weights") is not None:
         extra.update({f"best.{k}": v for k, v in best["weights"].items()})
     meta = {KEY: {"config": cfg.saved(), "rng": rng.bit_generator.state, "epochs_done": len(history),
-                  "best_epoch": best["epoch"], "best_val_acc": best["val_acc"]},
+                  "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+                  "stopped": bool(best.get("stopped"))},
             "history": history}
     path = Path(path)
     io._atomic_write(path, io.dumps(model, extra_tensors=extra, extra_meta=meta))
@@ -65,5 +67,6 @@ def restore(state: dict, model, opt, rng: np.random.Generator, best: dict) -> li
                             "this optimizer") from None
     rng.bit_generator.state = info["rng"]
     weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    best.update(val_acc=info["best_val_acc"], epoch=info["best_epoch"], weights=weights or None)
+    best.update(val_acc=info["best_val_acc"], epoch=info["best_epoch"], weights=weights or None,
+                stopped=info.get("stopped", False))
     return list(state["meta"].get("history", []))[:info["epochs_done"]]

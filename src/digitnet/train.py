@@ -187,7 +187,8 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     bar = _progress(cfg, total_steps, start_epoch * steps_per_epoch)
     step = start_epoch * steps_per_epoch
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        last_epoch = start_epoch if best.get("stopped") else cfg.epochs    # a resumed run that had stopped early
+        for epoch in range(start_epoch + 1, last_epoch + 1):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
             batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
@@ -221,7 +222,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
             model.meta["history"] = history
             if bar is not None:
                 _epoch_line(bar, logs, cfg.epochs)
-            stop = _early_stopping(cfg, model, logs, best)
+            stop = best["stopped"] = _early_stopping(cfg, model, logs, best)
             if cfg.checkpoint:
                 checkpoint.write(cfg.checkpoint, model, opt, rng, cfg, history, best)
             stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks] + [stop]
