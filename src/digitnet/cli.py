@@ -280,7 +280,7 @@ def cmd_predict(args) -> int:
         print(format_item(it, k, args.json))
     if args.show:
         written = save_seen(items, args.show)
-        print(f"saved {len(written)} pictures of what the network saw in {args.show}", file=sys.stderr)
+        print(f"saved {len(written)} picture{"s" if len(written) != 1 else ""} of what the network saw in {args.show}", file=sys.stderr)
     return 0
 
 

@@ -48,7 +48,12 @@ def expand(patterns: list[str]) -> list[str]:
                                     "or CSV files")
             out += found
         elif glob.has_magic(pat):
-            found = sorted(f for f in glob.glob(pat, recursive=True) if Path(f).is_file())
+            found, seen = [], set()
+            for f in sorted(glob.glob(pat, recursive=True)):
+                real = Path(f).resolve()                    # "**" may reach a file twice via a symlink
+                if real.is_file() and real not in seen:
+                    seen.add(real)
+                    found.append(f)
             if not found:
                 raise DigitnetError(f"{pat}: no files match this pattern")
             out += found
@@ -125,7 +130,8 @@ def save_seen(items: list[Item], folder) -> list[Path]:
         panels = []
         if it.source is not None:
             src = it.source.convert("RGBA")
-            src.thumbnail((cell * 2, cell))
+            scale = min(cell / src.height, 2 * cell / src.width)     # input shown at the digits' height
+            src = src.resize((max(1, round(src.width * scale)), max(1, round(src.height * scale))))
             flat = Image.new("RGB", src.size, (255, 255, 255))
             flat.paste(src, mask=src.getchannel("A"))
             panels.append(flat)
@@ -145,7 +151,9 @@ def save_seen(items: list[Item], folder) -> list[Path]:
             else:
                 draw.text((x, cell + pad + 2), "input", fill=(90, 90, 90))
             x += p.width + pad
-        stem = Path(it.name.replace(":", "-")).name.replace("<", "").replace(">", "") or "input"
+        path, _, row = it.name.rpartition(":")              # CSV rows are named file.csv:ROW
+        stem = f"{Path(path).stem}-{row}" if row.isdigit() and path else Path(it.name).stem
+        stem = stem.strip("<>") or "input"
         name = f"{stem}.seen.png"
         i = 2
         while name in used:
