@@ -280,7 +280,8 @@ def cmd_predict(args) -> int:
         print(format_item(it, k, args.json))
     if args.show:
         written = save_seen(items, args.show)
-        print(f"saved {len(written)} picture{"s" if len(written) != 1 else ""} of what the network saw in {args.show}", file=sys.stderr)
+        plural = "s" if len(written) != 1 else ""
+        print(f"saved {len(written)} picture{plural} of what the network saw in {args.show}", file=sys.stderr)
     return 0
 
 
