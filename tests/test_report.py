@@ -69,10 +69,13 @@ def test_report_of_an_imported_model_without_history_says_so(small, tmp_path):
     assert "no training history" in paths["html"].read_text()
 
 
-def test_cli_report(tmp_path, capsys, trained):
+def test_cli_report(tmp_path, capsys, trained, small):
     model_file = digitnet.save(trained, tmp_path / "m.safetensors")
+    data = tmp_path / "mnist.npz"
+    np.savez(data, x_train=small.train.images, y_train=small.train.labels,
+             x_test=small.test.images, y_test=small.test.labels)
     out = tmp_path / "report"
-    assert main(["report", str(model_file), "-o", str(out)]) == 0
+    assert main(["report", str(model_file), "--data", str(data), "-o", str(out)]) == 0
     assert "report.html" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.png" for n in PLOTS] + ["report.html"])
     (tmp_path / "afile").write_text("x")

@@ -269,7 +269,7 @@ def cmd_predict(args) -> int:
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
         raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
                             f"got {' '.join(args.files)}")
-    items = read_items(args.files, split=args.split)
+    items = read_items(args.files, split=args.split, keep_source=bool(args.show))
     classify(items, models)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)

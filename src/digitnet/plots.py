@@ -116,10 +116,10 @@ def per_class_metrics(result: dict):
 
 def first_layer_weights(model, n: int = 32):
     """What the first layer looks for: Dense 784->N columns as 28x28 images, or conv kernels."""
-    layer = model.layers[0]
-    W = next((v for k, v in layer.params.items() if k == "W"), None)
-    if W is None:
-        raise DigitnetError(f"the first layer ({type(layer).__name__}) has no weights to show")
+    layer = next((la for la in model.layers if "W" in la.params), None)    # the first layer with weights
+    if layer is None:
+        raise DigitnetError("the model has no layer with weights to show")
+    W = layer.params["W"]
     if W.ndim == 2 and W.shape[0] == 784:            # Dense (784, N): column j is unit j's template
         tiles, what = W.T[:n].reshape(-1, 28, 28), f"first {min(n, W.shape[1])} of {W.shape[1]} hidden units"
     elif W.ndim == 4:                                # Conv2D (out, in, k, k)

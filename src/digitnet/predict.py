@@ -62,8 +62,12 @@ def expand(patterns: list[str]) -> list[str]:
     return out
 
 
-def read_items(files: list[str], split: bool = False, stdin=None) -> list[Item]:
-    """Load and preprocess every input; CSV files give one item per row."""
+def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None) -> list[Item]:
+    """Load and preprocess every input; CSV files give one item per row.
+
+    ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
+    only the 28x28 digits stay in memory.
+    """
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
     items = []
@@ -83,7 +87,7 @@ def read_items(files: list[str], split: bool = False, stdin=None) -> list[Item]:
             digits = split_digits(img) if split else [to_mnist(img)]
         except DigitnetError as exc:
             raise DigitnetError(f"{name}: {exc}") from None
-        items.append(Item(name, digits, img, split))
+        items.append(Item(name, digits, img if keep_source else None, split))
     return items
 
 
