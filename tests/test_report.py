@@ -83,3 +83,16 @@ def test_cli_report(tmp_path, capsys, trained, small):
     assert "not a folder" in capsys.readouterr().err
     assert main(["report", "seed", "--model", str(model_file), "-o", str(out)]) == 2
     assert "two different models" in capsys.readouterr().err
+
+
+def test_first_layer_weights_of_a_convnet_shows_kernels(rng):
+    from types import SimpleNamespace
+
+    from digitnet.nn import Layer
+
+    conv = Layer()
+    conv.params = {"W": rng.standard_normal((12, 1, 5, 5)), "b": np.zeros(12)}   # (out, in, k, k)
+    fig = plots.first_layer_weights(SimpleNamespace(layers=[Layer(), conv]), n=8)
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == 8 and tiles[0].images[0].get_array().shape == (5, 5)
+    assert "8 of 12 conv kernels" in fig.get_suptitle()
