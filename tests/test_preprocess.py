@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import digitnet
 from digitnet import DigitnetError
-from digitnet.preprocess import components, open_image, split_digits, to_mnist
+from digitnet.preprocess import components, dilate, open_image, split_digits, to_mnist
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -141,6 +141,47 @@ def test_components_counts_8_connected_regions():
     m[0, 6] = True
     labels, n = components(m)
     assert n == 3 and labels[0, 0] == labels[1, 1] != labels[4, 5]
+
+
+def flood_fill_count(m: np.ndarray) -> np.ndarray:
+    """Reference labelling: breadth-first flood fill, 8-connected, one pixel at a time."""
+    lab, n = np.zeros(m.shape, int), 0
+    for y0, x0 in zip(*np.nonzero(m)):
+        if lab[y0, x0]:
+            continue
+        n += 1
+        lab[y0, x0], todo = n, [(y0, x0)]
+        while todo:
+            y, x = todo.pop()
+            for yy in range(max(0, y - 1), min(m.shape[0], y + 2)):
+                for xx in range(max(0, x - 1), min(m.shape[1], x + 2)):
+                    if m[yy, xx] and not lab[yy, xx]:
+                        lab[yy, xx] = n
+                        todo.append((yy, xx))
+    return lab
+
+
+def test_components_match_a_flood_fill(rng):
+    for _ in range(100):
+        m = rng.random(tuple(rng.integers(1, 16, 2))) < rng.uniform(0.1, 0.7)
+        labels, n = components(m)
+        ref = flood_fill_count(m)
+        assert n == ref.max() and (labels > 0).sum() == m.sum()
+        assert len(set(zip(labels[m].tolist(), ref[m].tolist()))) == n      # the same partition
+
+
+def test_dilate_is_a_square_max_filter(rng):
+    a = rng.random((9, 12))
+    for k in (1, 3, 5):
+        r = k // 2
+        want = np.array([[a[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].max() for x in range(12)]
+                         for y in range(9)])
+        assert np.array_equal(dilate(a, k), want)
+
+
+def test_pure_noise_does_not_crash():
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
+    assert to_mnist(Image.fromarray(noise)).shape == (28, 28)     # garbage in, but no crash
 
 
 def test_blank_and_non_images_are_refused():

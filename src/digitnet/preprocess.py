@@ -135,16 +135,13 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     in plain Python, unlike a pixel-by-pixel flood fill.
     """
     h, w = mask.shape
-    runs: list[tuple[int, int, int]] = []           # (row, start, end exclusive)
-    row_runs: list[list[int]] = []
     padded = np.zeros((h, w + 2), np.int8)
     padded[:, 1:-1] = mask
     edges = np.diff(padded, axis=1)
-    for r in range(h):
-        starts, ends = np.nonzero(edges[r] == 1)[0], np.nonzero(edges[r] == -1)[0]
-        row_runs.append(list(range(len(runs), len(runs) + len(starts))))
-        runs.extend((r, int(s), int(e)) for s, e in zip(starts, ends))
-    parent = list(range(len(runs)))
+    row, start = np.nonzero(edges == 1)             # runs in reading order: (row, start, end exclusive)
+    end = np.nonzero(edges == -1)[1]
+    first = np.searchsorted(row, np.arange(h + 1))  # runs of row r are first[r]:first[r + 1]
+    parent = list(range(len(row)))
 
     def find(i):
         while parent[i] != i:
@@ -153,20 +150,23 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
         return i
 
     for r in range(1, h):
-        prev = row_runs[r - 1]
-        for i in row_runs[r]:
-            _, s, e = runs[i]
-            for j in prev:                          # 8-connected: touching diagonally counts
-                _, ps, pe = runs[j]
-                if ps <= e and s <= pe:
-                    a, b = find(i), find(j)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
+        lo, hi = first[r - 1], first[r]             # the previous row's runs, sorted and disjoint
+        if lo == hi:
+            continue
+        # 8-connected: run [s, e) touches [ps, pe) when ps <= e and s <= pe; those form a contiguous range
+        j0 = lo + np.searchsorted(end[lo:hi], start[first[r]:first[r + 1]], side="left")
+        j1 = lo + np.searchsorted(start[lo:hi], end[first[r]:first[r + 1]], side="right")
+        for i, a0, a1 in zip(range(first[r], first[r + 1]), j0.tolist(), j1.tolist()):
+            for j in range(a0, a1):
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(len(row))], np.int64)
+    _, ids = np.unique(roots, return_inverse=True)  # 1..n, numbered in reading order
     labels = np.zeros((h, w), np.int32)
-    ids: dict[int, int] = {}
-    for i, (r, s, e) in enumerate(runs):
-        labels[r, s:e] = ids.setdefault(find(i), len(ids) + 1)
-    return labels, len(ids)
+    for r, s, e, k in zip(row.tolist(), start.tolist(), end.tolist(), (ids + 1).tolist()):
+        labels[r, s:e] = k
+    return labels, int(ids.max() + 1) if len(ids) else 0
 
 
 def _parts(ink: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -189,9 +189,17 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2.0 * mask.sum() / boundary if boundary else 1.0
 
 
+def dilate(a: np.ndarray, k: int) -> np.ndarray:
+    """Grey-level dilation by a k x k square (odd k), as a row max then a column max: O(k) per pixel."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    r = k // 2
+    a = sliding_window_view(np.pad(a, ((0, 0), (r, r))), k, axis=1).max(axis=-1)
+    return sliding_window_view(np.pad(a, ((r, r), (0, 0))), k, axis=0).max(axis=-1)
+
+
 def fit_mnist(ink: np.ndarray) -> np.ndarray:
     """One digit's ink (bright on 0) -> (28, 28) uint8 in MNIST's framing."""
-    from PIL import Image, ImageFilter
+    from PIL import Image
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     if rows.size == 0:
         raise DigitnetError("the image is blank: no digit found")
@@ -205,8 +213,7 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
         k = min(2 * math.ceil((MNIST_STROKE / scale - width) / 2) + 1, 2 * (max(h, w) // 8) + 1)
         if k >= 3:
             pad = k // 2
-            crop = np.pad(crop, pad)
-            crop = np.asarray(Image.fromarray(crop.astype(np.float32)).filter(ImageFilter.MaxFilter(k)))
+            crop = dilate(np.pad(crop, pad), k)
             h, w = crop.shape
             scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
