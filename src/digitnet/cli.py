@@ -140,32 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="image files (PNG, JPEG, ...), folders of them, glob patterns ('digits/*.png', "
                          "quoted or not), CSV files of 784-pixel rows, or - for image bytes on stdin")
     pr.add_argument("--model", action="append", metavar="M",
-                    help="model file or shipped model name [default: seed]; give it several times to "
-                         "average the models' probabilities (an ensemble)")
+                    help="model file or shipped model name (default: seed); give it several times to "
+                         "average the models' probabilities (an ensemble)%(default).0s")
     pr.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
     pr.add_argument("--split", action="store_true",
                     help="read each image as a row of several digits, left to right (e.g. a written number)")
     pr.add_argument("--show", metavar="DIR",
-                    help="save, for each input, a picture of it next to what the network saw")
+                    help="save, for each input, a picture of it next to what the network saw%(default).0s")
     pr.add_argument("--kaggle-submission", metavar="OUT",
-                    help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV")
+                    help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV%(default).0s")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="export a model to ONNX", formatter_class=fmt,
                         description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
                                     "output: probabilities) and check it with onnxruntime when installed.")
-    ex.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name")
-    ex.add_argument("--model", metavar="M", help="same as MODEL [default: seed]")
-    ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write")
+    ex.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name (default: seed)%(default).0s")
+    ex.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
+    ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write%(default).0s")
     ex.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="plots and an HTML report of a model", formatter_class=fmt,
                         description="Training curves, confusion matrix, worst mistakes, per-class metrics, "
                                     "first-layer weights and sample predictions, as PNG files and one "
                                     "self-contained HTML page (needs matplotlib: pip install 'digitnet[plot]').")
-    rp.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name")
-    rp.add_argument("--model", metavar="M", help="same as MODEL [default: seed]")
+    rp.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name (default: seed)%(default).0s")
+    rp.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
     rp.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST")
     rp.add_argument("-o", "--output", default="digitnet-report", metavar="DIR", help="folder to write into")
     rp.set_defaults(func=cmd_report)
