@@ -264,8 +264,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from . import io
     from .predict import classify, format_item, kaggle_submission, read_items, save_seen
-    models = [_load_models(m) for m in (args.model or ["seed"])]
+    models = [io.load(m) for m in (args.model or ["seed"])]
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
         raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
                             f"got {' '.join(args.files)}")
@@ -292,9 +293,9 @@ def _model_arg(args) -> str:
 
 
 def cmd_export(args) -> int:
+    from . import io
     from .onnx_export import export, run_onnx
-    spec = _model_arg(args)
-    model = _load_models(spec)
+    model = io.load(_model_arg(args))
     out = export(model, args.onnx)
     msg = f"wrote {out} ({out.stat().st_size:,} bytes)"
     try:
@@ -313,9 +314,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from . import io
     from .report import write_report
     spec = _model_arg(args)
-    paths = write_report(_load_models(spec), args.output, data=args.data, title=f"digitnet report: {spec}")
+    paths = write_report(io.load(spec), args.output, data=args.data, title=f"digitnet report: {spec}")
     print(f"wrote {len(paths) - 1} plots and {paths['html']}")
     return 0
 
