@@ -103,6 +103,19 @@ def test_grey_paper_photo_with_noise(mnist, rng):
     assert digitnet.load("seed").predict(out[None])[0] == mnist.test.labels[1]
 
 
+def test_photo_with_uneven_lighting(mnist):
+    """Paper shaded from bright to dim across the picture, as in a phone photo next to a window."""
+    model = digitnet.load("seed")
+    x, y = mnist.test.images[:30], mnist.test.labels[:30]
+    light = np.linspace(235, 110, 200)[None, :] * np.linspace(1, 0.85, 160)[:, None]
+    outs = []
+    for d in x:
+        ink = np.zeros((160, 200))
+        ink[20:132, 50:162] = np.asarray(big(d, 4), float) / 255
+        outs.append(to_mnist(Image.fromarray((light * (1 - 0.8 * ink)).astype(np.uint8))))
+    assert (model.predict(np.stack(outs)) == y).mean() >= 0.9
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I;16", "1"])
 def test_every_image_mode_is_accepted(mode, mnist):
     img = big(255 - mnist.test.images[0], 2)

@@ -34,6 +34,7 @@ BOX = 20                   # MNIST: the digit's longer side, in pixels
 FRAME = 28
 MIN_CONTRAST = 0.08        # ink must differ from the background by this much (of full scale)
 NOISE = 0.15               # after contrast stretching, values below this are background
+UNEVEN = 0.1               # background brightness varying more than this is corrected locally
 MIN_PART = 0.03            # components smaller than this fraction of the largest are specks
 MNIST_STROKE = 2.8         # median stroke width of MNIST digits, in pixels at 28x28
 
@@ -115,9 +116,44 @@ def _shrink(grey: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
     return np.asarray(small, np.float32)
 
 
+def background(grey: np.ndarray) -> np.ndarray | float:
+    """The background level: one number for evenly lit images, a smooth surface for shaded ones.
+
+    A quadratic surface in x and y is fitted to the pixels by least squares,
+    refitting each time without the 40 % of pixels brightest above it (the
+    ink, bright here, and anything else that is not paper). Slow changes of
+    brightness across a photo (a shadow, a lamp, vignetting) fit such a
+    surface; strokes do not.
+    """
+    h, w = grey.shape
+    if min(h, w) < 8:
+        return float(np.median(grey))
+    step = max(1, max(h, w) // 64)                  # fit on at most ~64x64 samples
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    sample = grey[::step, ::step].ravel().astype(np.float64)
+
+    def design(y, x):
+        y, x = 2 * y / max(h - 1, 1) - 1, 2 * x / max(w - 1, 1) - 1
+        return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+
+    A = design(ys.ravel().astype(np.float64), xs.ravel().astype(np.float64))
+    keep = np.ones(sample.size, bool)
+    for _ in range(4):
+        coef = np.linalg.lstsq(A[keep], sample[keep], rcond=None)[0]
+        resid = sample - A @ coef
+        keep = resid <= np.percentile(resid, 60)
+    fitted = A @ coef
+    if fitted.max() - fitted.min() < UNEVEN:
+        return float(np.median(grey))               # evenly lit: one level, ink covers under half
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (design(yy.astype(np.float64), xx.astype(np.float64)) @ coef).astype(np.float32)
+
+
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Background -> 0, strongest ink -> 1, faint noise cut; raises on a blank image."""
-    bg = float(np.median(grey))                     # ink covers less than half of the image
+    bg = background(grey)
+    if not isinstance(bg, float):
+        grey, bg = np.clip(grey - bg, 0.0, None), 0.0
     hi = float(np.percentile(grey, 99.9))
     if hi - bg < MIN_CONTRAST:
         hi = float(grey.max())                      # a very small digit: its pixels are above p99.9
@@ -193,8 +229,8 @@ def dilate(a: np.ndarray, k: int) -> np.ndarray:
     """Grey-level dilation by a k x k square (odd k), as a row max then a column max: O(k) per pixel."""
     from numpy.lib.stride_tricks import sliding_window_view
     r = k // 2
-    a = sliding_window_view(np.pad(a, ((0, 0), (r, r))), k, axis=1).max(axis=-1)
-    return sliding_window_view(np.pad(a, ((r, r), (0, 0))), k, axis=0).max(axis=-1)
+    a = sliding_window_view(np.pad(a, ((0, 0), (r, r)), mode="edge"), k, axis=1).max(axis=-1)
+    return sliding_window_view(np.pad(a, ((r, r), (0, 0)), mode="edge"), k, axis=0).max(axis=-1)
 
 
 def fit_mnist(ink: np.ndarray) -> np.ndarray:
