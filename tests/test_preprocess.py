@@ -116,6 +116,13 @@ def test_photo_with_uneven_lighting(mnist):
     assert (model.predict(np.stack(outs)) == y).mean() >= 0.9
 
 
+def test_dim_photo_is_still_dark_ink_on_light_paper(mnist):
+    model = digitnet.load("seed")
+    x, y = mnist.test.images[:20], mnist.test.labels[:20]
+    outs = [to_mnist(Image.fromarray((105 - 0.3 * np.asarray(big(d, 3), float)).astype(np.uint8))) for d in x]
+    assert (model.predict(np.stack(outs)) == y).mean() >= 0.9      # paper at 105/255, ink at 30/255
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "I;16", "1"])
 def test_every_image_mode_is_accepted(mode, mnist):
     img = big(255 - mnist.test.images[0], 2)

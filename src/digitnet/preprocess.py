@@ -97,9 +97,13 @@ def to_grey(img) -> np.ndarray:
             grey = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
         else:
             grey = np.asarray(img.convert("L"), np.float32) / 255.0
-    # The background is what most of the border is.
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:
+    # The background is what most of the border is; it is "light" when it is nearer the image's
+    # brightest end than its darkest (a dim photo of white paper is still dark ink on light paper).
+    bg = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
+    lo, hi = np.percentile(grey, [0.5, 99.5])
+    if max(bg - lo, hi - bg) < MIN_CONTRAST:        # very little ink: look at the extremes
+        lo, hi = float(grey.min()), float(grey.max())
+    if bg - lo > hi - bg:
         grey = 1.0 - grey
     return grey
 
