@@ -14,6 +14,9 @@ Usage::
 
     python benchmarks/real_digits.py [--model seed] [--n 1000] [--out benchmarks/results]
 
+Also: how often ``split_digits`` reads rows of 2 or 3 touching MNIST digits
+entirely right, and how often it keeps a single digit whole.
+
 Writes ``real_digits-<model>.json`` and ``.md`` and prints the table.
 """
 
@@ -33,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import digitnet
-from digitnet.preprocess import to_mnist
+from digitnet.preprocess import split_digits, to_mnist
 
 FONT_DIRS = ["/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "/System/Library/Fonts",
              "C:/Windows/Fonts", str(Path.home() / ".fonts")]
@@ -115,6 +118,36 @@ def font_cases(fonts: list[str], rng: np.random.Generator):
                 yield render(str(label), font, canvas, pos, dark_on_light=bool(rng.integers(2))), label, name
 
 
+def touching_row(test, n: int, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
+    """``n`` random test digits side by side, each sharing one column with the next (so they touch)."""
+    idx = rng.choice(len(test), n, replace=False)
+    canvas, x = np.zeros((40, 8 + 28 * n)), 4
+    for i in idx:
+        d = test.images[i].astype(float)
+        cols = np.nonzero(d.any(axis=0))[0]
+        d = d[:, cols[0]:cols[-1] + 1]
+        canvas[6:34, x:x + d.shape[1]] = np.maximum(canvas[6:34, x:x + d.shape[1]], d)
+        x += d.shape[1] - 1
+    return Image.fromarray(255 - canvas.astype(np.uint8)), test.labels[idx]
+
+
+def split_rows(model, test, n_rows: int, rng: np.random.Generator) -> list[dict]:
+    """How often ``split_digits`` reads a row of touching digits entirely right, and keeps singles whole."""
+    rows = []
+    for n in (2, 3):
+        right = 0
+        for _ in range(n_rows):
+            img, labels = touching_row(test, n, rng)
+            parts = split_digits(img)
+            right += len(parts) == n and model.predict(np.stack(parts)).tolist() == labels.tolist()
+        rows.append({"set": f"split_digits: {n} touching MNIST digits, all read right", "n": n_rows,
+                     "accuracy": right / n_rows})
+    idx = rng.choice(len(test), n_rows, replace=False)
+    whole = sum(len(split_digits(Image.fromarray(np.pad(test.images[i], 10)))) == 1 for i in idx)
+    rows.append({"set": "split_digits: single MNIST digit kept whole", "n": n_rows, "accuracy": whole / n_rows})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="seed")
@@ -146,6 +179,7 @@ def main(argv=None) -> int:
     pred = model.predict(x)
     rows.append({"set": f"font digits ({len(fonts) + 1} fonts x 3 sizes, random position/polarity)",
                  "n": len(y), "accuracy": float((pred == y).mean())})
+    rows += split_rows(model, test, min(args.n, 500), np.random.default_rng(args.seed + 2))
     per_font = {}
     for (_, lab, name), p in zip(cases, pred):
         per_font.setdefault(name, []).append(int(p == lab))

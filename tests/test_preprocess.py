@@ -144,6 +144,30 @@ def test_split_digits_reads_a_row_left_to_right(mnist):
     assert digitnet.load("seed").predict(np.stack(parts)).tolist() == y.tolist()
 
 
+def test_split_cuts_digits_that_touch(mnist):
+    """Touching digits form one component; it is cut where the least ink crosses near digit boundaries."""
+    model = digitnet.load("seed")
+    rng = np.random.default_rng(3)
+    right = 0
+    for _ in range(40):
+        idx = rng.choice(len(mnist.test), 2, replace=False)
+        canvas, x = np.zeros((40, 70)), 4
+        for i in idx:
+            d = mnist.test.images[i].astype(float)
+            cols = np.nonzero(d.any(axis=0))[0]
+            d = d[:, cols[0]:cols[-1] + 1]
+            canvas[6:34, x:x + d.shape[1]] = np.maximum(canvas[6:34, x:x + d.shape[1]], d)
+            x += d.shape[1] - 1                                           # one shared column
+        parts = split_digits(Image.fromarray(canvas.astype(np.uint8)))
+        right += len(parts) == 2 and model.predict(np.stack(parts)).tolist() == mnist.test.labels[idx].tolist()
+    assert right >= 20          # about 70 % in benchmarks/real_digits.py
+
+
+def test_split_keeps_single_digits_whole(mnist):
+    kept = sum(len(split_digits(Image.fromarray(np.pad(d, 10)))) == 1 for d in mnist.test.images[:200])
+    assert kept >= 196
+
+
 def test_split_joins_pieces_of_one_digit():
     img = Image.new("L", (200, 100), 0)
     draw = ImageDraw.Draw(img)

@@ -35,6 +35,8 @@ FRAME = 28
 MIN_CONTRAST = 0.08        # ink must differ from the background by this much (of full scale)
 NOISE = 0.15               # after contrast stretching, values below this are background
 UNEVEN = 0.1               # background brightness varying more than this is corrected locally
+DIGIT_ASPECT = 0.65        # split_digits: a digit's width / height, for cutting digits that touch
+TOUCHING = 1.25            # ... and a piece wider than this times its height holds several digits
 MIN_PART = 0.03            # components smaller than this fraction of the largest are specks
 MNIST_STROKE = 2.8         # median stroke width of MNIST digits, in pixels at 28x28
 
@@ -310,8 +312,10 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
     """Several digits in a row -> one (28, 28) uint8 MNIST-like image each, left to right.
 
     Digits are the image's connected ink components; components that overlap
-    horizontally (a "5" whose top stroke does not touch its body) are joined.
-    Digits that touch each other are not separated.
+    horizontally by half the narrower one (a "5" whose top stroke does not
+    touch its body) are joined. A piece much wider than tall (digits that
+    touch) is cut at the columns with the least ink near where digit
+    boundaries would be, assuming digits about 0.65 times as wide as tall.
 
     Parameters
     ----------
@@ -333,8 +337,49 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
         g = groups[-1]
         overlap = min(x1, g[1]) - max(x0, g[0])
         narrower = min(x1 - x0, g[1] - g[0]) + 1
-        if overlap >= 0.5 * narrower or x0 - g[1] < gap:
+        if overlap >= 0.5 * narrower or (gap > 0 and x0 - g[1] < gap):
             g[1], g[2] = max(g[1], x1), g[2] + ids
         else:
             groups.append([x0, x1, ids])
-    return [fit_mnist(ink * np.isin(labels, ids)) for _, _, ids in groups]
+    digits = []
+    for x0, x1, ids in groups:
+        part = ink * np.isin(labels, ids)
+        digits += [fit_mnist(piece) for piece in _cut_touching(part, x0, x1)]
+    return digits
+
+
+def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
+    """Split one piece of ink into digits when it is much wider than tall.
+
+    For each plausible digit count n, cut at the columns with the least ink
+    near the n-1 equal-width boundaries; pick the n whose cuts cross the least
+    ink, with a penalty for digits far from the usual width.
+    """
+    rows = np.nonzero(part.any(axis=1))[0]
+    h, w = rows[-1] - rows[0] + 1, x1 - x0 + 1
+    if w <= TOUCHING * h:
+        return [part]
+    column_ink = part[:, x0:x1 + 1].sum(axis=0)
+    column_ink = column_ink / column_ink.max()
+    best = None
+    for n in range(2, max(2, int(w / (0.3 * h))) + 1):
+        cuts, half = [0], max(1, int(w / (3 * n)))
+        for i in range(1, n):
+            c = int(round(i * w / n))                   # the boundary for equal widths
+            lo, hi = max(cuts[-1] + 1, c - half), min(w - 1, c + half)
+            if lo > hi:
+                break
+            cuts.append(lo + int(np.argmin(column_ink[lo:hi + 1])))
+        else:
+            cost = column_ink[cuts[1:]].mean() + 0.3 * abs(np.log(w / n / (DIGIT_ASPECT * h)))
+            if best is None or cost < best[0]:
+                best = (cost, cuts + [w])
+    if best is None:
+        return [part]
+    pieces = []
+    for a, b in zip(best[1][:-1], best[1][1:]):
+        piece = np.zeros_like(part)
+        piece[:, x0 + a:x0 + b] = part[:, x0 + a:x0 + b]
+        if piece.any():
+            pieces.append(piece)
+    return pieces
