@@ -149,13 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--show", metavar="DIR",
                     help="save, for each input, a picture of it next to what the network saw%(default).0s")
     pr.add_argument("--kaggle-submission", metavar="OUT",
-                    help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV%(default).0s")
+                    help="with a Kaggle 'Digit Recognizer' test.csv as input: "
+                         "write an ImageId,Label CSV%(default).0s")
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="export a model to ONNX", formatter_class=fmt,
                         description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
                                     "output: probabilities) and check it with onnxruntime when installed.")
-    ex.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name (default: seed)%(default).0s")
+    ex.add_argument("model_pos", nargs="?", metavar="MODEL",
+                    help="model file or shipped model name (default: seed)%(default).0s")
     ex.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
     ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write%(default).0s")
     ex.set_defaults(func=cmd_export)
@@ -164,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Training curves, confusion matrix, worst mistakes, per-class metrics, "
                                     "first-layer weights and sample predictions, as PNG files and one "
                                     "self-contained HTML page (needs matplotlib: pip install 'digitnet[plot]').")
-    rp.add_argument("model_pos", nargs="?", metavar="MODEL", help="model file or shipped model name (default: seed)%(default).0s")
+    rp.add_argument("model_pos", nargs="?", metavar="MODEL",
+                    help="model file or shipped model name (default: seed)%(default).0s")
     rp.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
     rp.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST")
     rp.add_argument("-o", "--output", default="digitnet-report", metavar="DIR", help="folder to write into")
