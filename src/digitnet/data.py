@@ -67,20 +67,38 @@ class Dataset:
         labels = None if self.labels is None else self.labels[index]
         return Dataset(self.images[index], labels, self.name if name is None else name)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None, reuse: bool = False
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (uint8 images (B, 28, 28), labels (B,)); shuffled when ``rng`` is given."""
+        """Yield (uint8 images (B, 28, 28), labels (B,)); shuffled when ``rng`` is given.
+
+        With ``reuse=True`` shuffled batches are gathered into the same two
+        arrays every time (no allocation per batch): each batch is valid only
+        until the next one is requested, which suits a training loop.
+        """
         n = len(self)
         if batch_size >= n and rng is None:
             yield self.images, self.labels
             return
-        order = rng.permutation(n) if rng is not None else None
-        for i in range(0, n, batch_size):
-            if order is None:
-                yield self.images[i:i + batch_size], self.labels[i:i + batch_size]
-            else:
+        if rng is None:                                   # in order: slices are views, nothing copied
+            for i in range(0, n, batch_size):
+                yield self.images[i:i + batch_size], _rows(self.labels, slice(i, i + batch_size))
+            return
+        order = rng.permutation(n)
+        if not reuse:
+            for i in range(0, n, batch_size):
                 idx = order[i:i + batch_size]
-                yield self.images[idx], self.labels[idx]
+                yield self.images[idx], _rows(self.labels, idx)
+            return
+        size = min(batch_size, n)
+        image_buf = np.empty((size,) + self.images.shape[1:], self.images.dtype)
+        label_buf = None if self.labels is None else np.empty(size, self.labels.dtype)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            m = len(idx)
+            # mode="clip" skips numpy's bounds-checked (buffered) path; a permutation is in range
+            images = np.take(self.images, idx, axis=0, out=image_buf[:m], mode="clip")
+            labels = None if label_buf is None else np.take(self.labels, idx, out=label_buf[:m], mode="clip")
+            yield images, labels
 
     def checksum(self) -> str:
         """SHA-256 of the images and labels bytes: the same data gives the same value in any layout."""
@@ -88,6 +106,10 @@ class Dataset:
         if self.labels is not None:
             h.update(np.ascontiguousarray(self.labels).tobytes())
         return h.hexdigest()
+
+
+def _rows(labels: np.ndarray | None, index):
+    return None if labels is None else labels[index]
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,11 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
-            batches = [(x_full, y_full)] if full else train.batches(cfg.batch_size, rng)
+            batches = [(x_full, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
             for xb, yb in batches:
                 opt.lr = lr_at(cfg, step, total_steps)
                 if not full:
-                    xb, yb = model.prepare(xb), yb.astype(np.intp)
+                    xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                     loss, pred = model.train_step(xb, yb)
                 if not math.isfinite(loss):
@@ -144,7 +144,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                 opt.step()
                 n = len(yb)
                 loss_sum += loss * n
-                correct += int((pred == yb).sum())
+                correct += np.count_nonzero(pred == yb)
                 seen += n
                 step += 1
                 if bar is not None:

@@ -14,6 +14,15 @@ Every layer follows the same small protocol:
 ``backward`` may overwrite ``grad`` in place: callers pass arrays they own.
 Parameters and gradients keep the dtype of the layer (float32 by default;
 float64 works everywhere, which the gradient checks use).
+
+Work arrays. In training mode (``forward(x, training=True)`` and the
+``backward`` that follows) Dense and ReLU write their outputs and input
+gradients into arrays they keep and reuse from batch to batch (see
+:func:`scratch`), so a training step allocates almost nothing. Such an
+array stays valid until the layer's next training step; callers that keep
+one longer must copy it. Inference (``training=False``) always returns fresh
+arrays, so ``predict`` results and anything a user keeps are never
+overwritten later.
 """
 
 from __future__ import annotations
@@ -22,6 +31,20 @@ import numpy as np
 
 from ..errors import DigitnetError
 from .init import glorot_uniform, he_normal
+
+
+def scratch(store: dict, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A reusable work array of ``shape`` and ``dtype`` kept in ``store[name]``.
+
+    The array is allocated on first use and again only when a larger batch
+    (or another shape or dtype) arrives; a smaller batch, such as the last
+    one of an epoch, gets a view of the leading rows of the cached array.
+    Its contents are whatever the previous step left: callers overwrite it.
+    """
+    buf = store.get(name)
+    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or len(buf) < shape[0]:
+        buf = store[name] = np.empty(shape, dtype)
+    return buf if len(buf) == shape[0] else buf[:shape[0]]
 
 
 class Layer:
@@ -84,19 +107,26 @@ class Dense(Layer):
         self.params = {"W": W, "b": np.zeros(out_features, dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x: np.ndarray | None = None
+        self._work: dict[str, np.ndarray] = {}          # training-mode output / dx arrays
 
     def forward(self, x, training=False):
         self._x = x                                     # (B, in), kept for dW
-        out = x @ self.params["W"]                      # (B, in) -> (B, out)
+        W = self.params["W"]
+        if training:                                    # write into the reused output array
+            out = np.matmul(x, W, out=scratch(self._work, "out", (len(x), self.out_features), W.dtype))
+        else:
+            out = x @ W                                 # (B, in) -> (B, out)
         out += self.params["b"]
         return out
 
     def backward(self, grad, input_grad=True):
-        np.matmul(self._x.T, grad, out=self.grads["W"])  # (in, B) @ (B, out)
+        x = self._x
+        np.matmul(x.T, grad, out=self.grads["W"])       # (in, B) @ (B, out)
         np.sum(grad, axis=0, out=self.grads["b"])
         if not input_grad:
             return None
-        return grad @ self.params["W"].T                # (B, out) -> (B, in)
+        dx = scratch(self._work, "dx", x.shape, grad.dtype)
+        return np.matmul(grad, self.params["W"].T, out=dx)  # (B, out) -> (B, in)
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
@@ -108,15 +138,28 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
-    """``max(x, 0)``; the gradient passes where the input was positive."""
+    """``max(x, 0)``; the gradient passes where the input was positive.
+
+    Never works in place on its input: the layer before may still need it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._x = self._mask = None
+        self._work: dict[str, np.ndarray] = {}
 
     def forward(self, x, training=False):
-        out = np.maximum(x, 0)
-        self._mask = out > 0
+        self._x = x
+        if not training:                  # inference: no mask to keep, a fresh output
+            self._mask = None
+            return np.maximum(x, 0)
+        out = np.maximum(x, 0, out=scratch(self._work, "out", x.shape, x.dtype))
+        self._mask = np.greater(x, 0, out=scratch(self._work, "mask", x.shape, np.bool_))
         return out
 
     def backward(self, grad, input_grad=True):
-        np.multiply(grad, self._mask, out=grad)
+        mask = self._mask if self._mask is not None else self._x > 0
+        np.multiply(grad, mask, out=grad)
         return grad
 
 

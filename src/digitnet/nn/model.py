@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
-from .layers import Dense, Layer, ReLU, layer_from_config
+from .layers import Dense, Layer, ReLU, layer_from_config, scratch
 from .losses import SoftmaxCrossEntropy, softmax
 
 PIXEL_SCALE = 1.0 / 255.0   # uint8 pixels -> [0, 1]; the only preprocessing the models expect
@@ -35,6 +35,10 @@ class Sequential:
         for layer in self.layers:
             layer.astype(self.dtype)
         self.output_shape = self._check_shapes()
+        self._pack("params")
+        self._pack("grads")
+        self._n_inputs = int(np.prod(self.input_shape))
+        self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
         self.meta: dict = {}       # filled by fit() and io.load(): history, config, ...
 
     def _check_shapes(self) -> tuple[int, ...]:
@@ -45,6 +49,22 @@ class Sequential:
             except DigitnetError as exc:
                 raise DigitnetError(f"layer {i} ({type(layer).__name__}): {exc}") from None
         return shape
+
+    def _pack(self, store: str) -> None:
+        """Move every layer's ``params`` (or ``grads``) into one contiguous array, leaving views in the layers.
+
+        Nothing changes for the layers, but an optimizer can then update all
+        parameters with a few whole-array operations instead of a few per
+        array (see :class:`SGD`), which matters for small batches.
+        """
+        arrays = [(layer, k, v) for layer in self.layers for k, v in getattr(layer, store).items()]
+        flat = np.empty(sum(v.size for _, _, v in arrays), self.dtype)
+        offset = 0
+        for layer, k, v in arrays:
+            view = flat[offset:offset + v.size].reshape(v.shape)
+            view[...] = v
+            getattr(layer, store)[k] = view
+            offset += v.size
 
     # -- the math -----------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -114,34 +134,46 @@ class Sequential:
         return cls(layers, input_shape=input_shape, dtype=dtype)
 
     # -- inference --------------------------------------------------------------------
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (N, 28, 28) / (N, 784), or floats in [0, 1] -> model input batch."""
+    def prepare(self, images: np.ndarray, reuse: bool = False) -> np.ndarray:
+        """uint8 images (N, 28, 28) / (N, 784), or floats in [0, 1] -> model input batch.
+
+        uint8 pixels are converted and scaled by 1/255 in one preallocated
+        array. With ``reuse=True`` (the training loop) that array belongs to
+        the model and is overwritten by the next ``prepare(..., reuse=True)``;
+        otherwise it is a fresh array.
+        """
         x = np.asarray(images)
         n = x.shape[0] if x.ndim > 1 else 1
-        if x.size != n * int(np.prod(self.input_shape)):
-            raise DigitnetError(f"expected images with {int(np.prod(self.input_shape))} pixels each, "
-                                f"got array of shape {x.shape}")
-        if x.dtype == np.uint8:
-            out = x.astype(self.dtype)
-            out *= PIXEL_SCALE
-        else:
-            out = x.astype(self.dtype, copy=False)
-        return out.reshape((n,) + self.input_shape)
+        shape = (n,) + self.input_shape
+        if x.size != n * self._n_inputs:
+            raise DigitnetError(f"expected images with {self._n_inputs} pixels each, got array of shape {x.shape}")
+        if x.dtype != np.uint8:
+            return x.astype(self.dtype, copy=False).reshape(shape)
+        out = scratch(self._work, "input", shape, self.dtype) if reuse else np.empty(shape, self.dtype)
+        np.copyto(out, x.reshape(shape), casting="unsafe")   # uint8 -> float, no temporary
+        out *= PIXEL_SCALE
+        return out
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Class probabilities, shape (N, 10)."""
-        n = len(images) if np.ndim(images) > 1 else 1
+        """Class probabilities, shape (N, 10) (a new array)."""
+        x = np.asarray(images)
+        n = len(x) if x.ndim > 1 else 1
+        if n <= batch_size:
+            return softmax(self.forward(self.prepare(x)))
         out = np.empty((n,) + self.output_shape, self.dtype)
         for i in range(0, n, batch_size):
-            out[i:i + batch_size] = softmax(self.forward(self.prepare(images[i:i + batch_size])))
+            out[i:i + batch_size] = softmax(self.forward(self.prepare(x[i:i + batch_size])))
         return out
 
     def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Predicted labels, shape (N,)."""
-        n = len(images) if np.ndim(images) > 1 else 1
-        out = np.empty(n, np.int64)
+        """Predicted labels, shape (N,) (a new array)."""
+        x = np.asarray(images)
+        n = len(x) if x.ndim > 1 else 1
+        if n <= batch_size:
+            return self.forward(self.prepare(x)).argmax(axis=1)
+        out = np.empty(n, np.intp)
         for i in range(0, n, batch_size):
-            out[i:i + batch_size] = self.forward(self.prepare(images[i:i + batch_size])).argmax(axis=1)
+            out[i:i + batch_size] = self.forward(self.prepare(x[i:i + batch_size])).argmax(axis=1)
         return out
 
     def fit(self, train, val=None, **config):

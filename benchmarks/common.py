@@ -1,0 +1,61 @@
+"""Shared pieces: the run context, optional imports, timing helpers."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+# The comparison recipe (BASELINES.md): SGD, momentum 0.9 in PyTorch's convention, lr 0.05,
+# no weight decay, constant rate, float32, pixels / 255, reshuffled every epoch.
+LR, MOMENTUM = 0.05, 0.9
+
+
+@dataclass
+class Context:
+    train: object              # digitnet Dataset used for training cases
+    test: object               # digitnet Dataset used for accuracy / inference
+    repeats: int
+    seed: int
+    threads: int               # BLAS threads NumPy uses; torch is given the same number
+    tiny: bool
+    quick: bool
+    cnn_epochs: int
+    out_dir: str
+
+
+def optional(name: str):
+    """Import ``name`` or return None (the case then reports why it was skipped)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+def torch_ready(ctx: Context):
+    torch = optional("torch")
+    if torch is not None:
+        torch.set_num_threads(ctx.threads)
+    return torch
+
+
+def median(xs) -> float:
+    return float(statistics.median(xs))
+
+
+def per_call(fn, calls: int) -> float:
+    """Seconds per call of ``fn`` averaged over ``calls`` back-to-back calls."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+def skipped(reason: str) -> dict:
+    return {"status": "skipped", "reason": reason}
+
+
+def epoch_gflop(n_samples: int) -> float:
+    """FLOPs of one 784-64-10 epoch: 2 GEMMs for layer 1 (no dX), 3 for layer 2."""
+    return n_samples * 2 * (2 * 784 * 64 + 3 * 64 * 10) / 1e9
+

@@ -1,0 +1,162 @@
+"""results.json -> a markdown table of ratios, with each target from issue 5 and whether it was met."""
+
+from __future__ import annotations
+
+
+def _t(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _r(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.3f}×" if x < 1 else f"{x:.2f}×"     # 3 decimals: 0.351× is a miss of ≤ 0.35×
+
+
+def _or_skip(case: dict, lib: str, text: str) -> str:
+    """``text``, or why ``lib`` was not measured."""
+    skip = case.get(lib)
+    return f"skipped ({skip['reason'].split(' (')[0]})" if isinstance(skip, dict) and "reason" in skip else text
+
+
+def _ok(cond: bool | None) -> str:
+    return "–" if cond is None else ("met" if cond else "**missed**")
+
+
+def _status(case: dict) -> str | None:
+    if case.get("status") in ("error", "skipped", "not available"):
+        return f"{case['status']}: {case.get('reason', '')}"
+    return None
+
+
+def rows(results: dict) -> list[list[str]]:
+    out = []
+    cases = results["cases"]
+    for name, case in cases.items():
+        s = _status(case)
+        if s:
+            out.append([name, s, "", "", "", "", "", ""])
+            continue
+        if name.startswith("mlp_train"):
+            sec = case["seconds_per_epoch"]
+            gf = case["gflops_effective"]["digitnet"]
+            bs = case["batch_size"]
+            ratio = case.get("ratio_vs_torch")
+            target, met = "", None
+            if bs == 128:
+                target = "≤ 0.40× torch, ≥ 180 GFLOP/s"
+                met = None if ratio is None else (ratio <= 0.40 and gf >= 180)
+            elif bs == 32:
+                target, met = "≤ 0.35× torch", None if ratio is None else ratio <= 0.35
+            out.append([f"MLP 784-64-10 train, bs {bs}, per epoch", f"{_t(sec['digitnet'])} ({gf:.0f} GFLOP/s)",
+                        _or_skip(case, "torch", _t(sec.get("torch"))), _r(ratio),
+                        _or_skip(case, "sklearn", _t(sec.get("sklearn"))), _r(case.get("ratio_vs_sklearn")),
+                        target, _ok(met)])
+        elif name == "fullbatch_gd":
+            sec = case["seconds_per_iteration"]
+            r = case["ratio_vs_seed_style"]
+            out.append(["seed full-batch GD, per iteration (vs float64 seed-style NumPy)", _t(sec["digitnet"]),
+                        _t(sec["seed_style_float64"]) + " (seed-style)", _r(r), "", "", "≤ 0.33× seed-style",
+                        _ok(r <= 1 / 3)])
+        elif name.startswith("infer_b"):
+            sec = case["seconds_per_call"]
+            b = case["batch_size"]
+            ratio = case.get("ratio_vs_torch")
+            if b == 1:
+                target = "≤ 5 µs and ≤ 0.4× torch"
+                met = sec["digitnet"] <= 5e-6 and (ratio is None or ratio <= 0.4)
+                label = "inference latency, batch 1 (predict)"
+                d = _t(sec["digitnet"])
+                t = _t(sec.get("torch"))
+            else:
+                target, met = "≥ torch throughput", None if ratio is None else ratio <= 1.0
+                label = f"inference, batch {b:,} (predict)"
+                sps = case["samples_per_second"]
+                d = f"{_t(sec['digitnet'])} ({sps['digitnet'] / 1e6:.2f} M/s)"
+                t = f"{_t(sec.get('torch'))} ({sps['torch'] / 1e6:.2f} M/s)" if "torch" in sec else "–"
+            out.append([label, d, _or_skip(case, "torch", t), _r(ratio), "", "", target, _ok(met)])
+        elif name == "peak_rss":
+            mb = case["peak_rss_mb"]
+            out.append([f"peak RSS, `{case['command']}`", f"{mb['digitnet_train']:.0f} MB",
+                        f"(import + load MNIST alone: {mb['import_and_load_mnist']:.0f} MB)", "", "", "",
+                        "≤ 250 MB", _ok(mb["digitnet_train"] <= 250)])
+        elif name == "cnn":
+            d, t = case["digitnet"], case.get("torch", {})
+            if "seconds_per_epoch" in t:
+                out.append(["`cnn` preset, per epoch", _t(d["seconds_per_epoch"]), _t(t["seconds_per_epoch"]),
+                            _r(case.get("ratio_epoch_vs_torch")), "", "", "", "–"])
+                met = None
+                if d["time_to_target"] is not None:
+                    met = t["time_to_target"] is None or d["time_to_target"] <= t["time_to_target"]
+                elif t["time_to_target"] is not None:
+                    met = False
+                out.append([f"`cnn` time to 99 % test acc ({case['recipe']['epochs']} epochs max)",
+                            _ttt(d), _ttt(t), _r(case.get("ratio_time_to_99_vs_torch")), "", "",
+                            "≤ torch", _ok(met)])
+            else:
+                out.append(["`cnn` preset, per epoch", _t(d["seconds_per_epoch"]), t.get("reason", "–"),
+                            "", "", "", "", "–"])
+                out.append(["`cnn` time to 99 % test acc", _ttt(d), "", "", "", "", "≤ torch", "–"])
+    return out
+
+
+def profile_lines(results: dict) -> list[str]:
+    """Where the time goes: the matrix products alone against the whole measured step."""
+    out = []
+    for name, case in results["cases"].items():
+        prof = case.get("profile")
+        if not prof:
+            continue
+        if name.startswith("mlp_train"):
+            d = case["seconds_per_epoch"]["digitnet"]
+            out.append(f"- bs {case['batch_size']}: the epoch's matrix products alone take "
+                       f"{_t(prof['gemm_only_seconds_per_epoch'])} ({prof['gemm_only_gflops']:.0f} GFLOP/s); "
+                       f"digitnet's epoch {_t(d)}, so {prof['overhead_share_of_digitnet_epoch'] * 100:.0f} % is "
+                       "everything else (gather + convert, activations, loss, SGD update, Python).")
+        elif name == "fullbatch_gd":
+            g = prof["gemm_only_seconds"]
+            out.append(f"- full-batch GD: matrix products alone {_t(g['digitnet_float32'])} in float32 vs "
+                       f"{_t(g['seed_style_float64'])} in float64 (ratio {prof['gemm_only_ratio']:.2f}, the floor "
+                       f"for this comparison); other work is {prof['overhead_share']['digitnet'] * 100:.0f} % of "
+                       f"digitnet's iteration, {prof['overhead_share']['seed_style_float64'] * 100:.0f} % of "
+                       "the seed-style one.")
+        elif name.startswith("infer_b"):
+            out.append(f"- inference batch {case['batch_size']:,}: bare NumPy forward + argmax on an already "
+                       f"converted float batch takes {_t(prof['minimal_numpy_forward_float_input'])}; "
+                       f"predict() {_t(case['seconds_per_call']['digitnet'])} (adds uint8 conversion and checks).")
+    return out
+
+
+def _ttt(run: dict) -> str:
+    accs = " → ".join(f"{a * 100:.2f}" for a in run["test_accuracy"])
+    if run["time_to_target"] is None:
+        return f"not reached ({accs} %)"
+    return f"{_t(run['time_to_target'])} ({run['epochs_to_target']} ep; {accs} %)"
+
+
+def markdown(results: dict) -> str:
+    v, m = results["versions"], results["machine"]
+    blas = [b for b in results.get("blas", []) if b.get("user_api") == "blas"]
+    blas_txt = "; ".join(f"{b.get('prefix')} {b.get('version')} {b.get('architecture')} ({b.get('num_threads')} threads)"
+                         for b in blas) or "see results.json"
+    head = ["| case | digitnet | PyTorch CPU | digitnet / torch | scikit-learn | digitnet / sklearn | target | |",
+            "|---|---|---|---|---|---|---|---|"]
+    body = ["| " + " | ".join(r) + " |" for r in rows(results)]
+    env = ", ".join(f"{k}={val}" for k, val in sorted(m.get("thread_env", {}).items())) or "none set"
+    lines = [f"Command: `{results['command']}` ({results['mode']} mode, median of {results['repeats']} repeats "
+             f"after a warm-up; {results.get('wall_seconds', '?')} s in all), started {results['started']}.", "",
+             *head, *body, "",
+             *(["Profile (same run):", *profile_lines(results), ""] if profile_lines(results) else []),
+             f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; load average at start "
+             f"{tuple(round(x, 2) for x in m['load_average_at_start'] or ())}.",
+             f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}.",
+             f"Versions: Python {v['python']}, NumPy {v['numpy']}, digitnet {v['digitnet']} "
+             f"(git {results.get('git_revision') or '?'}), torch {v.get('torch')}, "
+             f"scikit-learn {v.get('sklearn')}, threadpoolctl {v.get('threadpoolctl')}. BLAS: {blas_txt}."]
+    return "\n".join(lines) + "\n"

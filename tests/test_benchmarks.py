@@ -1,0 +1,120 @@
+"""The benchmark harness, run in its tiny mode so it cannot rot (no timing is asserted)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ["mlp_train_bs32", "mlp_train_bs128", "mlp_train_bs512", "fullbatch_gd", "infer_b1", "infer_b10000",
+         "peak_rss", "cnn"]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "results.json").read_text()), (out / "results.md").read_text(), proc.stdout
+
+
+def test_results_file_has_every_case(tiny_results):
+    results, table, stdout = tiny_results
+    assert list(results["cases"]) == CASES
+    for name, case in results["cases"].items():
+        assert case.get("status") != "error", (name, case)
+    assert results["mode"] == "tiny" and results["threads"] >= 1
+    assert results["versions"]["numpy"] and results["machine"]["cpu"]
+    assert any(b.get("user_api") == "blas" for b in results["blas"]) or results["blas"][0].get("error")
+    for label in ("bs 32", "bs 128", "bs 512", "full-batch", "batch 1", "batch 10,000", "peak RSS", "cnn"):
+        assert label in table
+    assert table in stdout
+
+
+def test_numbers_are_positive(tiny_results):
+    cases = tiny_results[0]["cases"]
+    for bs in (32, 128, 512):
+        assert cases[f"mlp_train_bs{bs}"]["seconds_per_epoch"]["digitnet"] > 0
+    assert cases["fullbatch_gd"]["seconds_per_iteration"]["seed_style_float64"] > 0
+    assert cases["infer_b1"]["seconds_per_call"]["digitnet"] > 0
+    assert 20 < cases["peak_rss"]["peak_rss_mb"]["digitnet_train"] < 5000
+
+
+def test_seed_style_comparison_starts_from_the_same_weights(tiny_results):
+    case = tiny_results[0]["cases"]["fullbatch_gd"]
+    fp = case["init_fingerprint"]
+    assert fp["digitnet"] == fp["seed_style"]
+    assert case["max_param_diff_after"] < 1e-4      # float32 vs float64 after the same iterations
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install '.[bench]')")
+def test_torch_comparisons_use_identical_weights_data_order_and_optimizer(tiny_results):
+    cases = tiny_results[0]["cases"]
+    for bs in (32, 128, 512):
+        case = cases[f"mlp_train_bs{bs}"]
+        assert case["init_fingerprint"]["torch"] == case["init_fingerprint"]["digitnet"]
+        # same start, same batches, same SGD: after one epoch the weights still agree to float32 rounding
+        assert case["torch_max_param_diff_after_1_epoch"] < 1e-4
+        assert case["ratio_vs_torch"] > 0
+    for name in ("infer_b1", "infer_b10000"):
+        assert cases[name]["init_fingerprint"]["torch"] == cases[name]["init_fingerprint"]["digitnet"]
+        assert cases[name]["same_predictions"]
+    cnn = cases["cnn"]
+    if cnn.get("status") != "not available":
+        assert cnn["init_fingerprint"]["torch"] == cnn["init_fingerprint"]["digitnet"]
+        assert cnn["torch"]["seconds_per_epoch"] > 0
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn not installed (pip install '.[bench]')")
+def test_sklearn_comparison_uses_identical_weights(tiny_results):
+    for bs in (32, 128, 512):
+        case = tiny_results[0]["cases"][f"mlp_train_bs{bs}"]
+        assert case["init_fingerprint"]["sklearn"] == case["init_fingerprint"]["digitnet"]
+        assert case["seconds_per_epoch"]["sklearn"] > 0
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install '.[bench]')")
+def test_torch_translation_gives_the_same_outputs(rng):
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.torch_port import to_torch
+
+    import digitnet
+    model = digitnet.MLP((32, 16), seed=3)
+    x = rng.random((5, 784)).astype(np.float32)
+    with torch.no_grad():
+        ours, theirs = model.forward(x), to_torch(model)(torch.from_numpy(x)).numpy()
+    assert np.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install '.[bench]')")
+def test_torch_translation_of_the_cnn_preset(rng):
+    import numpy as np
+    import torch
+
+    import digitnet.nn
+    if not hasattr(digitnet.nn, "build"):
+        pytest.skip("digitnet.nn.build not available (convolution layers not merged)")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.torch_port import fingerprint, to_torch, torch_state_in_digitnet_layout
+
+    model = digitnet.nn.build("cnn", seed=2)
+    for name, b in model.buffers.items():          # non-trivial running statistics
+        b[...] = rng.random(b.shape) + (0.5 if name.endswith("var") else 0.0)
+    net = to_torch(model).eval()
+    assert fingerprint(torch_state_in_digitnet_layout(net, model)) == fingerprint(model.state_dict())
+    images = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    x = model.prepare(images)
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(x)).numpy()
+    assert np.allclose(model.forward(x), theirs, atol=1e-4)
