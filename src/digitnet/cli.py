@@ -50,6 +50,12 @@ def _batch_size(text: str):
     return n
 
 
+def _port(text: str) -> int:
+    if not (text.isdigit() and 0 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text!r}")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -186,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("-o", "--output", required=True, help="model file to write")
     ip.add_argument("--no-eval", action="store_true", help="skip measuring test accuracy")
     ip.set_defaults(func=cmd_import_pickle)
+
+    sv = sub.add_parser("serve", help="the drawing web app and JSON API (needs the 'web' extra)",
+                        formatter_class=fmt,
+                        description="Serve a page to draw digits on and a JSON API (POST /api/predict, "
+                                    "GET /api/model, GET /healthz; reference at /docs).")
+    sv.add_argument("--model", action="append", metavar="M", default=argparse.SUPPRESS,
+                    help="model file or shipped model name; repeat to offer several (the first is the "
+                         "default); default: every shipped model, seed first")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sv.add_argument("--port", type=_port, default=8000, help="TCP port")
+    sv.add_argument("--access-log", action="store_true", help="log every request")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 
@@ -376,6 +394,19 @@ def cmd_import_pickle(args) -> int:
     io.save(model, out)
     print(msg)
     print(f"saved {out}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise DigitnetError(f"digitnet serve needs the 'web' extra ({exc.name} is missing): "
+                            "pip install 'digitnet[web]'") from None
+    from .web import serve
+    serve(getattr(args, "model", None), host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
 

@@ -64,6 +64,8 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         raise DigitnetError(f"{name}: is a directory, expected an image file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
+    except DigitnetError:
+        raise  # the size check above: a ValueError too, so keep its message from the clause below
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DigitnetError(f"{name}: not a readable image ({type(exc).__name__})") from None
     return img

@@ -1,0 +1,326 @@
+"""Load test for ``digitnet serve``: concurrent clients, valid and malformed requests, latency and memory.
+
+Starts ``python -m digitnet serve --model seed`` on a free 127.0.0.1 port (or
+uses ``--url`` to test a server you started), warms it up, then runs
+``--clients`` concurrent keep-alive connections until ``--requests`` requests
+are done or ``--duration`` seconds pass. Each request is drawn from a fixed
+mix (seeded): JSON 28x28 pixels, JSON 784 pixels, a multipart PNG upload and a
+raw PNG body (all valid), and malformed ones (bad JSON, a wrong shape, NaN,
+values out of range, not an image, an unknown model, a decompression bomb, a
+body over the limit by Content-Length).
+
+The client is a minimal HTTP/1.1 client on asyncio streams, so that it costs
+the shared CPU as little as possible. Reports requests/s, predictions/s (valid
+requests answered 200), p50/p90/p99/max latency, status counts by request
+kind, and the server's RSS before and after. Writes ``--out``.json and .md.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 16 clients, flat out
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --rate 650  # latency at 650 requests/s (520 valid)
+    python benchmarks/load_test.py --requests 2000 --clients 4        # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"predictions_per_s": 500, "p99_ms": 20.0, "server_5xx": 0, "rss_growth_mb": 10.0}
+
+
+# --------------------------------------------------------------------------- requests
+def _request(path: str, body: bytes, content_type: str, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def _png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, float], set[str]]:
+    """Raw HTTP requests of each kind, the mix (kind -> share), and the kinds that are valid."""
+    from PIL import Image
+
+    import digitnet
+    images = digitnet.load_mnist().test.images[:50]
+    rng = np.random.default_rng(seed)
+    boundary = "digitnetloadtest"
+
+    def multipart(png: bytes) -> bytes:
+        return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+
+    # drawings as the page sends them: black on white, 280x280
+    drawings = [_png(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR)) for img in images[:10]]
+    kinds = {
+        "json_28x28": [_request("/api/predict", json.dumps({"pixels": img.tolist()}).encode(), "application/json")
+                       for img in images],
+        "json_784": [_request("/api/predict?top_k=5", json.dumps({"pixels": img.ravel().tolist()}).encode(),
+                              "application/json") for img in images],
+        "multipart_png": [_request("/api/predict", multipart(p), f"multipart/form-data; boundary={boundary}")
+                          for p in drawings],
+        "raw_png": [_request("/api/predict", p, "image/png") for p in drawings],
+        "bad_json": [_request("/api/predict", b'{"pixels": [1, 2,', "application/json")],
+        "wrong_shape": [_request("/api/predict", json.dumps({"pixels": [[0] * 27] * 28}).encode(),
+                                 "application/json")],
+        "nan": [_request("/api/predict", ('{"pixels": [' + "0," * 783 + "NaN]}").encode(), "application/json")],
+        "out_of_range": [_request("/api/predict", json.dumps({"pixels": [999] * 784}).encode(),
+                                  "application/json")],
+        "not_an_image": [_request("/api/predict", rng.bytes(2000), "image/png")],
+        "unknown_model": [_request("/api/predict?model=nope", json.dumps({"pixels": [0] * 784}).encode(),
+                                   "application/json")],
+        "bomb": [_request("/api/predict", _png(Image.new("1", (20000, 20000))), "image/png")],
+        # headers only: the server must answer 413 without waiting for the 3 MB it was promised
+        "too_large": [b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                      b"Content-Length: 3000000\r\n\r\n"],
+    }
+    mix = {"json_28x28": 0.40, "json_784": 0.15, "multipart_png": 0.15, "raw_png": 0.10,
+           "bad_json": 0.03, "wrong_shape": 0.03, "nan": 0.03, "out_of_range": 0.02, "not_an_image": 0.03,
+           "unknown_model": 0.02, "bomb": 0.02, "too_large": 0.02}
+    valid = {"json_28x28", "json_784", "multipart_png", "raw_png"}
+    return kinds, mix, valid
+
+
+# --------------------------------------------------------------------------- client
+async def _read_response(reader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            close = True
+    await reader.readexactly(length)
+    return status, close
+
+
+async def client(host, port, schedule, results, deadline, start, rate):
+    reader = writer = None
+    while schedule and time.perf_counter() < deadline:
+        i, kind, raw = schedule.pop()
+        t0 = time.perf_counter()
+        if rate:  # open loop: request i is due at start + i / rate; latency counts from then,
+            due = start + i / rate          # so a late send (all clients busy) counts as waiting
+            if due > t0:
+                await asyncio.sleep(due - t0)
+            t0 = due
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            writer.write(raw)
+            await writer.drain()
+            status, close = await asyncio.wait_for(_read_response(reader), 10)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            results.append((kind, f"client error: {type(exc).__name__}", time.perf_counter() - t0))
+            close = True
+        else:
+            results.append((kind, status, time.perf_counter() - t0))
+        if close and writer is not None:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed, rate=None):
+    u = urlsplit(url)
+    rng = random.Random(seed)
+    names = list(mix)
+    picks = rng.choices(names, weights=[mix[k] for k in names], k=n_requests)
+    schedule = [(i, k, rng.choice(kinds[k])) for i, k in enumerate(picks)][::-1]   # popped from the end
+    results: list = []
+    t0 = time.perf_counter()
+    deadline = t0 + duration
+    await asyncio.gather(*(client(u.hostname, u.port, schedule, results, deadline, t0, rate)
+                           for _ in range(n_clients)))
+    return results, time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- server
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (contention-independent, unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(model: str):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", model, "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- report
+def summarise(results, elapsed, valid) -> dict:
+    lat = np.array([r[2] for r in results]) * 1000
+    ok_lat = np.array([r[2] for r in results if r[0] in valid and r[1] == 200]) * 1000
+    by_kind: dict[str, dict[str, int]] = {}
+    for kind, status, _ in results:
+        by_kind.setdefault(kind, {}).setdefault(str(status), 0)
+        by_kind[kind][str(status)] += 1
+    statuses: dict[str, int] = {}
+    for kind, status, _ in results:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    pct = (lambda a, q: round(float(np.percentile(a, q)), 2) if len(a) else None)
+    kind_ms = {k: {"p50": pct(a, 50), "p99": pct(a, 99)} for k in by_kind
+               for a in [np.array([r[2] for r in results if r[0] == k]) * 1000]}
+    wrong = {k: v for k, v in by_kind.items() if (k in valid) != (set(v) == {"200"})}
+    return {
+        "requests": len(results), "elapsed_s": round(elapsed, 3),
+        "requests_per_s": round(len(results) / elapsed, 1),
+        "predictions_per_s": round(len(ok_lat) / elapsed, 1),
+        "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": pct(lat, 100)},
+        "valid_latency_ms": {"p50": pct(ok_lat, 50), "p99": pct(ok_lat, 99)},
+        "status_counts": dict(sorted(statuses.items())),
+        "server_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
+        "client_errors": sum(v for k, v in statuses.items() if k.startswith("client")),
+        "by_kind": by_kind, "latency_ms_by_kind": kind_ms,
+        "unexpected": wrong,   # valid kinds not all 200, or malformed kinds answered 200
+    }
+
+
+def markdown(r: dict) -> str:
+    s = r["summary"]
+    lines = [f"# Load test: `digitnet serve --model {r['model']}`", "",
+             f"`{r['command']}` on {r['machine']}; {r['clients']} concurrent clients"
+             f"{', open loop at %g requests/s' % r['rate'] if r['rate'] else ', closed loop'}, {s['requests']:,} requests "
+             f"({r['malformed_share'] * 100:.0f} % malformed), {s['elapsed_s']} s.", "",
+             "| measure | value | target | met |", "|---|---|---|---|"]
+    checks = [("predictions/s (valid requests answered 200)", s["predictions_per_s"],
+               f">= {TARGETS['predictions_per_s']}", s["predictions_per_s"] >= TARGETS["predictions_per_s"]),
+              ("requests/s (all)", s["requests_per_s"], "", None),
+              ("latency p50 / p90 ms", f"{s['latency_ms']['p50']} / {s['latency_ms']['p90']}", "", None),
+              ("latency p99 ms", s["latency_ms"]["p99"], f"<= {TARGETS['p99_ms']}",
+               s["latency_ms"]["p99"] <= TARGETS["p99_ms"]),
+              ("latency max ms", s["latency_ms"]["max"], "", None),
+              ("server 5xx", s["server_5xx"], "0", s["server_5xx"] == 0),
+              ("client errors (connection)", s["client_errors"], "0", s["client_errors"] == 0)]
+    if r.get("rss_mb"):
+        m = r["rss_mb"]
+        checks.append(("server RSS before -> after MB", f"{m['before']} -> {m['after']} (+{m['growth']})",
+                       f"growth < {TARGETS['rss_growth_mb']}", m["growth"] < TARGETS["rss_growth_mb"]))
+    if r.get("server_cpu_ms_per_request"):
+        c = r["server_cpu_ms_per_request"]
+        checks.append(("server CPU per request ms (capacity of one free core)",
+                       f"{c} (~{1000 / c:.0f} requests/s)", "", None))
+    checks.append(("load-test client CPU per request ms", r["client_cpu_ms_per_request"], "", None))
+    checks.append(("machine load average (1 min) after the run", r["load_average_after"], "", None))
+    for name, value, target, met in checks:
+        lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
+    lines += ["", "Status codes and latency by request kind:", "", "| kind | statuses | p50 ms | p99 ms |",
+              "|---|---|---|---|"]
+    lines += [f"| {k} | {', '.join(f'{c}: {n}' for c, n in sorted(v.items()))} | "
+              f"{s['latency_ms_by_kind'][k]['p50']} | {s['latency_ms_by_kind'][k]['p99']} |"
+              for k, v in sorted(s["by_kind"].items())]
+    if s["unexpected"]:
+        lines += ["", f"**Unexpected answers**: {json.dumps(s['unexpected'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--requests", type=int, default=10_000, help="requests in the measured run")
+    p.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    p.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds at most")
+    p.add_argument("--rate", type=float, help="open loop: send this many requests/s in all (latency is then "
+                                              "measured from when each request was due); default: each client "
+                                              "sends its next request as soon as it has the answer")
+    p.add_argument("--warmup", type=int, default=500, help="requests before measuring (and before RSS 'before')")
+    p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds (e.g. json_28x28 "
+                                                             "raw_png), to see what each one costs")
+    p.add_argument("--model", default="seed", help="model the started server loads")
+    p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(HERE / "results" / "load_test"), help="results path without extension")
+    args = p.parse_args(argv)
+
+    kinds, mix, valid = build_requests(args.seed)
+    if args.only:
+        unknown = set(args.only) - set(mix)
+        if unknown:
+            p.error(f"unknown kinds {sorted(unknown)}; known: {', '.join(mix)}")
+        mix = {k: v for k, v in mix.items() if k in args.only}
+    proc = None
+    url = args.url
+    if url is None:
+        proc, url = start_server(args.model)
+    try:
+        asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
+        before = rss_mb(proc.pid) if proc else None
+        cpu_before = cpu_s(proc.pid) if proc else None
+        own_before = sum(os.times()[:2])
+        results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
+                                                args.seed, args.rate))
+        after = rss_mb(proc.pid) if proc else None
+        cpu_used = cpu_s(proc.pid) - cpu_before if proc else None
+        own_used = sum(os.times()[:2]) - own_before
+        alive = proc is None or proc.poll() is None
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    summary = summarise(results, elapsed, valid)
+    report = {
+        "command": "python benchmarks/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "model": args.model, "clients": args.clients, "rate": args.rate, "warmup": args.warmup,
+        "malformed_share": round(sum(v for k, v in mix.items() if k not in valid), 3), "mix": mix,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "server_alive_after": alive, "targets": TARGETS, "summary": summary,
+        "rss_mb": ({"before": round(before, 1), "after": round(after, 1), "growth": round(after - before, 1)}
+                   if proc else None),
+        "server_cpu_ms_per_request": round(1000 * cpu_used / len(results), 3) if proc else None,
+        "client_cpu_ms_per_request": round(1000 * own_used / len(results), 3),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return 0 if alive and summary["server_5xx"] == 0 and not summary["unexpected"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

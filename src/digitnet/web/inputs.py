@@ -1,0 +1,213 @@
+"""Turn what a client sends into the (28, 28) image the network sees.
+
+Three kinds of request body reach ``POST /api/predict``:
+
+- an image (PNG, JPEG, ...) as a multipart upload (field ``file``) or as the raw
+  body (``Content-Type: image/png`` ...): it goes through
+  :func:`digitnet.preprocess.to_mnist`, the same path as ``digitnet predict``;
+- JSON ``{"pixels": [...]}``: an already MNIST-like image, 28 lists of 28 numbers
+  or a flat list of 784, white digit on black, used as it is (like a CSV row in
+  ``digitnet predict``). ``"range": "0-255"`` (default) or ``"0-1"`` says what
+  the numbers mean.
+
+Everything here works on bytes in memory; nothing is written to disk. Every
+problem raises :class:`~digitnet.errors.DigitnetError` with a message that says
+what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..errors import DigitnetError
+from ..preprocess import open_image, to_mnist
+
+MAX_PARTS = 8          # a prediction needs at most file, model and top_k
+RANGES = {"0-255": 255.0, "0-1": 1.0}
+
+
+# --------------------------------------------------------------------------- images
+def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
+    """Image bytes -> (28, 28) uint8 via the shared preprocessing.
+
+    ``open_image`` reads the size from the header and refuses more than
+    ``max_pixels`` before decoding, so decompression bombs cost nothing.
+    """
+    if not data:
+        raise DigitnetError("the uploaded image is empty (0 bytes)")
+    return to_mnist(open_image(data, max_pixels=max_pixels))
+
+
+def header_pixels(data: bytes) -> int:
+    """Width x height as the image header claims it (no decoding); 0 when there is no readable header.
+
+    Only used to decide where to preprocess; :func:`image_to_mnist` does the checking.
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a DecompressionBombWarning: open_image will refuse that image
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size[0] * img.size[1]
+    except Exception:  # noqa: BLE001 - whatever it is, image_to_mnist will say so, quickly
+        return 0
+
+
+# --------------------------------------------------------------------------- JSON pixels
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _row(values, where: str) -> list:
+    if not isinstance(values, list):
+        raise DigitnetError(f"{where}: expected a list of numbers, got {type(values).__name__}")
+    for i, v in enumerate(values):
+        if not _is_number(v):
+            raise DigitnetError(f"{where}[{i}]: expected a number, got {json.dumps(v)[:40]}")
+    return values
+
+
+def _checked_numbers(pixels) -> np.ndarray:
+    """The careful path: check the structure and every value, saying where the first problem is."""
+    if not isinstance(pixels, list):
+        raise DigitnetError(f"'pixels' must be a 28x28 or 784 array, got {type(pixels).__name__}")
+    if len(pixels) == 784 and not any(isinstance(v, list) for v in pixels):
+        flat = _row(pixels, "pixels")
+    elif len(pixels) == 28 and all(isinstance(r, list) for r in pixels):
+        for i, r in enumerate(pixels):
+            if len(r) != 28:
+                raise DigitnetError(f"'pixels' row {i} has {len(r)} values; expected 28 (a 28x28 array)")
+        flat = [v for i, r in enumerate(pixels) for v in _row(r, f"pixels[{i}]")]
+    else:
+        kinds = {type(v).__name__ for v in pixels}
+        raise DigitnetError(f"'pixels' must be 28 rows of 28 numbers or a flat list of 784 numbers; "
+                            f"got a list of {len(pixels)} ({', '.join(sorted(kinds)) or 'empty'})")
+    return np.asarray(flat, dtype=np.float64).reshape(28, 28)
+
+
+def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = True) -> np.ndarray:
+    """A JSON 28x28 or 784 array -> float32 (28, 28) in [0, 1].
+
+    Raises DigitnetError for a wrong shape, non-numbers, NaN/infinity or values
+    outside the declared range. A well-formed array is checked by NumPy in one
+    go (numbers only make an int or float array; strings, nulls and ragged rows
+    do not); anything else takes the element-by-element path for its message.
+    NumPy would read ``true`` as 1, so pass ``may_hold_bools=False`` only when
+    the request text holds no ``true``/``false`` at all.
+    """
+    if value_range not in RANGES:
+        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, got {value_range!r}")
+    top = RANGES[value_range]
+    x = None
+    if not may_hold_bools and isinstance(pixels, list):
+        try:
+            a = np.asarray(pixels)
+        except (ValueError, TypeError, OverflowError):  # ragged rows and the like
+            a = None
+        if a is not None and a.dtype.kind in "iuf" and a.shape in ((784,), (28, 28)):
+            x = a.astype(np.float64).reshape(28, 28)
+    if x is None:
+        x = _checked_numbers(pixels)
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise DigitnetError(f"'pixels' must be finite numbers; found {x[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+    lo, hi = x.min(), x.max()
+    if lo < 0 or hi > top:
+        raise DigitnetError(f"'pixels' values must lie in [0, {top:g}] (range {value_range!r}); "
+                            f"found values from {lo:g} to {hi:g}")
+    return (x / top).astype(np.float32)
+
+
+def parse_json(body: bytes) -> dict:
+    """The JSON request object, with clear errors for anything else."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested very deep
+        raise DigitnetError(f"the request body is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not isinstance(obj, dict) or "pixels" not in obj:
+        raise DigitnetError('expected a JSON object like {"pixels": [[...28 numbers...] x 28]}, '
+                            f"got {type(obj).__name__}" + (" without 'pixels'" if isinstance(obj, dict) else ""))
+    unknown = set(obj) - {"pixels", "range", "model", "top_k"}
+    if unknown:
+        raise DigitnetError(f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
+                            "expected pixels, range, model, top_k")
+    return obj
+
+
+# --------------------------------------------------------------------------- multipart
+def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """A multipart/form-data body -> {field name: bytes}, parsed in memory.
+
+    Starlette's own form parser spools uploads over 1 MB to temporary files;
+    this one never touches the disk (the body is already bounded by the size
+    limit middleware).
+    """
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise DigitnetError("multipart/form-data request without a boundary in its Content-Type")
+    fields: dict[str, bytes] = {}
+    state = {"header": b"", "value": b"", "headers": {}, "data": [], "ended": False}
+
+    def on_part_begin():
+        state["headers"], state["data"] = {}, []
+
+    def on_header_field(data, start, end):
+        state["header"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        state["value"] += data[start:end]
+
+    def on_header_end():
+        state["headers"][state["header"].lower()] = state["value"]
+        state["header"], state["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        state["data"].append(data[start:end])
+
+    def on_part_end():
+        _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        name = disp.get(b"name", b"").decode("utf-8", "replace")
+        if not name:
+            raise DigitnetError("a multipart part has no name in its Content-Disposition")
+        if len(fields) >= MAX_PARTS:
+            raise DigitnetError(f"too many multipart parts; at most {MAX_PARTS} are accepted")
+        fields[name] = b"".join(state["data"])
+
+    def on_end():
+        state["ended"] = True
+
+    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                 "on_header_value": on_header_value, "on_header_end": on_header_end,
+                 "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end}
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise DigitnetError(f"malformed multipart/form-data body ({str(exc)[:80]})") from None
+    if not state["ended"]:
+        raise DigitnetError("malformed multipart/form-data body (truncated: no closing boundary)")
+    return fields
+
+
+def parse_top_k(value, where: str = "top_k") -> int:
+    """An integer 1..10 from JSON, a form field or a query string."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.lstrip("-").isdigit() and len(value) <= 3):
+            raise DigitnetError(f"{where} must be an integer from 1 to 10, got {value[:20]!r}")
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+        raise DigitnetError(f"{where} must be an integer from 1 to 10, got {json.dumps(value)[:20]}")
+    return value

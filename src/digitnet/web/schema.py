@@ -1,0 +1,85 @@
+"""OpenAPI descriptions of the API's requests and responses (documentation only).
+
+``POST /api/predict`` reads its body itself (to accept three content types and
+to keep uploads in memory), so its request body is described here by hand.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    models: list[str] = Field(description="names of the loaded models")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: list[dict] = Field(description="layers, as saved in the model file")
+    input_shape: list[int]
+    dtype: str
+    n_params: int
+    test_accuracy: float | None = Field(None, description="accuracy on the MNIST test set, from the metadata")
+    seed: int | None = None
+    command: str | None = Field(None, description="the command that trained it")
+    digitnet_version: str | None = None
+
+
+class ModelsInfo(BaseModel):
+    default: str = Field(description="the model used when a request names none")
+    models: list[ModelInfo]
+
+
+class TopK(BaseModel):
+    label: int = Field(ge=0, le=9)
+    probability: float
+
+
+class Prediction(BaseModel):
+    model: str = Field(description="the model that answered")
+    label: int = Field(ge=0, le=9, description="the predicted digit")
+    probabilities: list[float] = Field(description="probability of each digit 0..9")
+    top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
+    image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was expected and what was found")
+
+
+PREDICT_DESCRIPTION = """\
+Send one of:
+
+* **multipart/form-data** with the image in field `file` (PNG, JPEG, ... any size up to
+  2048x2048 pixels), optional fields `model` and `top_k`;
+* a raw **image/png**, **image/jpeg** (any `image/*`) or `application/octet-stream` body;
+* **application/json** `{"pixels": ..., "range": "0-255", "model": "seed", "top_k": 3}` where
+  `pixels` is 28 rows of 28 numbers or a flat list of 784, an already MNIST-like image (white digit
+  on black, centred): it is classified as it is, with no further preprocessing. `range` is `"0-255"`
+  (default) or `"0-1"` for floats in [0, 1].
+
+Images go through the same preprocessing as `digitnet predict` (greyscale, inverted when the
+background is light, cropped, scaled to 20 px, centred by mass in 28x28). `model` and `top_k` may
+also be given as query parameters. Bodies over 2 MB are refused with 413, an unknown Content-Type
+with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
+larger than the pixel limit) with 422 and a one-line `detail`.
+"""
+
+_PIXELS = {"description": "28x28 numbers or 784 numbers", "type": "array",
+           "items": {"oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]}}
+
+PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the image"},
+        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}}}},
+    "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
+        "pixels": _PIXELS, "range": {"type": "string", "enum": ["0-255", "0-1"], "default": "0-255"},
+        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}}}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+}}}
+
+PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB"},
+                  415: {"model": Error, "description": "unsupported Content-Type"},
+                  422: {"model": Error, "description": "malformed input (the message says what and where)"}}

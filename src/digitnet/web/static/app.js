@@ -1,0 +1,195 @@
+// The drawing page: pointer strokes on a canvas, sent as PNG to /api/predict (debounced).
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const seen = document.getElementById("seen");
+const seenCtx = seen.getContext("2d");
+const predictionEl = document.getElementById("prediction");
+const confidenceEl = document.getElementById("confidence");
+const barsEl = document.getElementById("bars");
+const modelEl = document.getElementById("model");
+
+// MNIST strokes are about 2-3 px wide in a 20 px digit; a digit drawn across most of the
+// canvas is scaled down by ~12x, so a line of 1/10 of the canvas ends up MNIST-like.
+const STROKE = pad.width / 10;
+const DEBOUNCE_MS = 120;
+
+let drawing = false;
+let dirty = false;        // something drawn since the last prediction was requested
+let inFlight = false;
+let timer = null;
+let last = null;
+let generation = 0;       // bumped by clear(): answers for an older drawing are ignored
+
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  generation += 1;
+  dirty = false;
+  showEmpty();
+  markBusy();
+}
+
+function point(event) {
+  const r = pad.getBoundingClientRect();
+  return [(event.clientX - r.left) * pad.width / r.width, (event.clientY - r.top) * pad.height / r.height];
+}
+
+function strokeTo(p) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = STROKE;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(last[0], last[1]);
+  ctx.lineTo(p[0], p[1]);
+  ctx.stroke();
+  last = p;
+  dirty = true;
+  schedule();
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  e.preventDefault();
+  pad.setPointerCapture(e.pointerId);
+  drawing = true;
+  last = point(e);
+  strokeTo(last);       // a dot for a tap
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  // coalesced events give smooth lines on fast pens and touch screens
+  const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
+  for (const ev of (events.length ? events : [e])) strokeTo(point(ev));
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => {
+    if (!drawing) return;
+    drawing = false;
+    clearTimeout(timer);
+    timer = null;
+    predict();
+  });
+}
+
+document.getElementById("clear").addEventListener("click", clearPad);
+document.addEventListener("keydown", (e) => {
+  if (e.target === modelEl || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "Escape" || e.key === "Delete" || e.key === "Backspace" || e.key === "c" || e.key === "C") {
+    e.preventDefault();
+    clearPad();
+  }
+});
+modelEl.addEventListener("change", () => { dirty = true; predict(); });
+
+function schedule() {
+  if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, DEBOUNCE_MS);
+  markBusy();
+}
+
+// body[data-busy] is "true" while a prediction is pending or in flight (tests wait on it)
+function markBusy() {
+  document.body.dataset.busy = String(inFlight || dirty || timer !== null);
+}
+
+function predict() {
+  if (!dirty) return;
+  if (inFlight) { schedule(); return; }   // one request at a time; the latest drawing follows
+  dirty = false;
+  inFlight = true;
+  const asked = generation;
+  pad.toBlob(async (blob) => {
+    const form = new FormData();
+    form.append("file", blob, "digit.png");
+    if (modelEl.value) form.append("model", modelEl.value);
+    form.append("top_k", "3");
+    try {
+      const res = await fetch("/api/predict", { method: "POST", body: form });
+      const data = await res.json();
+      if (asked !== generation) return;
+      if (res.ok) show(data);
+      else if (/blank/.test(data.detail)) showEmpty();
+      else showError(data.detail || res.statusText);
+    } catch (err) {
+      if (asked === generation) showError("server unreachable");
+    } finally {
+      inFlight = false;
+      if (dirty) schedule();
+      markBusy();
+    }
+  }, "image/png");
+}
+
+function buildBars() {
+  barsEl.replaceChildren();
+  for (let d = 0; d < 10; d++) {
+    const li = document.createElement("li");
+    li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    barsEl.appendChild(li);
+  }
+}
+
+function show(data) {
+  predictionEl.textContent = String(data.label);
+  predictionEl.dataset.label = String(data.label);
+  predictionEl.classList.remove("empty");
+  const p = data.probabilities[data.label];
+  confidenceEl.textContent = `${(p * 100).toFixed(1)} % sure (${data.model})`;
+  confidenceEl.classList.remove("error");
+  data.probabilities.forEach((q, d) => {
+    const li = barsEl.children[d];
+    li.classList.toggle("top", d === data.label);
+    li.querySelector(".fill").style.width = `${(q * 100).toFixed(1)}%`;
+    li.querySelector(".pct").textContent = `${(q * 100).toFixed(1)}%`;
+  });
+  const img = seenCtx.createImageData(28, 28);
+  data.image.forEach((row, y) => row.forEach((v, x) => {
+    const i = 4 * (y * 28 + x);
+    img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+    img.data[i + 3] = 255;
+  }));
+  seenCtx.putImageData(img, 0, 0);
+}
+
+function showEmpty() {
+  predictionEl.textContent = "?";
+  predictionEl.dataset.label = "";
+  predictionEl.classList.add("empty");
+  confidenceEl.textContent = "draw a digit";
+  confidenceEl.classList.remove("error");
+  for (const li of barsEl.children) {
+    li.classList.remove("top");
+    li.querySelector(".fill").style.width = "0";
+    li.querySelector(".pct").textContent = "";
+  }
+  seenCtx.fillStyle = "#000";
+  seenCtx.fillRect(0, 0, 28, 28);
+}
+
+function showError(message) {
+  confidenceEl.textContent = message;
+  confidenceEl.classList.add("error");
+}
+
+async function loadModels() {
+  try {
+    const res = await fetch("/api/model");
+    const info = await res.json();
+    for (const m of info.models) {
+      const opt = document.createElement("option");
+      opt.value = m.name;
+      const acc = m.test_accuracy ? ` (${(m.test_accuracy * 100).toFixed(1)} %)` : "";
+      opt.textContent = m.name + acc;
+      opt.selected = m.name === info.default;
+      modelEl.appendChild(opt);
+    }
+  } catch (err) {
+    showError("could not list models");
+  }
+  document.body.dataset.ready = "true";
+}
+
+buildBars();
+clearPad();
+loadModels();

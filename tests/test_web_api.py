@@ -1,0 +1,313 @@
+"""The web API in-process (FastAPI's TestClient): every input kind, every kind of hostile input."""
+
+import io
+import json
+import tempfile
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
+pytest.importorskip("httpx", reason="httpx (for FastAPI's TestClient) is not installed")
+pytest.importorskip("python_multipart", reason="python-multipart is not installed")
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's notice about httpx vs httpx2
+    from fastapi.testclient import TestClient
+
+import digitnet
+from digitnet.web.app import MAX_BODY, create_app
+
+
+def png(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def drawn_one() -> Image.Image:
+    """A '1' drawn the way the page draws it: black stroke on a white 280x280 canvas."""
+    img = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(img).line([(145, 40), (135, 240)], fill=0, width=28)
+    return img
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"seed": digitnet.load("seed"), "untrained": digitnet.MLP(seed=3)}
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    return TestClient(create_app(models))
+
+
+@pytest.fixture(scope="module")
+def digit(mnist):
+    return mnist.test.images[0], int(mnist.test.labels[0])
+
+
+def check_prediction(r, label=None, k=3, model="seed"):
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model"] == model
+    assert len(out["probabilities"]) == 10 and abs(sum(out["probabilities"]) - 1) < 1e-4
+    assert [t["label"] for t in out["top_k"]][0] == out["label"] and len(out["top_k"]) == k
+    assert np.asarray(out["image"]).shape == (28, 28)
+    if label is not None:
+        assert out["label"] == label
+    return out
+
+
+# --------------------------------------------------------------------------- happy paths
+def test_health_and_model_metadata(client):
+    assert client.get("/healthz").json() == {"status": "ok", "models": ["seed", "untrained"]}
+    info = client.get("/api/model").json()
+    assert info["default"] == "seed"
+    seed = info["models"][0]
+    assert seed["name"] == "seed" and seed["n_params"] == 50890 and seed["input_shape"] == [784]
+    assert seed["test_accuracy"] == digitnet.info("seed")["test_accuracy"]
+
+
+def test_multipart_upload(client):
+    out = check_prediction(client.post("/api/predict", files={"file": ("one.png", png(drawn_one()), "image/png")},
+                                       data={"top_k": "5"}), label=1, k=5)
+    assert max(map(max, out["image"])) > 200  # the stroke, white on black as in MNIST
+
+
+def test_raw_png_and_jpeg_bodies(client):
+    check_prediction(client.post("/api/predict", content=png(drawn_one()), headers={"content-type": "image/png"}),
+                     label=1)
+    check_prediction(client.post("/api/predict?top_k=2", content=png(drawn_one(), "JPEG"),
+                                 headers={"content-type": "image/jpeg"}), label=1, k=2)
+
+
+def test_json_pixels_28x28_flat_and_unit_range(client, mnist):
+    for i in range(3):
+        img, label = mnist.test.images[i], int(mnist.test.labels[i])
+        out = check_prediction(client.post("/api/predict", json={"pixels": img.tolist()}), label=label)
+        assert out["image"] == img.tolist()  # JSON pixels are used as they are
+        check_prediction(client.post("/api/predict", json={"pixels": img.ravel().tolist(), "top_k": 1}),
+                         label=label, k=1)
+        unit = (img / 255.0).tolist()
+        check_prediction(client.post("/api/predict", json={"pixels": unit, "range": "0-1"}), label=label)
+
+
+def test_the_api_agrees_with_the_python_api(client, models, mnist):
+    img = mnist.test.images[5]
+    out = client.post("/api/predict", json={"pixels": img.tolist()}).json()
+    assert np.allclose(out["probabilities"], models["seed"].predict_proba(img[None])[0], atol=1e-6)
+
+
+def test_choosing_a_model(client, digit):
+    img, _ = digit
+    a = check_prediction(client.post("/api/predict", json={"pixels": img.tolist(), "model": "untrained"}),
+                         model="untrained")
+    b = check_prediction(client.post("/api/predict?model=untrained", json={"pixels": img.tolist()}),
+                         model="untrained")
+    c = check_prediction(client.post("/api/predict", files={"file": ("one.png", png(drawn_one()))},
+                                     data={"model": "untrained"}), model="untrained")
+    seed = client.post("/api/predict", json={"pixels": img.tolist()}).json()
+    assert a["probabilities"] == b["probabilities"] != seed["probabilities"]
+    assert c["model"] == "untrained"
+
+
+def test_openapi_documents_the_api(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/model", "/healthz"} <= set(spec["paths"])
+    body = spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json", "image/png", "image/jpeg"} <= set(body)
+    assert "422" in spec["paths"]["/api/predict"]["post"]["responses"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/static/docs.js" in page.text
+
+
+def test_page_and_assets_are_served_by_the_app(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js", "/static/docs.css"):
+        assert client.get(asset).status_code == 200, asset
+    # no outside URL anywhere in what the page loads
+    for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_cors_is_off_by_default(client, models):
+    headers = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    r = client.options("/api/predict", headers=headers)
+    assert "access-control-allow-origin" not in r.headers
+    r = client.get("/healthz", headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in r.headers
+    opened = TestClient(create_app(models, cors_origins=["https://elsewhere.example"]))
+    r = opened.get("/healthz", headers={"Origin": "https://elsewhere.example"})
+    assert r.headers["access-control-allow-origin"] == "https://elsewhere.example"
+
+
+# --------------------------------------------------------------------------- hostile input
+def test_body_over_the_limit_is_413_by_content_length(client):
+    r = client.post("/api/predict", content=b"\0" * (MAX_BODY + 1), headers={"content-type": "image/png"})
+    assert r.status_code == 413 and "at most" in r.json()["detail"]
+    r = client.post("/api/predict", files={"file": ("big.png", b"\0" * MAX_BODY)})
+    assert r.status_code == 413
+
+
+def test_streamed_body_over_the_limit_is_413_without_content_length(client):
+    sent = []
+
+    def chunks():  # no Content-Length: sent chunked, counted as it arrives
+        for _ in range(64):
+            sent.append(1)
+            yield b"\0" * 65536
+
+    r = client.post("/api/predict", content=chunks(), headers={"content-type": "image/png"})
+    assert r.status_code == 413
+
+
+def test_body_limit_is_configurable(models):
+    small = TestClient(create_app(models, max_body=200))
+    data = png(drawn_one())
+    assert len(data) > 200
+    assert small.post("/api/predict", content=data, headers={"content-type": "image/png"}).status_code == 413
+    assert small.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("body, message", ids=lambda v: v[:40].decode() if isinstance(v, bytes) else "", argvalues=[
+    (b"not json", "not valid JSON"),
+    (b"[" * 100_000, "not valid JSON"),                          # nested deeper than the parser's recursion
+    (b'[1, 2, 3]', "expected a JSON object"),
+    (b'{"pixel": []}', "without 'pixels'"),
+    (b'{"pixels": [1, 2, 3]}', "28 rows of 28 numbers or a flat list of 784"),
+    (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27]}).encode(), "row 27 has 27 values"),
+    (json.dumps({"pixels": [[0] * 28] * 28 + [[0] * 28]}).encode(), "got a list of 29"),
+    (json.dumps({"pixels": [0] * 783 + ["7"]}).encode(), "expected a number"),
+    (json.dumps({"pixels": [0] * 783 + [True]}).encode(), "expected a number"),
+    (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27 + [None]]}).encode(), "expected a number"),
+    (json.dumps({"pixels": [0] * 783 + [float("nan")]}).encode(), "finite"),
+    (json.dumps({"pixels": [0] * 783 + [float("inf")]}).encode(), "finite"),
+    (json.dumps({"pixels": [0] * 783 + [256]}).encode(), r"\[0, 255\]"),
+    (json.dumps({"pixels": [0] * 783 + [-1]}).encode(), r"\[0, 255\]"),
+    (json.dumps({"pixels": [0] * 783 + [2], "range": "0-1"}).encode(), r"\[0, 1\]"),
+    (json.dumps({"pixels": [0] * 784, "range": "0-100"}).encode(), "'range' must be one of"),
+    (json.dumps({"pixels": [0] * 784, "top_k": 0}).encode(), "top_k must be an integer from 1 to 10"),
+    (json.dumps({"pixels": [0] * 784, "top_k": "many"}).encode(), "top_k must be an integer"),
+    (json.dumps({"pixels": [0] * 784, "model": "nope"}).encode(), "unknown model 'nope'; loaded: seed, untrained"),
+    (json.dumps({"pixels": [0] * 784, "extra": 1}).encode(), "unknown field"),
+])
+def test_bad_json_is_422_with_a_clear_message(client, body, message):
+    r = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail
+    import re
+    assert re.search(message, detail), detail
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"definitely not an image", "not a readable image"),
+    (b"", "empty"),
+    (png(Image.new("L", (50, 50)))[:60], "not a readable image"),       # truncated PNG
+    (png(Image.new("L", (50, 50), 255)), "blank"),                      # nothing drawn
+])
+def test_bad_images_are_422_in_every_transport(client, data, message):
+    for r in (client.post("/api/predict", files={"file": ("x.png", data, "image/png")}),
+              client.post("/api/predict", content=data, headers={"content-type": "image/png"})):
+        assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_decompression_bomb_is_refused(client):
+    bomb = png(Image.new("1", (20000, 20000)))  # 48 kB that would decode to 400 megapixels
+    assert len(bomb) < 100_000
+    r = client.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")})
+    assert r.status_code == 422 and ("too large" in r.json()["detail"] or "pixels" in r.json()["detail"])
+    # under PIL's own bomb threshold but over the app's limit: refused from the header
+    big = png(Image.new("1", (3000, 3000)))
+    r = client.post("/api/predict", content=big, headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "at most 4,194,304 pixels" in r.json()["detail"]
+
+
+def test_malformed_requests_are_4xx(client):
+    r = client.post("/api/predict", content=b"hello", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]
+    r = client.post("/api/predict", content=b"--x\r\n", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 422 and "boundary" in r.json()["detail"]
+    r = client.post("/api/predict", content=b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+                    headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 422 and "multipart" in r.json()["detail"]
+    r = client.post("/api/predict", files={"image": ("one.png", png(drawn_one()))})
+    assert r.status_code == 422 and "needs a 'file' field" in r.json()["detail"]
+    r = client.post("/api/predict", files={"file": ("one.png", png(drawn_one()))}, data={"top_k": "99"})
+    assert r.status_code == 422 and "top_k" in r.json()["detail"]
+    r = client.post("/api/predict?top_k=0", content=png(drawn_one()), headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "top_k" in r.json()["detail"]
+    r = client.post("/api/predict?model=cnn9", content=png(drawn_one()), headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "unknown model" in r.json()["detail"]
+    r = client.post("/api/predict", content=b"{}", headers={"content-type": "application/json",
+                                                            "content-length": "banana"})
+    assert r.status_code == 400
+    assert client.get("/healthz").status_code == 200  # and the app is still fine
+
+
+def test_uploads_are_never_written_to_disk(client, monkeypatch):
+    """Starlette's own form parser spools uploads over 1 MB to a temp file; ours must not."""
+    import starlette.formparsers
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    spooled = []   # every temporary file anyone asks for while the spies are in place
+
+    def spy(original):
+        def recorded(*a, **kw):
+            spooled.append(original.__name__)
+            return original(*a, **kw)
+        return recorded
+
+    for name in ("TemporaryFile", "NamedTemporaryFile", "mkstemp", "mkdtemp", "SpooledTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, spy(getattr(tempfile, name)))
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", tempfile.SpooledTemporaryFile)
+
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1100, 1100), dtype=np.uint8))
+    upload = png(noise)
+    assert 1024 * 1024 < len(upload) < MAX_BODY - 1000   # bigger than starlette's spool threshold
+
+    async def form_route(request):  # the control: what a plain UploadFile endpoint would do
+        await request.form()
+        return PlainTextResponse("ok")
+    control = TestClient(Starlette(routes=[Route("/", form_route, methods=["POST"])]))
+    control.post("/", files={"file": ("noise.png", upload, "image/png")})
+    assert "TemporaryFile" in spooled, "the control should have spooled to disk (else this test proves nothing)"
+
+    spooled.clear()
+    r = client.post("/api/predict", files={"file": ("noise.png", upload, "image/png")})
+    assert r.status_code == 200 and spooled == []
+
+
+def test_fast_and_careful_pixel_checks_agree(mnist):
+    from digitnet.web.inputs import pixels_to_array
+    img = mnist.test.images[7]
+    for pixels, rng in ((img.tolist(), "0-255"), (img.ravel().tolist(), "0-255"), ((img / 255).tolist(), "0-1")):
+        fast = pixels_to_array(pixels, rng, may_hold_bools=False)
+        careful = pixels_to_array(pixels, rng, may_hold_bools=True)
+        assert fast.dtype == np.float32 and fast.shape == (28, 28) and np.array_equal(fast, careful)
+    assert np.allclose(fast * 255, img, atol=1e-3)
+    with pytest.raises(digitnet.DigitnetError, match="expected a number"):
+        pixels_to_array([0] * 783 + [True], may_hold_bools=True)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "image/png", "multipart/form-data; boundary=b",
+                                          "application/octet-stream", "text/plain", ""])
+def test_random_bodies_never_crash_the_server(client, content_type):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    pieces = st.sampled_from([b"--b\r\n", b'Content-Disposition: form-data; name="file"\r\n\r\n', b"--b--\r\n",
+                              b'{"pixels": ', b"[", b"]", b"0,", b"NaN", b"1e999", b"\x89PNG\r\n\x1a\n", b"\0"])
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.lists(st.one_of(pieces, st.binary(max_size=64)), max_size=30))
+    def check(parts):
+        r = client.post("/api/predict", content=b"".join(parts), headers={"content-type": content_type})
+        assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str)
+
+    check()

@@ -1,0 +1,84 @@
+"""``digitnet serve``: its user errors, and a real server process answering."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from digitnet.cli import main
+
+pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
+pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "--port", "99999"], "expected a TCP port"),
+    (["serve", "--port", "http"], "expected a TCP port"),
+    (["serve", "--model", "nope"], "no model file or shipped model named 'nope'"),
+    (["serve", "--model", "seed", "--model", "seed"], "two models are both named 'seed'"),
+])
+def test_serve_user_errors_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitnet: error:") and message in err and "\n" not in err
+
+
+def test_serve_without_the_web_extra_says_how_to_get_it(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)   # import uvicorn -> ImportError
+    assert main(["serve"]) == 2
+    assert "pip install 'digitnet[web]'" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_digitnet_serve_runs_a_server(mnist):
+    port = free_port()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                    health = json.load(r)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "digitnet serve did not answer within 30 s"
+                time.sleep(0.1)
+        assert health["status"] == "ok" and health["models"][0] == "seed"
+        body = json.dumps({"pixels": mnist.test.images[0].tolist()}).encode()
+        req = urllib.request.Request(url + "/api/predict", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert json.load(r)["label"] == int(mnist.test.labels[0])
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert f"127.0.0.1:{port}" in out.decode()   # uvicorn said where it listens
+
+
+def test_the_load_test_script_runs(tmp_path):
+    """benchmarks/load_test.py in miniature: it must work, whatever the timings (none are asserted)."""
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"
+    out = tmp_path / "load"
+    done = subprocess.run([sys.executable, str(script), "--requests", "300", "--warmup", "20", "--clients", "4",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    s = report["summary"]
+    assert s["requests"] == 300 and s["server_5xx"] == 0 and s["client_errors"] == 0 and not s["unexpected"]
+    assert set(s["by_kind"]["json_28x28"]) == {"200"} and set(s["by_kind"]["too_large"]) == {"413"}
+    assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
