@@ -23,7 +23,8 @@ def test_one_epoch_reaches_94_percent(mnist):
     model = MLP((64,), seed=0)
     history = model.fit(mnist.train, epochs=1, seed=0, progress=False)
     assert len(history) == 1
-    assert set(history[0]) == {"epoch", "loss", "train_acc", "val_acc", "lr", "time"}
+    assert set(history[0]) == {"epoch", "loss", "train_acc", "val_acc", "val_loss", "lr", "time"}
+    assert 0 < history[0]["val_loss"] < 0.5
     assert history[0]["val_acc"] >= 0.94
     assert digitnet.evaluate(model, mnist.test)["accuracy"] >= 0.94
 

@@ -116,14 +116,46 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="classify image files or a CSV of pixels", formatter_class=fmt)
-    pr.add_argument("files", nargs="+", metavar="FILE", help="image files (PNG, JPEG, ...) or CSV files of pixels")
+    pr = sub.add_parser("predict", help="classify images (files, folders, globs, stdin) or CSV rows",
+                        formatter_class=fmt,
+                        description="Classify images of digits. Each image is turned into an MNIST-like 28x28 "
+                                    "input first (greyscale, light backgrounds inverted, cropped, scaled, centred).")
+    pr.add_argument("files", nargs="+", metavar="INPUT",
+                    help="image files (PNG, JPEG, ...), folders of them, glob patterns ('digits/*.png', "
+                         "quoted or not), CSV files of 784-pixel rows, or - for image bytes on stdin")
     pr.add_argument("--model", action="append", metavar="M",
-                    help="model file or shipped model name; repeat it for an ensemble (probabilities averaged) "
-                         "[default: seed]")
+                    help="model file or shipped model name (default: seed); give it several times to "
+                         "average the models' probabilities (an ensemble)%(default).0s")
     pr.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
+    pr.add_argument("--split", action="store_true",
+                    help="read each image as a row of several digits, left to right (e.g. a written number)")
+    pr.add_argument("--show", metavar="DIR",
+                    help="save, for each input, a picture of it next to what the network saw%(default).0s")
+    pr.add_argument("--kaggle-submission", metavar="OUT",
+                    help="with a Kaggle 'Digit Recognizer' test.csv as input: "
+                         "write an ImageId,Label CSV%(default).0s")
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="export a model to ONNX", formatter_class=fmt,
+                        description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
+                                    "output: probabilities) and check it with onnxruntime when installed.")
+    ex.add_argument("model_pos", nargs="?", metavar="MODEL",
+                    help="model file or shipped model name (default: seed)%(default).0s")
+    ex.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
+    ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write%(default).0s")
+    ex.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser("report", help="plots and an HTML report of a model", formatter_class=fmt,
+                        description="Training curves, confusion matrix, worst mistakes, per-class metrics, "
+                                    "first-layer weights and sample predictions, as PNG files and one "
+                                    "self-contained HTML page (needs matplotlib: pip install 'digitnet[plot]').")
+    rp.add_argument("model_pos", nargs="?", metavar="MODEL",
+                    help="model file or shipped model name (default: seed)%(default).0s")
+    rp.add_argument("--model", metavar="M", help="same as MODEL%(default).0s")
+    rp.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST")
+    rp.add_argument("-o", "--output", default="digitnet-report", metavar="DIR", help="folder to write into")
+    rp.set_defaults(func=cmd_report)
 
     i = sub.add_parser("info", help="show a model's metadata", formatter_class=fmt)
     i.add_argument("--model", default="seed", metavar="M", help="model file or shipped model name")
@@ -182,38 +214,62 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _read_inputs(files: list[str]):
-    """Yield (name, uint8 (28, 28) image) for image files and each row of CSV files."""
-    from .data import load_csv
-    from .preprocess import to_mnist
-    for f in files:
-        p = Path(f)
-        if not p.exists():
-            raise DigitnetError(f"{f}: no such file")
-        if p.is_dir():
-            raise DigitnetError(f"{f}: is a directory; give image or CSV files")
-        if p.suffix.lower() == ".csv":
-            ds = load_csv(p)
-            for i, img in enumerate(ds.images):
-                yield f"{f}:{i + 1}", img
-        else:
-            yield f, to_mnist(p)
-
-
 def cmd_predict(args) -> int:
-    from .metrics import predict_proba
-    model = _load_models(args.model)
-    names, images = zip(*_read_inputs(args.files))
-    proba = predict_proba(model, np.stack(images))
-    k = min(args.top_k, proba.shape[1])
-    for name, p in zip(names, proba):
-        top = np.argsort(-p, kind="stable")[:k]
-        if args.json:
-            print(json.dumps({"input": name, "label": int(top[0]),
-                              "top_k": [{"label": int(c), "probability": round(float(p[c]), 6)} for c in top]}))
-        else:
-            alts = "  ".join(f"{c}: {p[c] * 100:5.1f}%" for c in top)
-            print(f"{name}: {top[0]}   ({alts})")
+    from . import io
+    from .predict import classify, format_item, kaggle_submission, read_items, save_seen
+    models = [io.load(m) for m in (args.model or ["seed"])]
+    if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
+        raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
+                            f"got {' '.join(args.files)}")
+    items = read_items(args.files, split=args.split, keep_source=bool(args.show))
+    classify(items, models)
+    if args.kaggle_submission:
+        out = kaggle_submission(items, args.kaggle_submission)
+        print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
+        return 0
+    k = min(args.top_k, 10)
+    for it in items:
+        print(format_item(it, k, args.json))
+    if args.show:
+        written = save_seen(items, args.show)
+        plural = "s" if len(written) != 1 else ""
+        print(f"saved {len(written)} picture{plural} of what the network saw in {args.show}", file=sys.stderr)
+    return 0
+
+
+def _model_arg(args) -> str:
+    if args.model_pos and args.model and args.model_pos != args.model:
+        raise DigitnetError(f"two different models given: {args.model_pos} and --model {args.model}")
+    return args.model_pos or args.model or "seed"
+
+
+def cmd_export(args) -> int:
+    from . import io
+    from .onnx_export import export, run_onnx
+    model = io.load(_model_arg(args))
+    out = export(model, args.onnx)
+    msg = f"wrote {out} ({out.stat().st_size:,} bytes)"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print(msg + "; onnxruntime not installed, so not checked")
+        return 0
+    from .data import load_mnist
+    images = load_mnist().test.images[:1000]
+    diff = float(np.abs(run_onnx(out, images, model.input_shape) - model.predict_proba(images)).max())
+    print(msg)
+    print(f"checked with onnxruntime on 1,000 test images: max abs difference of probabilities {diff:.2e}")
+    if diff > 1e-4:
+        raise DigitnetError(f"the exported model disagrees with digitnet (max abs difference {diff:.2e})")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import io
+    from .report import write_report
+    spec = _model_arg(args)
+    paths = write_report(io.load(spec), args.output, data=args.data, title=f"digitnet report: {spec}")
+    print(f"wrote {len(paths) - 1} plots and {paths['html']}")
     return 0
 
 

@@ -51,6 +51,20 @@ def accuracy(model, data: Dataset, batch_size: int = 4096) -> float:
     return float((model.predict(data.images, batch_size) == data.labels).mean())
 
 
+def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefix: str = "") -> dict:
+    """``{prefix}acc`` and ``{prefix}loss`` (mean cross-entropy) in one pass; None values without data."""
+    if data is None:
+        return {f"{prefix}acc": None, f"{prefix}loss": None}
+    y = data.labels.astype(np.intp)
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        logits = model.forward(model.prepare(data.images[i:i + batch_size]))
+        yb = y[i:i + batch_size]
+        correct += int((logits.argmax(axis=1) == yb).sum())
+        loss -= float(log_softmax(logits.astype(np.float64))[np.arange(len(yb)), yb].sum())
+    return {f"{prefix}acc": correct / len(y), f"{prefix}loss": loss / len(y)}
+
+
 def format_report(result: dict) -> str:
     """Human-readable text: accuracy, loss, per-class table, confusion matrix."""
     lines = [f"accuracy {result['accuracy'] * 100:.2f} %  ({result['n']} images)   loss {result['loss']:.4f}", "",

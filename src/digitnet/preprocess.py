@@ -1,20 +1,44 @@
-"""Turn a real image (photo, scan, drawing) into an MNIST-like 28x28 input.
+"""Turn a real image (photo, scan, drawing) into MNIST-like 28x28 inputs.
 
 MNIST digits are white on black, anti-aliased, size-normalised so the longer
-side of the ink's bounding box is 20 px, and centred by centre of mass in a
-28x28 frame. This module does the same to any image Pillow opens.
+side of the ink's bounding box is 20 px (aspect kept), and placed in a 28x28
+frame so that their centre of mass is at the centre. A phone photo or a
+drawing is none of those; this module makes it so:
+
+1. greyscale; transparency flattened onto a background the ink is not;
+2. light backgrounds detected (from the border) and inverted: ink is bright;
+3. the background level is subtracted, contrast stretched, faint noise cut;
+4. ink split into connected components; specks (tiny components) dropped;
+5. crop to the ink's bounding box; thin strokes thickened to MNIST's width;
+6. longer side scaled to 20 px (anti-aliased), padded to 28x28 and centred
+   by centre of mass.
+
+:func:`to_mnist` does this for one digit; :func:`split_digits` separates a
+row of digits into single ones first (left to right).
 """
 
 from __future__ import annotations
 
+import io
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DigitnetError
 
-
 MAX_PIXELS = 4096 * 4096   # larger images are refused before decoding (decompression bombs)
+WORK_SIZE = 256            # images are analysed at most this large (longer side)
+BOX = 20                   # MNIST: the digit's longer side, in pixels
+FRAME = 28
+MIN_CONTRAST = 0.08        # ink must differ from the background by this much (of full scale)
+NOISE = 0.15               # after contrast stretching, values below this are background
+UNEVEN = 0.1               # background brightness varying more than this is corrected locally
+DIGIT_ASPECT = 0.65        # split_digits: a digit's width / height, for cutting digits that touch
+TOUCHING = 1.25            # ... and a piece wider than this times its height holds several digits
+MIN_PART = 0.03            # components smaller than this fraction of the largest are specks
+MNIST_STROKE = 2.8         # median stroke width of MNIST digits, in pixels at 28x28
 
 
 def open_image(source, max_pixels: int = MAX_PIXELS):
@@ -24,9 +48,6 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
     so a small file that claims to be a huge image (a decompression bomb) is
     refused without allocating memory for it.
     """
-    import io
-    import warnings
-
     from PIL import Image, UnidentifiedImageError
     name = source if isinstance(source, (str, Path)) else "input"
     try:
@@ -39,6 +60,8 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
             img.load()
     except FileNotFoundError:
         raise DigitnetError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise DigitnetError(f"{name}: is a directory, expected an image file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
     except DigitnetError:
@@ -49,51 +72,316 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
 
 
 def to_grey(img) -> np.ndarray:
-    """Greyscale float array in [0, 1], ink bright on dark (inverted when the background is light)."""
-    from PIL import Image
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    """Greyscale float array in [0, 1], ink bright on dark (inverted when the background is light).
+
+    Transparent pixels are flattened onto the colour the opaque pixels are
+    not: dark strokes on a transparent canvas go onto white, light ones onto
+    black.
+    """
+    from PIL import ImageOps
+    try:
+        img = ImageOps.exif_transpose(img)          # phone photos: apply the stored rotation
+    except Exception:                               # a broken EXIF block is not worth failing for
+        pass
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or \
+        (img.mode == "P" and "transparency" in img.info)
+    if has_alpha:
         rgba = img.convert("RGBA")
-        # flatten transparency onto the colour that the opaque pixels are not:
         alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
         grey = np.asarray(rgba.convert("L"), np.float32) / 255.0
         if alpha.min() < 1.0:
-            ink_is_dark = (grey[alpha > 0.5].mean() if (alpha > 0.5).any() else 0.0) < 0.5
+            opaque = alpha > 0.5
+            ink_is_dark = (grey[opaque].mean() if opaque.any() else 0.0) < 0.5
             background = 1.0 if ink_is_dark else 0.0
             grey = grey * alpha + background * (1 - alpha)
     else:
-        grey = np.asarray(img.convert("L"), np.float32) / 255.0
-    # the background is the majority of the border pixels
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):    # 16-bit / float greyscale
+            a = np.asarray(img.convert("F"), np.float32)
+            lo, hi = float(a.min()), float(a.max())
+            grey = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        else:
+            grey = np.asarray(img.convert("L"), np.float32) / 255.0
+    # The background is what most of the border is; it is "light" when it is nearer the image's
+    # brightest end than its darkest (a dim photo of white paper is still dark ink on light paper).
+    bg = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
+    lo, hi = np.percentile(grey, [0.5, 99.5])
+    if max(bg - lo, hi - bg) < MIN_CONTRAST:        # very little ink: look at the extremes
+        lo, hi = float(grey.min()), float(grey.max())
+    if bg - lo > hi - bg:
         grey = 1.0 - grey
     return grey
 
 
-def to_mnist(img) -> np.ndarray:
-    """Any image (PIL image, path or bytes) -> (28, 28) uint8, MNIST-like."""
+def _shrink(grey: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
+    """Downscale (area-averaging) so the longer side is at most ``size``."""
+    h, w = grey.shape
+    if max(h, w) <= size:
+        return grey
+    from PIL import Image
+    s = size / max(h, w)
+    small = Image.fromarray(grey.astype(np.float32)).resize(
+        (max(1, round(w * s)), max(1, round(h * s))), Image.BOX)
+    return np.asarray(small, np.float32)
+
+
+def background(grey: np.ndarray) -> np.ndarray | float:
+    """The background level: one number for evenly lit images, a smooth surface for shaded ones.
+
+    A quadratic surface in x and y is fitted to the pixels by least squares,
+    refitting each time without the 40 % of pixels brightest above it (the
+    ink, bright here, and anything else that is not paper). Slow changes of
+    brightness across a photo (a shadow, a lamp, vignetting) fit such a
+    surface; strokes do not.
+    """
+    h, w = grey.shape
+    if min(h, w) < 8:
+        return float(np.median(grey))
+    step = max(1, max(h, w) // 64)                  # fit on at most ~64x64 samples
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    sample = grey[::step, ::step].ravel().astype(np.float64)
+
+    def design(y, x):
+        y, x = 2 * y / max(h - 1, 1) - 1, 2 * x / max(w - 1, 1) - 1
+        return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+
+    A = design(ys.ravel().astype(np.float64), xs.ravel().astype(np.float64))
+    keep = np.ones(sample.size, bool)
+    for _ in range(4):
+        coef = np.linalg.lstsq(A[keep], sample[keep], rcond=None)[0]
+        resid = sample - A @ coef
+        keep = resid <= np.percentile(resid, 60)
+    fitted = A @ coef
+    if fitted.max() - fitted.min() < UNEVEN:
+        return float(np.median(grey))               # evenly lit: one level, ink covers under half
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (design(yy.astype(np.float64), xx.astype(np.float64)) @ coef).astype(np.float32)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Background -> 0, strongest ink -> 1, faint noise cut; raises on a blank image."""
+    bg = background(grey)
+    if not isinstance(bg, float):
+        grey, bg = np.clip(grey - bg, 0.0, None), 0.0
+    hi = float(np.percentile(grey, 99.9))
+    if hi - bg < MIN_CONTRAST:
+        hi = float(grey.max())                      # a very small digit: its pixels are above p99.9
+    if hi - bg < MIN_CONTRAST:
+        raise DigitnetError("the image is blank: no digit found (no ink that stands out from the background)")
+    ink = np.clip((grey - bg) / (hi - bg), 0.0, 1.0)
+    ink[ink < NOISE] = 0.0
+    return ink
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean image: (labels 1..n, 0 for background), n.
+
+    Works on horizontal runs: a union-find over the few runs per row is fast
+    in plain Python, unlike a pixel-by-pixel flood fill.
+    """
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    row, start = np.nonzero(edges == 1)             # runs in reading order: (row, start, end exclusive)
+    end = np.nonzero(edges == -1)[1]
+    first = np.searchsorted(row, np.arange(h + 1))  # runs of row r are first[r]:first[r + 1]
+    parent = list(range(len(row)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for r in range(1, h):
+        lo, hi = first[r - 1], first[r]             # the previous row's runs, sorted and disjoint
+        if lo == hi:
+            continue
+        # 8-connected: run [s, e) touches [ps, pe) when ps <= e and s <= pe; those form a contiguous range
+        j0 = lo + np.searchsorted(end[lo:hi], start[first[r]:first[r + 1]], side="left")
+        j1 = lo + np.searchsorted(start[lo:hi], end[first[r]:first[r + 1]], side="right")
+        for i, a0, a1 in zip(range(first[r], first[r + 1]), j0.tolist(), j1.tolist()):
+            for j in range(a0, a1):
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(len(row))], np.int64)
+    _, ids = np.unique(roots, return_inverse=True)  # 1..n, numbered in reading order
+    labels = np.zeros((h, w), np.int32)
+    for r, s, e, k in zip(row.tolist(), start.tolist(), end.tolist(), (ids + 1).tolist()):
+        labels[r, s:e] = k
+    return labels, int(ids.max() + 1) if len(ids) else 0
+
+
+def _parts(ink: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Component labels of the ink and the ids of the components that are not specks."""
+    labels, n = components(ink > 0)
+    if n == 0:
+        raise DigitnetError("the image is blank: no digit found")
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)
+    keep = [i for i in range(1, n + 1) if mass[i] >= MIN_PART * mass[1:].max()]
+    return labels, keep
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary shape: 2 * area / boundary pixels (a stroke has two edges)."""
+    inner = mask.copy()
+    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    boundary = int((mask & ~inner).sum())
+    return 2.0 * mask.sum() / boundary if boundary else 1.0
+
+
+def dilate(a: np.ndarray, k: int) -> np.ndarray:
+    """Grey-level dilation by a k x k square (odd k), as a row max then a column max: O(k) per pixel."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    r = k // 2
+    a = sliding_window_view(np.pad(a, ((0, 0), (r, r)), mode="edge"), k, axis=1).max(axis=-1)
+    return sliding_window_view(np.pad(a, ((r, r), (0, 0)), mode="edge"), k, axis=0).max(axis=-1)
+
+
+def fit_mnist(ink: np.ndarray) -> np.ndarray:
+    """One digit's ink (bright on 0) -> (28, 28) uint8 in MNIST's framing."""
+    from PIL import Image
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if rows.size == 0:
+        raise DigitnetError("the image is blank: no digit found")
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    # Thin strokes (a fine pen, a large canvas, a light font) would shrink to
+    # faint hairlines: thicken them to about MNIST's stroke width first.
+    width = _stroke_width(crop > 0.5)
+    if width * scale < 0.7 * MNIST_STROKE and scale < 1:
+        k = min(2 * math.ceil((MNIST_STROKE / scale - width) / 2) + 1, 2 * (max(h, w) // 8) + 1)
+        if k >= 3:
+            pad = k // 2
+            crop = dilate(np.pad(crop, pad), k)
+            h, w = crop.shape
+            scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    src = Image.fromarray((crop * 255).astype(np.uint8))
+    digit = np.asarray(src.resize((nw, nh), Image.LANCZOS), np.float32)   # anti-aliased
+    digit = np.clip(digit, 0, None)
+    peak = digit.max()
+    if peak <= 0:
+        raise DigitnetError("the image is blank: no digit found")
+    digit *= 255.0 / peak                           # MNIST strokes reach full intensity
+    # Centre of mass to the frame centre (MNIST convention), whole-pixel shifts.
+    total = digit.sum()
+    cy = (digit.sum(axis=1) @ np.arange(nh)) / total
+    cx = (digit.sum(axis=0) @ np.arange(nw)) / total
+    top = int(np.clip(round(FRAME / 2 - cy), 0, FRAME - nh))
+    left = int(np.clip(round(FRAME / 2 - cx), 0, FRAME - nw))
+    canvas = np.zeros((FRAME, FRAME), np.float32)
+    canvas[top:top + nh, left:left + nw] = digit
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def _as_ink(img) -> np.ndarray:
     from PIL import Image
     if not isinstance(img, Image.Image):
         img = open_image(img)
-    grey = to_grey(img)
-    # light denoising: the background level becomes 0
-    lo = np.percentile(grey, 50)
-    grey = np.clip((grey - lo) / max(1e-6, 1 - lo), 0, 1)
-    ink = grey > 0.2
-    if not ink.any():
-        raise DigitnetError("the image is blank: no digit found")
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    crop = grey[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.LANCZOS)
-    digit = np.asarray(small, np.float32)
-    # centre of mass to the frame centre (MNIST convention)
-    canvas = np.zeros((28, 28), np.float32)
-    total = digit.sum()
-    cy = (digit.sum(axis=1) @ np.arange(nh)) / total if total else nh / 2
-    cx = (digit.sum(axis=0) @ np.arange(nw)) / total if total else nw / 2
-    top = int(np.clip(round(14 - cy), 0, 28 - nh))
-    left = int(np.clip(round(14 - cx), 0, 28 - nw))
-    canvas[top:top + nh, left:left + nw] = digit
-    return np.clip(canvas, 0, 255).astype(np.uint8)
+    return ink_map(_shrink(to_grey(img)))
+
+
+def to_mnist(img) -> np.ndarray:
+    """Any image -> one MNIST-like digit.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image, str, Path, bytes or file object
+        PNG, JPEG, ... in any mode (grey, RGB, RGBA, palette) and size.
+
+    Returns
+    -------
+    numpy.ndarray
+        (28, 28) uint8, white digit on black, size-normalised and centred.
+
+    Raises
+    ------
+    DigitnetError
+        When the input is not an image, too large, or blank.
+    """
+    ink = _as_ink(img)
+    labels, keep = _parts(ink)
+    ink = ink * np.isin(labels, keep)               # drop specks
+    return fit_mnist(ink)
+
+
+def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
+    """Several digits in a row -> one (28, 28) uint8 MNIST-like image each, left to right.
+
+    Digits are the image's connected ink components; components that overlap
+    horizontally by half the narrower one (a "5" whose top stroke does not
+    touch its body) are joined. A piece much wider than tall (digits that
+    touch) is cut at the columns with the least ink near where digit
+    boundaries would be, assuming digits about 0.65 times as wide as tall.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image, str, Path, bytes or file object
+    min_gap : float
+        Components whose horizontal extents are closer than ``min_gap`` times
+        the image height are joined too (0: only overlapping ones).
+    """
+    ink = _as_ink(img)
+    labels, keep = _parts(ink)
+    spans = []                                      # [x0, x1, [component ids]]
+    for i in keep:
+        cols = np.nonzero((labels == i).any(axis=0))[0]
+        spans.append([int(cols[0]), int(cols[-1]), [i]])
+    spans.sort()
+    gap = min_gap * ink.shape[0]
+    groups = [spans[0]]
+    for x0, x1, ids in spans[1:]:
+        g = groups[-1]
+        overlap = min(x1, g[1]) - max(x0, g[0])
+        narrower = min(x1 - x0, g[1] - g[0]) + 1
+        if overlap >= 0.5 * narrower or (gap > 0 and x0 - g[1] < gap):
+            g[1], g[2] = max(g[1], x1), g[2] + ids
+        else:
+            groups.append([x0, x1, ids])
+    digits = []
+    for x0, x1, ids in groups:
+        part = ink * np.isin(labels, ids)
+        digits += [fit_mnist(piece) for piece in _cut_touching(part, x0, x1)]
+    return digits
+
+
+def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
+    """Split one piece of ink into digits when it is much wider than tall.
+
+    For each plausible digit count n, cut at the columns with the least ink
+    near the n-1 equal-width boundaries; pick the n whose cuts cross the least
+    ink, with a penalty for digits far from the usual width.
+    """
+    rows = np.nonzero(part.any(axis=1))[0]
+    h, w = rows[-1] - rows[0] + 1, x1 - x0 + 1
+    if w <= TOUCHING * h:
+        return [part]
+    column_ink = part[:, x0:x1 + 1].sum(axis=0)
+    column_ink = column_ink / column_ink.max()
+    best = None
+    for n in range(2, max(2, int(w / (0.3 * h))) + 1):
+        cuts, half = [0], max(1, int(w / (3 * n)))
+        for i in range(1, n):
+            c = int(round(i * w / n))                   # the boundary for equal widths
+            lo, hi = max(cuts[-1] + 1, c - half), min(w - 1, c + half)
+            if lo > hi:
+                break
+            cuts.append(lo + int(np.argmin(column_ink[lo:hi + 1])))
+        else:
+            cost = column_ink[cuts[1:]].mean() + 0.3 * abs(np.log(w / n / (DIGIT_ASPECT * h)))
+            if best is None or cost < best[0]:
+                best = (cost, cuts + [w])
+    if best is None:
+        return [part]
+    pieces = []
+    for a, b in zip(best[1][:-1], best[1][1:]):
+        piece = np.zeros_like(part)
+        piece[:, x0 + a:x0 + b] = part[:, x0 + a:x0 + b]
+        if piece.any():
+            pieces.append(piece)
+    return pieces

@@ -22,7 +22,7 @@ from .augment import KINDS as AUGMENTS
 from .augment import augment
 from .data import Dataset
 from .errors import DigitnetError
-from .metrics import accuracy
+from .metrics import accuracy, accuracy_and_loss  # noqa: F401
 from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
@@ -151,7 +151,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     Returns
     -------
     list of dict
-        One entry per epoch: ``epoch, loss, train_acc, val_acc, lr, time``.
+        One entry per epoch: ``epoch, loss, train_acc, val_acc, val_loss, lr, time``.
         Also stored in ``model.meta["history"]`` with the config.
     """
     cfg = TrainConfig.from_kwargs(**{**(asdict(config) if config else {}), **overrides})
@@ -216,7 +216,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                     bar.update(1)
             elapsed = time.perf_counter() - t0
             logs = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
-                    "val_acc": accuracy(model, val) if val is not None else None,
+                    **accuracy_and_loss(model, val, prefix="val_"),
                     "lr": opt.lr, "time": elapsed}
             history.append(logs)
             model.meta["history"] = history

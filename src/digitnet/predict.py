@@ -1,0 +1,179 @@
+"""What ``digitnet predict`` reads and writes: inputs from files, folders, globs
+and stdin; top-k text or JSON lines; "what the network saw" pictures; Kaggle
+submissions.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DigitnetError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+
+
+@dataclass
+class Item:
+    """One input: a name to print, its MNIST-like digit(s), and the image it came from (if any)."""
+
+    name: str
+    digits: list[np.ndarray]               # each (28, 28) uint8; several when --split
+    source: object = None                  # PIL image, for --show
+    split: bool = False                    # digits of one image read as a number
+    proba: list[np.ndarray] = field(default_factory=list)
+
+
+def expand(patterns: list[str]) -> list[str]:
+    """Files named directly, the image/CSV files in named folders, and glob matches.
+
+    Patterns are expanded here (``**`` too), so they work even when quoted
+    and on shells that do not expand them.
+    """
+    out = []
+    for pat in patterns:
+        p = Path(pat)
+        if pat == "-" or p.is_file():
+            out.append(pat)
+        elif p.is_dir():
+            found = sorted(str(f) for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".csv"})
+            if not found:
+                raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                                    "or CSV files")
+            out += found
+        elif glob.has_magic(pat):
+            found, seen = [], set()
+            for f in sorted(glob.glob(pat, recursive=True)):
+                real = Path(f).resolve()                    # "**" may reach a file twice via a symlink
+                if real.is_file() and real not in seen:
+                    seen.add(real)
+                    found.append(f)
+            if not found:
+                raise DigitnetError(f"{pat}: no files match this pattern")
+            out += found
+        else:
+            raise DigitnetError(f"{pat}: no such file")
+    return out
+
+
+def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None) -> list[Item]:
+    """Load and preprocess every input; CSV files give one item per row.
+
+    ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
+    only the 28x28 digits stay in memory.
+    """
+    from .data import load_csv
+    from .preprocess import open_image, split_digits, to_mnist
+    items = []
+    for f in expand(files):
+        if f == "-":
+            raw = (stdin or sys.stdin.buffer).read()
+            if not raw:
+                raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
+            img, name = open_image(raw), "<stdin>"
+        elif Path(f).suffix.lower() == ".csv":
+            ds = load_csv(f)
+            items += [Item(f"{f}:{i + 1}", [im]) for i, im in enumerate(ds.images)]
+            continue
+        else:
+            img, name = open_image(f), f
+        try:
+            digits = split_digits(img) if split else [to_mnist(img)]
+        except DigitnetError as exc:
+            raise DigitnetError(f"{name}: {exc}") from None
+        items.append(Item(name, digits, img if keep_source else None, split))
+    return items
+
+
+def classify(items: list[Item], models) -> None:
+    """Fill each item's probabilities (one model, or the average over several)."""
+    from .metrics import predict_proba
+    digits = np.stack([d for it in items for d in it.digits])
+    proba = predict_proba(models if len(models) > 1 else models[0], digits)
+    k = 0
+    for it in items:
+        it.proba = list(proba[k:k + len(it.digits)])
+        k += len(it.digits)
+
+
+def _top(p: np.ndarray, k: int) -> list[tuple[int, float]]:
+    top = np.argsort(-p, kind="stable")[:k]
+    return [(int(c), float(p[c])) for c in top]
+
+
+def format_item(it: Item, k: int, as_json: bool) -> str:
+    tops = [_top(p, k) for p in it.proba]
+    label = "".join(str(t[0][0]) for t in tops)
+    if as_json:
+        entries = [{"label": t[0][0], "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
+                   for t in tops]
+        if not it.split:
+            return json.dumps({"input": it.name, **entries[0]})
+        return json.dumps({"input": it.name, "label": label, "digits": entries})
+    alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
+    return f"{it.name}: {label}   ({alts})"
+
+
+def save_seen(items: list[Item], folder) -> list[Path]:
+    """For each input, a PNG of the input (left) next to what the network saw, enlarged, with the labels."""
+    from PIL import Image, ImageDraw
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DigitnetError(f"--show {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    cell, pad, text_h = 112, 8, 18
+    written, used = [], set()
+    for it in items:
+        n = len(it.digits)
+        panels = []
+        if it.source is not None:
+            src = it.source.convert("RGBA")
+            scale = min(cell / src.height, 2 * cell / src.width)     # input shown at the digits' height
+            src = src.resize((max(1, round(src.width * scale)), max(1, round(src.height * scale))))
+            flat = Image.new("RGB", src.size, (255, 255, 255))
+            flat.paste(src, mask=src.getchannel("A"))
+            panels.append(flat)
+        for d in it.digits:
+            panels.append(Image.fromarray(d).resize((cell, cell), Image.NEAREST).convert("RGB"))
+        width = sum(p.width for p in panels) + pad * (len(panels) + 1)
+        sheet = Image.new("RGB", (width, cell + 2 * pad + text_h), (240, 240, 240))
+        draw = ImageDraw.Draw(sheet)
+        x = pad
+        for j, p in enumerate(panels):
+            sheet.paste(p, (x, pad))
+            is_digit = j >= len(panels) - n
+            if is_digit:
+                prob = it.proba[j - (len(panels) - n)]
+                c = int(prob.argmax())
+                draw.text((x, cell + pad + 2), f"{c} ({prob[c] * 100:.0f}%)", fill=(0, 0, 0))
+            else:
+                draw.text((x, cell + pad + 2), "input", fill=(90, 90, 90))
+            x += p.width + pad
+        path, _, row = it.name.rpartition(":")              # CSV rows are named file.csv:ROW
+        stem = f"{Path(path).stem}-{row}" if row.isdigit() and path else Path(it.name).stem
+        stem = stem.strip("<>") or "input"
+        name = f"{stem}.seen.png"
+        i = 2
+        while name in used:
+            name, i = f"{stem}-{i}.seen.png", i + 1
+        used.add(name)
+        sheet.save(folder / name)
+        written.append(folder / name)
+    return written
+
+
+def kaggle_submission(items: list[Item], out) -> Path:
+    """Write Kaggle "Digit Recognizer" ``ImageId,Label`` rows (ImageId from 1)."""
+    from .io import _atomic_write
+    out = Path(out)
+    if out.is_dir():
+        raise DigitnetError(f"--kaggle-submission {out}: is a directory; give a file name like submission.csv")
+    lines = ["ImageId,Label"] + [f"{i},{int(it.proba[0].argmax())}" for i, it in enumerate(items, 1)]
+    _atomic_write(out, ("\n".join(lines) + "\n").encode())
+    return out
