@@ -190,3 +190,14 @@ def test_import_pickle_bad_contents(tmp_path):
         (tmp_path / name).write_bytes(raw)
         with pytest.raises(DigitnetError, match=msg):
             digitnet.import_pickle(tmp_path / name)
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path, model):
+    """Atomic writes go through a private temp file; the result must not stay private (0600)."""
+    import os
+    old = os.umask(0o022)
+    try:
+        path = digitnet.save(model, tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

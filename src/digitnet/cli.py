@@ -94,8 +94,17 @@ def _fraction(text: str) -> float:
     return x
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except 'None' (options whose help text says what happens without them)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     p = _Parser(prog="digitnet", formatter_class=fmt,
                 description="Handwritten-digit recognition with from-scratch NumPy networks.")
     p.add_argument("--version", action="version", version=f"digitnet {__version__}")
