@@ -11,20 +11,13 @@ from PIL import Image
 
 from digitnet.cli import main
 from digitnet.nn import MLP
+from helpers import run, write_npz
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory, mnist):
-    d = tmp_path_factory.mktemp("data")
-    tr, te = mnist.train.subset(slice(0, 3000)), mnist.test.subset(slice(0, 500))
-    np.savez(d / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
-    return d / "mnist.npz"
+    return write_npz(tmp_path_factory.mktemp("data"), mnist, 3000, 500)
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_saves_a_model_with_metadata(tmp_path, capsys, tiny_data):

@@ -1,6 +1,5 @@
 """`digitnet predict`: files, folders, globs, stdin, --split, --show, Kaggle submissions, ensembles."""
 
-import io
 import json
 import subprocess
 import sys
@@ -10,13 +9,8 @@ import pytest
 from PIL import Image
 
 import digitnet
-from digitnet.cli import main
+from helpers import run
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

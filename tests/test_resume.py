@@ -12,16 +12,14 @@ import pytest
 import digitnet
 from digitnet import DigitnetError
 from digitnet.checkpoint import read
+from helpers import write_npz
 
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, mnist):
-    d = tmp_path_factory.mktemp("resume")
-    tr, te = mnist.train.subset(slice(0, 1000)), mnist.test.subset(slice(0, 200))
-    np.savez(d / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
-    return d / "mnist.npz"
+    return write_npz(tmp_path_factory.mktemp("resume"), mnist, 1000, 200)
 
 
 def train_args(data, out, epochs=12):

@@ -7,9 +7,9 @@ import pytest
 
 import digitnet
 from digitnet import DigitnetError, TrainConfig
-from digitnet.cli import main
 from digitnet.nn import build
 from digitnet.train import Callback
+from helpers import run, write_npz
 
 
 @pytest.mark.parametrize("opts", [
@@ -59,16 +59,8 @@ def test_bad_options(kw, message):
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory, mnist):
-    d = tmp_path_factory.mktemp("data")
-    tr, te = mnist.train.subset(slice(0, 1500)), mnist.test.subset(slice(0, 300))
-    np.savez(d / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
-    return d / "mnist.npz"
+    return write_npz(tmp_path_factory.mktemp("data"), mnist, 1500, 300)
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_trains_a_convnet_spec_and_records_it(tmp_path, capsys, tiny_data):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import os
 import warnings
 from dataclasses import dataclass
 from importlib import resources

@@ -111,8 +111,6 @@ def save(model: Sequential, path) -> Path:
 
 def read_file(path) -> tuple[dict[str, np.ndarray], dict]:
     """Read a safetensors file's tensors and digitnet metadata, with clear errors."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as st_load
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -12,7 +12,6 @@ import html
 import time
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from .errors import DigitnetError
