@@ -96,3 +96,15 @@ def test_first_layer_weights_of_a_convnet_shows_kernels(rng):
     tiles = [ax for ax in fig.axes if ax.images]
     assert len(tiles) == 8 and tiles[0].images[0].get_array().shape == (5, 5)
     assert "8 of 12 conv kernels" in fig.get_suptitle()
+
+
+def test_report_without_matplotlib_is_a_clear_error(trained, small, tmp_path, monkeypatch, capsys):
+    """No matplotlib: one-line error and exit 2, not a report with no plots in it."""
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)   # makes the import fail
+    with pytest.raises(DigitnetError, match=r"matplotlib: pip install"):
+        write_report(trained, tmp_path / "r", data=small.test)
+    assert not (tmp_path / "r" / "report.html").exists()
+    assert main(["report", "-o", str(tmp_path / "r2")]) == 2
+    assert "digitnet[plot]" in capsys.readouterr().err
+    assert not (tmp_path / "r2" / "report.html").exists()

@@ -17,13 +17,18 @@ import numpy as np
 from .errors import DigitnetError
 
 
-def _figure(figsize):
+def require_matplotlib():
+    """The matplotlib Figure class, or a DigitnetError saying how to install it."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise DigitnetError('plots need matplotlib: pip install "digitnet[plot]"') from None
+    return Figure
+
+
+def _figure(figsize):
     # A bare Figure (not pyplot): no global state, no GUI backend, safe in threads and servers.
-    return Figure(figsize=figsize, layout="constrained")
+    return require_matplotlib()(figsize=figsize, layout="constrained")
 
 
 def training_curves(history: list[dict]):

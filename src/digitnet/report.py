@@ -34,6 +34,7 @@ def make_figures(model, data) -> tuple[dict, dict, list[str]]:
     """All report figures for ``model`` on the labelled ``data``: (figures, evaluate() result, notes)."""
     from . import plots
     from .metrics import evaluate, predict_proba
+    plots.require_matplotlib()          # without it every plot would fail: an error, not an empty report
     result = evaluate(model, data)
     proba = predict_proba(model, data.images)
     figs, notes = {}, []
