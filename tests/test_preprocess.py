@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import digitnet
 from digitnet import DigitnetError
-from digitnet.preprocess import components, dilate, open_image, split_digits, to_mnist
+from digitnet.preprocess import components, dilate, open_image, percentile, split_digits, to_mnist
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -214,13 +214,46 @@ def test_components_match_a_flood_fill(rng):
         assert len(set(zip(labels[m].tolist(), ref[m].tolist()))) == n      # the same partition
 
 
+def test_components_join_long_winding_shapes():
+    """A spiral and a comb: one component each, however many runs they take to walk along."""
+    spiral = np.zeros((41, 41), bool)
+    y, x, dy, dx, length = 20, 20, 0, 1, 1
+    while 0 <= y < 41 and 0 <= x < 41:
+        for _ in range(2):
+            for _ in range(2 * length):
+                if 0 <= y < 41 and 0 <= x < 41:
+                    spiral[y, x] = True
+                y, x = y + dy, x + dx
+            dy, dx = dx, -dy
+        length += 1
+    comb = np.zeros((30, 61), bool)
+    comb[0] = True
+    comb[:, ::2] = True
+    for m in (spiral, comb, ~comb):
+        labels, n = components(m)
+        assert n == flood_fill_count(m).max()
+    assert components(spiral)[1] == 1 and components(comb)[1] == 1
+
+
 def test_dilate_is_a_square_max_filter(rng):
-    a = rng.random((9, 12))
-    for k in (1, 3, 5):
-        r = k // 2
-        want = np.array([[a[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].max() for x in range(12)]
-                         for y in range(9)])
-        assert np.array_equal(dilate(a, k), want)
+    for h, w in ((9, 12), (3, 2), (1, 7), (20, 17)):
+        a = rng.random((h, w))
+        for k in (1, 3, 5, 7, 9, 15):
+            r = k // 2
+            want = np.array([[a[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].max() for x in range(w)]
+                             for y in range(h)])
+            assert np.array_equal(dilate(a, k), want), (h, w, k)
+
+
+@pytest.mark.parametrize("kind", ["uint8 levels", "mostly background", "continuous", "constant", "small"])
+def test_fast_percentile_equals_numpy(kind, rng):
+    n = 300 if kind == "small" else 50_000
+    a = {"uint8 levels": rng.integers(0, 256, n) / 255,
+         "mostly background": np.where(rng.random(n) < 0.85, 0.0, rng.random(n)),
+         "continuous": rng.random(n) ** 3, "constant": np.full(n, 0.25), "small": rng.random(n)}[kind]
+    a = a.astype(np.float32).reshape(-1, 100)
+    for q in (0, 0.5, 50, 60, 99.5, 99.9, 100, [0.5, 99.5], [50, 99.9]):
+        np.testing.assert_allclose(percentile(a, q), np.percentile(a, q), rtol=0, atol=1e-7)
 
 
 def test_pure_noise_does_not_crash():
