@@ -80,6 +80,14 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
 }}}
 
+PREDICT_QUERY = {"parameters": [
+    {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "model name (see /api/model); default: the first loaded model"},
+    {"name": "top_k", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 10},
+     "description": "how many classes to list (default 3)"},
+]}
+
 PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB"},
                   415: {"model": Error, "description": "unsupported Content-Type"},
                   422: {"model": Error, "description": "malformed input (the message says what and where)"}}
