@@ -1,6 +1,6 @@
 """Load test for ``digitnet serve``: concurrent clients, valid and malformed requests, latency and memory.
 
-Starts ``python -m digitnet serve --model seed`` on a free 127.0.0.1 port (or
+Starts ``python -m digitnet serve --model seed --workers 2`` on a free 127.0.0.1 port (or
 uses ``--url`` to test a server you started), warms it up, then runs
 ``--clients`` concurrent keep-alive connections until ``--requests`` requests
 are done or ``--duration`` seconds pass. Each request is drawn from a fixed
@@ -14,8 +14,9 @@ the shared CPU as little as possible. Reports requests/s, predictions/s (valid
 requests answered 200), p50/p90/p99/max latency, status counts by request
 kind, and the server's RSS before and after. Writes ``--out``.json and .md.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 16 clients, flat out
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 8 clients, flat out
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --rate 650  # latency at 650 requests/s (520 valid)
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --workers 1 # one server process
     python benchmarks/load_test.py --requests 2000 --clients 4        # quicker
 """
 
@@ -157,25 +158,49 @@ async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed, rate=
 
 
 # --------------------------------------------------------------------------- server
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``--workers N``: uvicorn's worker processes and helpers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue                            # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    """Resident memory of the server: the process and its children, summed."""
+    total = 0.0
+    for p in process_tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used (contention-independent, unlike wall time)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds the server (with its children) has used: contention-independent, unlike wall time."""
+    total = 0.0
+    for p in process_tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def start_server(model: str):
+def start_server(model: str, workers: int = 1):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
-    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", model, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", model, "--port", str(port),
+                             "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -220,7 +245,8 @@ def summarise(results, elapsed, valid) -> dict:
 
 def markdown(r: dict) -> str:
     s = r["summary"]
-    lines = [f"# Load test: `digitnet serve --model {r['model']}`", "",
+    workers = f" --workers {r['workers']}" if r.get("workers", 1) > 1 else ""
+    lines = [f"# Load test: `digitnet serve --model {r['model']}{workers}`", "",
              f"`{r['command']}` on {r['machine']}; {r['clients']} concurrent clients"
              f"{', open loop at %g requests/s' % r['rate'] if r['rate'] else ', closed loop'}, {s['requests']:,} requests "
              f"({r['malformed_share'] * 100:.0f} % malformed), {s['elapsed_s']} s.", "",
@@ -260,7 +286,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--requests", type=int, default=10_000, help="requests in the measured run")
-    p.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    p.add_argument("--clients", type=int, default=8, help="concurrent keep-alive connections")
     p.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds at most")
     p.add_argument("--rate", type=float, help="open loop: send this many requests/s in all (latency is then "
                                               "measured from when each request was due); default: each client "
@@ -269,6 +295,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds (e.g. json_28x28 "
                                                              "raw_png), to see what each one costs")
     p.add_argument("--model", default="seed", help="model the started server loads")
+    p.add_argument("--workers", type=int, default=2, help="server processes (digitnet serve --workers): "
+                                                           "one per core of the 2-core machine the targets name")
     p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results" / "load_test"), help="results path without extension")
@@ -283,7 +311,7 @@ def main(argv=None) -> int:
     proc = None
     url = args.url
     if url is None:
-        proc, url = start_server(args.model)
+        proc, url = start_server(args.model, args.workers)
     try:
         asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
         before = rss_mb(proc.pid) if proc else None
@@ -302,7 +330,7 @@ def main(argv=None) -> int:
     summary = summarise(results, elapsed, valid)
     report = {
         "command": "python benchmarks/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "model": args.model, "clients": args.clients, "rate": args.rate, "warmup": args.warmup,
+        "model": args.model, "workers": args.workers, "clients": args.clients, "rate": args.rate, "warmup": args.warmup,
         "malformed_share": round(sum(v for k, v in mix.items() if k not in valid), 3), "mix": mix,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "server_alive_after": alive, "targets": TARGETS, "summary": summary,

@@ -19,6 +19,7 @@ pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed"
 @pytest.mark.parametrize("argv, message", [
     (["serve", "--port", "99999"], "expected a TCP port"),
     (["serve", "--port", "http"], "expected a TCP port"),
+    (["serve", "--workers", "0"], "expected a positive integer"),
     (["serve", "--model", "nope"], "no model file or shipped model named 'nope'"),
     (["serve", "--model", "seed", "--model", "seed"], "two models are both named 'seed'"),
 ])
@@ -40,10 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_digitnet_serve_runs_a_server(mnist):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_digitnet_serve_runs_a_server(mnist, workers):
     port = free_port()
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", str(workers)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -66,6 +68,8 @@ def test_digitnet_serve_runs_a_server(mnist):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"127.0.0.1:{port}" in out.decode()   # uvicorn said where it listens
+    if workers > 1:
+        assert out.decode().count("Started server process") == workers, out.decode()
 
 
 def test_the_load_test_script_runs(tmp_path):
@@ -74,7 +78,7 @@ def test_the_load_test_script_runs(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"
     out = tmp_path / "load"
     done = subprocess.run([sys.executable, str(script), "--requests", "300", "--warmup", "20", "--clients", "4",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120,
+                           "--workers", "2", "--out", str(out)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.with_suffix(".json").read_text())
@@ -82,3 +86,4 @@ def test_the_load_test_script_runs(tmp_path):
     assert s["requests"] == 300 and s["server_5xx"] == 0 and s["client_errors"] == 0 and not s["unexpected"]
     assert set(s["by_kind"]["json_28x28"]) == {"200"} and set(s["by_kind"]["too_large"]) == {"413"}
     assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
+    assert report["workers"] == 2 and report["server_cpu_ms_per_request"] > 0

@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "default); default: every shipped model, seed first")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sv.add_argument("--port", type=_port, default=8000, help="TCP port")
+    sv.add_argument("--workers", type=_positive_int, default=1,
+                    help="server processes sharing the port (one per CPU core uses them all)")
     sv.add_argument("--access-log", action="store_true", help="log every request")
     sv.set_defaults(func=cmd_serve)
     return p
@@ -346,7 +348,8 @@ def cmd_serve(args) -> int:
         raise DigitnetError(f"digitnet serve needs the 'web' extra ({exc.name} is missing): "
                             "pip install 'digitnet[web]'") from None
     from .web import serve
-    serve(getattr(args, "model", None), host=args.host, port=args.port, access_log=args.access_log)
+    serve(getattr(args, "model", None), host=args.host, port=args.port, access_log=args.access_log,
+          workers=args.workers)
     return 0
 
 

@@ -5,16 +5,38 @@
 
 from __future__ import annotations
 
+SPECS_ENV = "DIGITNET_SERVE_MODELS"   # how `serve --workers N` tells its worker processes what to load
+
 
 def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False) -> None:
-    """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted."""
+          access_log: bool = False, workers: int = 1) -> None:
+    """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
+
+    With ``workers`` > 1, uvicorn runs that many server processes on the one port (one per CPU core
+    is usual): one Python process computes on one core at a time, whatever its threads.
+    """
+    import json
+    import os
+    import sys
+
     import uvicorn
 
     from .app import create_app, load_models
-    import sys
-    models = load_models(specs)
-    app = create_app(models)
-    print(f"digitnet: serving {', '.join(models)} at http://{host}:{port}/ (API reference at /docs)",
-          file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+    models = load_models(specs)     # here too with workers: a bad model fails now, with one clear message
+    print(f"digitnet: serving {', '.join(models)} at http://{host}:{port}/ (API reference at /docs)"
+          f"{f' with {workers} worker processes' if workers > 1 else ''}", file=sys.stderr)
+    if workers == 1:
+        uvicorn.run(create_app(models), host=host, port=port, access_log=access_log, log_level="info")
+        return
+    os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
+    uvicorn.run("digitnet.web:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info")
+
+
+def app_from_env():
+    """The app of one worker process of ``serve(..., workers=N)``: models named in ``$DIGITNET_SERVE_MODELS``."""
+    import json
+    import os
+
+    from .app import create_app, load_models
+    return create_app(load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None))
