@@ -45,7 +45,14 @@ RECIPES: dict[str, tuple[float, list[str]]] = {
     "cnn-large": (0.996, ["--arch", "cnn-large", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "1e-4",
                           "--schedule", "onecycle", "--epochs", "12", "--val-size", "0", "--augment", "affine",
                           "--label-smoothing", "0.1"]),
+    # the same network with elastic distortions (Simard et al. 2003) on top of the affine ones, trained longer
+    "cnn-large+elastic": (0.996, ["--arch", "cnn-large", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay",
+                                  "1e-4", "--schedule", "onecycle", "--epochs", "15", "--val-size", "0", "--augment",
+                                  "elastic", "--label-smoothing", "0.1"]),
 }
+
+# name -> target test accuracy of the ensemble of all that preset's seeds (probabilities averaged)
+ENSEMBLE_TARGETS = {"cnn-large": 0.997}
 
 
 def command(name: str, seed: int, out: str) -> list[str]:
@@ -115,7 +122,7 @@ def _children_cpu() -> float:
 
 
 def table(results: dict) -> str:
-    rows = ["| preset | recipe (`digitnet train …`, seeds 0, 1, 2) | target | mean | min | training time / run "
+    rows = ["| preset | recipe (`digitnet train …`, one run per seed) | target | mean | min | training time / run "
             "(wall; CPU of the whole command) |",
             "|---|---|---|---|---|---|"]
     for name, (target, args) in RECIPES.items():
@@ -137,6 +144,12 @@ def table(results: dict) -> str:
             if ens else ""
         rows.append(f"| `{name}` | {recipe} | ≥ {target * 100:.1f} % {met} | **{np.mean(acc):.2f} %** | {min(acc):.2f} % "
                     f"(seeds {seeds}: {', '.join(f'{a:.2f}' for a in acc)}){ens_text} | {t:.0f} s{cpu_text} |")
+        if name in ENSEMBLE_TARGETS and ens:
+            goal = ENSEMBLE_TARGETS[name]
+            met = "✓" if ens["test_accuracy"] >= goal else "✗ (missed)"
+            rows.append(f"| `{name}` ensemble | the {len(ens['seeds'])} models above, probabilities averaged "
+                        f"(`digitnet evaluate --model A B …`) | ≥ {goal * 100:.1f} % {met} | "
+                        f"**{ens['test_accuracy'] * 100:.2f} %** | | |")
     m = results.get("machine", {})
     rows.append("")
     rows.append(f"Measured by `python benchmarks/accuracy.py` on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
@@ -172,12 +185,16 @@ def main(argv=None) -> int:
                 if not args.force and any(r["seed"] == seed for r in entry["runs"]):
                     continue
                 r = run_one(name, seed)
-                entry["runs"] = [x for x in entry["runs"] if x["seed"] != seed] + [r]
+                # merge into the file as it is now: several benchmark processes may run at once
+                # (each adds its own seed's run to what the others have saved meanwhile)
+                results = load()
+                saved = results["presets"].get(name, {})
+                if saved.get("args") == entry["args"]:
+                    entry["runs"] = saved["runs"]
+                entry["runs"] = sorted([x for x in entry["runs"] if x["seed"] != seed] + [r], key=lambda x: x["seed"])
                 acc = [x["test_accuracy"] for x in entry["runs"]]
                 entry.update(mean=float(np.mean(acc)), min=float(np.min(acc)))
                 entry["ensemble"] = ensemble(name, [x["seed"] for x in entry["runs"]])
-                # merge into the file as it is now: several benchmark processes may run at once
-                results = load()
                 results["presets"][name] = entry
                 results["machine"] = machine()
                 save(results)
