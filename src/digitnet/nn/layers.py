@@ -114,8 +114,6 @@ class Dense(Layer):
         W = self.params["W"]
         if training:                                    # write into the reused output array
             out = np.matmul(x, W, out=scratch(self._work, "out", (len(x), self.out_features), W.dtype))
-        elif len(x) == 1:                               # one sample: BLAS's matrix-vector product is
-            out = np.dot(x[0], W)[None]                 # ~2x quicker than a one-row matrix product
         else:
             out = x @ W                                 # (B, in) -> (B, out)
         out += self.params["b"]

@@ -149,8 +149,10 @@ class Sequential:
             raise DigitnetError(f"expected images with {self._n_inputs} pixels each, got array of shape {x.shape}")
         if x.dtype != np.uint8:
             return x.astype(self.dtype, copy=False).reshape(shape)
-        out = scratch(self._work, "input", shape, self.dtype) if reuse else None
-        return np.multiply(x.reshape(shape), PIXEL_SCALE, out=out, dtype=self.dtype)  # convert + scale, one pass
+        out = scratch(self._work, "input", shape, self.dtype) if reuse else np.empty(shape, self.dtype)
+        np.copyto(out, x.reshape(shape), casting="unsafe")   # uint8 -> float, no temporary
+        out *= PIXEL_SCALE
+        return out
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Class probabilities, shape (N, 10) (a new array)."""
