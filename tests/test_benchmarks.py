@@ -118,3 +118,25 @@ def test_torch_translation_of_the_cnn_preset(rng):
     with torch.no_grad():
         theirs = net(torch.from_numpy(x)).numpy()
     assert np.allclose(model.forward(x), theirs, atol=1e-4)
+
+
+def test_accuracy_table_marks_targets_and_ensembles():
+    """benchmarks/accuracy.py's README table from a results file (the trainings themselves take hours)."""
+    spec = importlib.util.spec_from_file_location("accuracy_bench", ROOT / "benchmarks" / "accuracy.py")
+    acc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(acc)
+
+    def runs(*accs):
+        return [{"seed": i, "test_accuracy": a, "train_time_s": 10.0, "cpu_s": 9.0} for i, a in enumerate(accs)]
+    results = {"presets": {
+        "seed": {"args": acc.RECIPES["seed"][1], "runs": runs(0.981, 0.979, 0.980),
+                 "ensemble": {"seeds": [0, 1, 2], "test_accuracy": 0.983}},
+        "cnn-large": {"args": acc.RECIPES["cnn-large"][1], "runs": runs(0.9964, 0.9959)}},
+        "ensembles": {"cnn-large": {"models": ["cnn-large-0", "cnn-large-1"], "test_accuracy": 0.9971}}}
+    rows = {r.split("|")[1].strip(): r for r in acc.table(results).splitlines() if r.startswith("| ")}
+    assert "≥ 97.8 % ✓" in rows["`seed`"] and "**98.00 %**" in rows["`seed`"] and "ensemble of seeds 0, 1, 2: 98.30 %" \
+        in rows["`seed`"]
+    assert "✗ (missed) (2 seeds only)" in rows["`cnn-large`"] and "99.59 %" in rows["`cnn-large`"]
+    assert "not run yet" in rows["`mlp`"]
+    assert "≥ 99.7 % ✓" in rows["cnn-large: ensemble"] and "**99.71 %**" in rows["cnn-large: ensemble"]
+    assert "not run yet" in rows["cnn-large, both recipes: ensemble"]
