@@ -4,8 +4,9 @@ Conv2D is one big matrix multiply ("im2col"): every k x k patch of the
 padded input becomes a row of a matrix, and the filters a matrix of the
 same width. NumPy's ``sliding_window_view`` builds the patch view without
 copying; a single reshape copies it into the GEMM operand. The backward
-pass scatters the patch gradients back ("col2im") with one strided add
-per kernel offset (k * k of them), never a Python loop over pixels.
+pass scatters the patch gradients back ("col2im") with one small matrix
+product and one strided add per kernel offset (k * k of them), never a
+Python loop over pixels.
 
 Internally the patch matrix is laid out channels-last, ``(N, Ho, Wo, k, k, C)``,
 so each strided add in col2im touches contiguous channel vectors.
@@ -89,14 +90,20 @@ class Conv2D(Layer):
         g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
         dF = g.T @ self._cols                                           # (O, k k C)
         self.grads["W"][...] = dF.reshape(O, k, k, C).transpose(0, 3, 1, 2)
-        np.sum(g, axis=0, out=self.grads["b"])
+        # db = column sums of g, as a matrix-vector product: ~10x quicker than np.sum down 24-32 columns
+        np.matmul(np.ones(len(g), g.dtype), g, out=self.grads["b"])
         if not input_grad:
             return None
-        dcols = (g @ self._filters()).reshape(N, Ho, Wo, k, k, C)
-        dxp = np.zeros((N, H + 2 * p, W + 2 * p, C), dcols.dtype)       # channels-last, padded
+        # col2im, one kernel offset at a time: dX[window (i, j)] += dY @ W[:, :, i, j]. Each product
+        # lands in one contiguous (N, Ho, Wo, C) array, so the strided add reads memory in order
+        # (twice as fast as one big product scattered from its (k, k, C)-interleaved columns).
+        Wt = np.ascontiguousarray(self.params["W"].transpose(2, 3, 0, 1))   # (k, k, O, C), BLAS-ready
+        part = np.empty((N, Ho, Wo, C), g.dtype)
+        dxp = np.zeros((N, H + 2 * p, W + 2 * p, C), g.dtype)           # channels-last, padded
         for i in range(k):
             for j in range(k):
-                dxp[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += dcols[:, :, :, i, j]
+                np.matmul(g, Wt[i, j], out=part.reshape(-1, C))
+                dxp[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part
         return dxp[:, p:p + H, p:p + W].transpose(0, 3, 1, 2)          # (N, C, H, W) view
 
     def output_shape(self, input_shape):
