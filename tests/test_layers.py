@@ -82,6 +82,27 @@ def test_pooling_values():
     assert Flatten().forward(np.arange(8).reshape(1, 2, 2, 2)).tolist() == [list(range(8))]
 
 
+def test_maxpool_gradient_goes_to_the_first_maximum_of_a_tie():
+    """Zero image backgrounds make whole windows equal: only the first (as argmax, and PyTorch) gets the gradient."""
+    x = np.array([[[[1., 1., 0., 2.], [1., 1., 2., 2.], [3., 0., 4., 4.], [0., 3., 4., 4.]]]])
+    pool = MaxPool2D(2)
+    assert pool.forward(x, training=True)[0, 0].tolist() == [[1, 2], [3, 4]]
+    dx = pool.backward(np.array([[[[10., 20.], [30., 40.]]]]))[0, 0]
+    assert dx.tolist() == [[10, 0, 0, 20], [0, 0, 0, 0], [30, 0, 40, 0], [0, 0, 0, 0]]
+    over = MaxPool2D(3, stride=2)                       # overlapping windows: the shared maximum gets all four
+    y = np.zeros((1, 1, 5, 5))
+    y[0, 0, 2, 2] = 5.0
+    over.forward(y, training=True)
+    expect = np.zeros((5, 5))
+    expect[2, 2] = 1 + 2 + 3 + 4
+    assert np.array_equal(over.backward(np.array([[[[1., 2.], [3., 4.]]]]))[0, 0], expect)
+    over.forward(np.ones((1, 1, 5, 5)), training=True)  # all tied: each window's top-left
+    assert over.backward(np.ones((1, 1, 2, 2)))[0, 0].tolist() == \
+        [[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    with pytest.raises(RuntimeError, match="training=True"):
+        MaxPool2D(2).backward(np.ones((1, 1, 2, 2)))
+
+
 def test_batchnorm_running_statistics_and_inference():
     bn = BatchNorm2D(2, momentum=0.5).astype(np.float64)
     x = np.random.default_rng(0).standard_normal((8, 2, 3, 3)) * 3 + 1

@@ -178,33 +178,36 @@ class MaxPool2D(_Pool2D):
                                   slice(j, j + s * (Wo - 1) + 1, s))
 
     def forward(self, x, training=False):
-        self._in = x
+        self._in = x                                           # for dx's shape and memory layout
         _, Ho, Wo = self.output_shape(x.shape[1:])
-        out = None
-        for _, sl in self._offsets(Ho, Wo):
+        out = winner = None
+        for o, sl in self._offsets(Ho, Wo):
             v = x[sl]                                          # (N, C, Ho, Wo) strided view
             if out is None:
                 out = v.copy(order="K")                        # keep the input's memory layout
+                if training:
+                    winner = np.zeros_like(out, dtype=np.uint8)  # offset of each window's maximum
             else:
+                if training:                                   # strictly greater: the first maximum wins
+                    np.copyto(winner, o, where=v > out)
                 np.maximum(out, v, out=out)
-        self._out = out
+        self._winner = winner
         return out
 
     def backward(self, grad, input_grad=True):
-        # The gradient goes to the first offset holding the maximum (as argmax would pick).
-        x, out = self._in, self._out
-        dx = np.zeros_like(x)
+        # The gradient goes to the first offset holding the maximum (as argmax would pick),
+        # found in the forward pass: comparing one byte per window beats comparing the inputs again.
+        winner = getattr(self, "_winner", None)
+        if winner is None:
+            raise RuntimeError("MaxPool2D.backward needs a forward pass with training=True")
+        dx = np.zeros_like(self._in, dtype=grad.dtype)
         Ho, Wo = grad.shape[2:]
         overlap = self._s < self.size
-        taken = np.zeros_like(out, dtype=bool)
-        for _, sl in self._offsets(Ho, Wo):
-            hit = x[sl] == out
-            hit &= ~taken
-            taken |= hit
+        for o, sl in self._offsets(Ho, Wo):
             if overlap:
-                dx[sl] += grad * hit
+                dx[sl] += grad * (winner == o)
             else:
-                np.multiply(grad, hit, out=dx[sl])
+                np.multiply(grad, winner == o, out=dx[sl])
         return dx
 
 
