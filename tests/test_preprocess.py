@@ -34,6 +34,21 @@ def with_alpha(digit: np.ndarray) -> Image.Image:
     return Image.merge("RGBA", [zero, zero, zero, b])
 
 
+def small_on_a_page(digit: np.ndarray) -> Image.Image:
+    """Dark ink ~8 % of a large light image's height (a phone photo of a page): analysed again, cropped."""
+    page = np.full((800, 1000), 235.0)
+    page[150:234, 610:694] -= 0.8 * np.asarray(big(digit, 3), float)     # grey ink on light paper
+    return Image.fromarray(page.astype(np.uint8))
+
+
+def exif_rotated(digit: np.ndarray) -> Image.Image:
+    """A JPEG whose pixels are stored sideways, with the EXIF orientation (6) that puts them upright."""
+    stored = Image.fromarray(255 - digit).resize((84, 84), Image.BICUBIC).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # viewer rotates 90 degrees clockwise
+    return Image.open(io.BytesIO(encode(stored.convert("RGB"), "JPEG", quality=90, exif=exif.tobytes())))
+
+
 TRANSFORMS = {
     "identity": lambda d: Image.fromarray(d),
     "shifted": lambda d: Image.fromarray(np.pad(d, ((1, 7), (8, 0)))),   # 36x36, 3-4 px off centre
@@ -46,6 +61,8 @@ TRANSFORMS = {
     "jpeg": lambda d: Image.open(io.BytesIO(encode(Image.fromarray(255 - d).resize((84, 84)).convert("RGB"),
                                                    "JPEG", quality=70))),
     "bytes": lambda d: encode(big(d, 2)),
+    "small on a large page": small_on_a_page,
+    "EXIF-rotated JPEG": exif_rotated,
 }
 
 

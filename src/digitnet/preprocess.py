@@ -126,11 +126,7 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
     black. With ``size``, the image is first shrunk (area-averaging) so its
     longer side is at most that.
     """
-    from PIL import ImageOps
-    try:
-        img = ImageOps.exif_transpose(img)          # phone photos: apply the stored rotation
-    except Exception:                               # a broken EXIF block is not worth failing for
-        pass
+    img = _upright(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or \
         (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
@@ -354,11 +350,28 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def _as_ink(img, size: int) -> np.ndarray:
-    from PIL import Image
+def _upright(img):
+    """A PIL image, opened if need be, with its EXIF rotation applied (and its orientation tag gone)."""
+    from PIL import Image, ImageOps
     if not isinstance(img, Image.Image):
         img = open_image(img)
-    return ink_map(to_grey(img, size))
+    try:
+        if img.getexif().get(0x0112, 1) == 1:       # no rotation stored (exif_transpose would copy)
+            return img
+        return ImageOps.exif_transpose(img)         # phone photos: apply the stored rotation
+    except Exception:                               # a broken EXIF block is not worth failing for
+        return img
+
+
+def _as_ink(img, size: int) -> np.ndarray:
+    return ink_map(to_grey(_upright(img), size))
+
+
+def _digit_ink(img, size: int) -> np.ndarray:
+    """One digit's ink at most ``size`` px, specks dropped."""
+    ink = _as_ink(img, size)
+    labels, keep = _parts(ink)
+    return ink * np.isin(labels, keep)
 
 
 def to_mnist(img) -> np.ndarray:
@@ -379,9 +392,22 @@ def to_mnist(img) -> np.ndarray:
     DigitnetError
         When the input is not an image, too large, or blank.
     """
-    ink = _as_ink(img, DIGIT_WORK_SIZE)
-    labels, keep = _parts(ink)
-    ink = ink * np.isin(labels, keep)               # drop specks
+    img = _upright(img)
+    ink = _digit_ink(img, DIGIT_WORK_SIZE)
+    # A digit small in a large image (a photo of a page) came out only a few pixels tall at the
+    # working size: look again at just its part of the image, at the full working size.
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if rows.size and max(img.size) > DIGIT_WORK_SIZE and \
+            max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < DIGIT_WORK_SIZE // 2:
+        f = max(img.size) / max(ink.shape)          # original pixels per working pixel
+        margin = max(rows[-1] - rows[0], cols[-1] - cols[0]) // 4 + 2
+        box = (max(0, int((cols[0] - margin) * f)), max(0, int((rows[0] - margin) * f)),
+               min(img.width, int((cols[-1] + 1 + margin) * f) + 1),
+               min(img.height, int((rows[-1] + 1 + margin) * f) + 1))
+        try:
+            ink = _digit_ink(img.crop(box), DIGIT_WORK_SIZE)
+        except DigitnetError:                       # the crop alone looks blank: keep the first look
+            pass
     return fit_mnist(ink)
 
 
