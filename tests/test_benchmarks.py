@@ -139,4 +139,4 @@ def test_accuracy_table_marks_targets_and_ensembles():
     assert "✗ (missed) (2 seeds only)" in rows["`cnn-large`"] and "99.59 %" in rows["`cnn-large`"]
     assert "not run yet" in rows["`mlp`"]
     assert "≥ 99.7 % ✓" in rows["cnn-large: ensemble"] and "**99.71 %**" in rows["cnn-large: ensemble"]
-    assert "not run yet" in rows["cnn-large, both recipes: ensemble"]
+    assert "not run yet" in rows["cnn-large, all recipes: ensemble"]
