@@ -99,6 +99,11 @@ def test_maxpool_gradient_goes_to_the_first_maximum_of_a_tie():
     over.forward(np.ones((1, 1, 5, 5)), training=True)  # all tied: each window's top-left
     assert over.backward(np.ones((1, 1, 2, 2)))[0, 0].tolist() == \
         [[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    wide = MaxPool2D(17)                                # more window offsets than a byte can count
+    z = np.zeros((1, 1, 17, 17))
+    z[0, 0, 16, 15] = 1.0
+    wide.forward(z, training=True)
+    assert np.argwhere(wide.backward(np.ones((1, 1, 1, 1)))[0, 0]).tolist() == [[16, 15]]
     with pytest.raises(RuntimeError, match="training=True"):
         MaxPool2D(2).backward(np.ones((1, 1, 2, 2)))
 

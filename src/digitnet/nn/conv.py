@@ -180,13 +180,13 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._in = x                                           # for dx's shape and memory layout
         _, Ho, Wo = self.output_shape(x.shape[1:])
-        out = winner = None
+        out = winner = None                                    # winner: offset of each window's maximum
         for o, sl in self._offsets(Ho, Wo):
             v = x[sl]                                          # (N, C, Ho, Wo) strided view
             if out is None:
                 out = v.copy(order="K")                        # keep the input's memory layout
                 if training:
-                    winner = np.zeros_like(out, dtype=np.uint8)  # offset of each window's maximum
+                    winner = np.zeros_like(out, dtype=np.uint8 if self.size ** 2 <= 256 else np.int32)
             else:
                 if training:                                   # strictly greater: the first maximum wins
                     np.copyto(winner, o, where=v > out)
