@@ -154,9 +154,13 @@ def table(results: dict) -> str:
         cpu = [r["cpu_s"] for r in runs if "cpu_s" in r]
         cpu_text = f"; {np.mean(cpu):.0f} s CPU" if cpu else ""
         seeds = ", ".join(str(r["seed"]) for r in runs)
-        met = "✓" if min(acc) >= target * 100 else "✗ (missed)"
+        # judged on seeds 0, 1, 2 (the three the targets are stated for); seeds added later are listed too
+        judged = [r["test_accuracy"] * 100 for r in runs if r["seed"] in (0, 1, 2)]
+        met = "✓" if min(judged or acc) >= target * 100 else "✗ (missed)"
         if len(runs) < 3:
             met += f" ({len(runs)} seed{'s' if len(runs) > 1 else ''} only)"
+        elif len(runs) > 3 and len(judged) == 3:
+            met += f" on seeds 0–2 (min over all {len(runs)}: {min(acc):.2f} %)"
         ens = results["presets"][name].get("ensemble")
         ens_text = f"; ensemble of seeds {', '.join(map(str, ens['seeds']))}: {ens['test_accuracy'] * 100:.2f} %" \
             if ens else ""

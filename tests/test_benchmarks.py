@@ -131,12 +131,14 @@ def test_accuracy_table_marks_targets_and_ensembles():
     results = {"presets": {
         "seed": {"args": acc.RECIPES["seed"][1], "runs": runs(0.981, 0.979, 0.980),
                  "ensemble": {"seeds": [0, 1, 2], "test_accuracy": 0.983}},
-        "cnn-large": {"args": acc.RECIPES["cnn-large"][1], "runs": runs(0.9964, 0.9959)}},
+        "cnn-large": {"args": acc.RECIPES["cnn-large"][1], "runs": runs(0.9964, 0.9959)},
+        "mlp+augment": {"args": acc.RECIPES["mlp+augment"][1], "runs": runs(0.993, 0.994, 0.993, 0.991)}},
         "ensembles": {"cnn-large": {"models": ["cnn-large-0", "cnn-large-1"], "test_accuracy": 0.9971}}}
     rows = {r.split("|")[1].strip(): r for r in acc.table(results).splitlines() if r.startswith("| ")}
     assert "≥ 97.8 % ✓" in rows["`seed`"] and "**98.00 %**" in rows["`seed`"] and "ensemble of seeds 0, 1, 2: 98.30 %" \
         in rows["`seed`"]
     assert "✗ (missed) (2 seeds only)" in rows["`cnn-large`"] and "99.59 %" in rows["`cnn-large`"]
     assert "not run yet" in rows["`mlp`"]
+    assert "≥ 99.2 % ✓ on seeds 0–2 (min over all 4: 99.10 %)" in rows["`mlp+augment`"]
     assert "≥ 99.7 % ✓" in rows["cnn-large: ensemble"] and "**99.71 %**" in rows["cnn-large: ensemble"]
     assert "not run yet" in rows["cnn-large, all recipes: ensemble"]
