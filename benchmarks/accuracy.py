@@ -110,25 +110,26 @@ def run_one(name: str, seed: int) -> dict:
             "command": " ".join(shlex.quote(a) for a in command(name, seed, f"{name}.safetensors"))}
 
 
-def ensemble(name: str, seeds: list[int]) -> dict | None:
-    """Test accuracy of the seeds' models together (probabilities averaged), when all are at hand."""
+def _ensemble_accuracy(files: list[Path]) -> float | None:
+    """Test accuracy of the models in ``files`` together (probabilities averaged), when all are at hand."""
     import digitnet
-    files = [MODELS / f"{name}-{s}.safetensors" for s in sorted(seeds)]
     if len(files) < 2 or not all(f.exists() for f in files):
         return None
-    acc = digitnet.evaluate([digitnet.load(f) for f in files], digitnet.load_mnist().test)["accuracy"]
-    return {"seeds": sorted(seeds), "test_accuracy": acc}
+    return digitnet.evaluate([digitnet.load(f) for f in files], digitnet.load_mnist().test)["accuracy"]
+
+
+def ensemble(name: str, seeds: list[int]) -> dict | None:
+    """One preset's seeds together."""
+    acc = _ensemble_accuracy([MODELS / f"{name}-{s}.safetensors" for s in sorted(seeds)])
+    return None if acc is None else {"seeds": sorted(seeds), "test_accuracy": acc}
 
 
 def committee(results: dict, recipes: list[str]) -> dict | None:
-    """Test accuracy of every model of ``recipes`` together (probabilities averaged), when all are at hand."""
-    import digitnet
+    """Every model of ``recipes`` together."""
     files = [MODELS / f"{name}-{r['seed']}.safetensors"
              for name in recipes for r in results["presets"].get(name, {}).get("runs", [])]
-    if len(files) < 2 or not all(f.exists() for f in files):
-        return None
-    acc = digitnet.evaluate([digitnet.load(f) for f in files], digitnet.load_mnist().test)["accuracy"]
-    return {"models": [f.stem for f in files], "test_accuracy": acc}
+    acc = _ensemble_accuracy(files)
+    return None if acc is None else {"models": [f.stem for f in files], "test_accuracy": acc}
 
 
 def _children_cpu() -> float:

@@ -364,7 +364,7 @@ def _upright(img):
 
 
 def _as_ink(img, size: int) -> np.ndarray:
-    return ink_map(to_grey(_upright(img), size))
+    return ink_map(to_grey(img, size))             # to_grey opens and turns the image upright
 
 
 def _digit_ink(img, size: int) -> np.ndarray:
@@ -397,10 +397,10 @@ def to_mnist(img) -> np.ndarray:
     # A digit small in a large image (a photo of a page) came out only a few pixels tall at the
     # working size: look again at just its part of the image, at the full working size.
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    if rows.size and max(img.size) > DIGIT_WORK_SIZE and \
-            max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 < DIGIT_WORK_SIZE // 2:
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 if rows.size else DIGIT_WORK_SIZE
+    if max(img.size) > DIGIT_WORK_SIZE and extent < DIGIT_WORK_SIZE // 2:
         f = max(img.size) / max(ink.shape)          # original pixels per working pixel
-        margin = max(rows[-1] - rows[0], cols[-1] - cols[0]) // 4 + 2
+        margin = (extent - 1) // 4 + 2
         box = (max(0, int((cols[0] - margin) * f)), max(0, int((rows[0] - margin) * f)),
                min(img.width, int((cols[-1] + 1 + margin) * f) + 1),
                min(img.height, int((rows[-1] + 1 + margin) * f) + 1))
