@@ -23,15 +23,18 @@ def tiny_data(tmp_path_factory, mnist):
 def test_train_saves_a_model_with_metadata(tmp_path, capsys, tiny_data):
     out = tmp_path / "m.safetensors"
     code, stdout, err = run(capsys, "train", "--data", str(tiny_data), "--hidden", "32", "--epochs", "2",
-                            "--val-size", "500", "--seed", "3", "-o", str(out))
+                            "--val-size", "500", "--seed", "3", "--threads", "1", "-o", str(out))
     assert code == 0, err
-    assert "test accuracy" in stdout and out.exists()
+    assert "test accuracy" in stdout and out.exists() and " 1 thread;" in stdout
     assert "epoch   2/2" in err                      # per-epoch lines with loss/acc
     code, stdout, _ = run(capsys, "info", "--model", str(out), "--json")
     meta = json.loads(stdout)
     assert meta["seed"] == 3 and len(meta["history"]) == 2
     assert meta["command"].startswith("digitnet train --data")
     assert meta["architecture"][0] == {"type": "Dense", "in_features": 784, "out_features": 32, "init": "he"}
+    assert meta["blas"]["threads"] == 1 and meta["train_config"]["threads"] == 1
+    code, stdout, _ = run(capsys, "info", "--model", str(out))
+    assert "1 thread(s) while training" in stdout
 
 
 def test_train_full_batch_and_deeper(tmp_path, capsys, tiny_data):
@@ -91,6 +94,7 @@ def test_import_pickle(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
     (["train", "--batch-size", "lots"], "positive integer or 'full'"),
+    (["train", "--threads", "0"], "expected a positive integer"),
     (["train", "--hidden", "64,x"], "comma-separated layer sizes"),
     (["train", "--lr", "-1"], "positive number"),
     (["train", "--data", "/nonexistent/mnist"], "no such file"),

@@ -51,10 +51,38 @@ def test_checkpoint_of_a_run_is_a_loadable_model(tmp_path, small):
     ({"optimizer": "rmsprop"}, "optimizer"), ({"schedule": "zigzag"}, "schedule"),
     ({"augment": "mixup"}, "augment"), ({"betas": (0.9, 1.5)}, "betas"), ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"clip_norm": -1}, "clip_norm"), ({"patience": -1}, "patience"),
+    ({"threads": 0}, "threads"), ({"threads": 1.5}, "threads"), ({"threads": True}, "threads"),
 ])
 def test_bad_options(kw, message):
     with pytest.raises(DigitnetError, match=message):
         TrainConfig(**kw)
+
+
+def test_threads_limit_blas_during_training_only_and_are_recorded(small):
+    from digitnet.threads import blas_info
+    before = blas_info()
+    assert before is not None and before["threads"] >= 1
+    seen = []
+
+    class Threads(Callback):
+        def on_epoch_end(self, model, epoch, logs):
+            seen.append(blas_info()["threads"])
+
+    model = build("fc16-relu-fc10", seed=0)
+    model.fit(small.train, epochs=2, val_size=500, progress=False, threads=1, callbacks=[Threads()])
+    assert seen == [1, 1]
+    assert model.meta["blas"]["threads"] == 1 and model.meta["train_config"]["threads"] == 1
+    assert blas_info()["threads"] == before["threads"]          # restored afterwards
+    model = build("fc16-relu-fc10", seed=0)
+    model.fit(small.train, epochs=1, val_size=500, progress=False)          # default: left as the library has it
+    assert model.meta["blas"]["threads"] == before["threads"] and model.meta["train_config"]["threads"] is None
+
+
+def test_same_seed_and_threads_give_the_same_weights(small):
+    a, b = (build("conv4k3-pool-bn-relu-fc10", seed=0) for _ in range(2))
+    for m in (a, b):
+        m.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=1)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +154,15 @@ def test_resuming_a_run_that_stopped_early_does_not_train_on(tmp_path, small):
     again = digitnet.checkpoint.load_model(tmp_path / "s.ckpt")
     h2 = again.fit(small.train, resume=str(tmp_path / "s.ckpt"), progress=False)
     assert h2 == h and all(np.array_equal(again.state_dict()[k], done.state_dict()[k]) for k in done.state_dict())
+
+
+def test_resume_keeps_the_checkpoints_threads_unless_given(tmp_path, small):
+    ckpt = str(tmp_path / "t.ckpt")
+    build("fc16-relu-fc10", seed=0).fit(small.train, epochs=1, val_size=500, progress=False, threads=1,
+                                        checkpoint=ckpt)
+    kept = build("fc16-relu-fc10", seed=0)
+    kept.fit(small.train, resume=ckpt, epochs=2, progress=False)
+    assert kept.meta["train_config"]["threads"] == 1 and kept.meta["blas"]["threads"] == 1
+    changed = build("fc16-relu-fc10", seed=0)
+    changed.fit(small.train, resume=ckpt, epochs=2, progress=False, threads=2)
+    assert changed.meta["train_config"]["threads"] == 2

@@ -307,6 +307,9 @@ def cmd_info(args) -> int:
     if "history" in meta and meta["history"]:
         h = meta["history"]
         rows.append(("epochs", f"{len(h)} ({sum(e['time'] for e in h):.2f} s training)"))
+    if isinstance(meta.get("blas"), dict):
+        b = meta["blas"]
+        rows.append(("BLAS", f"{b.get('library')} {b.get('version')}, {b.get('threads')} thread(s) while training"))
     if "dataset_sha256" in meta:
         rows.append(("dataset sha256", meta["dataset_sha256"]))
     width = max(len(r[0]) for r in rows)

@@ -27,6 +27,7 @@ from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
 from .nn.schedules import SCHEDULES, lr_at_step
+from .threads import blas_info, blas_threads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -55,6 +56,7 @@ class TrainConfig:
     augment: str = "none"               # "none", "shift", "affine" or "elastic"
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
+    threads: int | None = None          # BLAS threads while training (None: as the library/environment has it)
     val_size: int = 10000               # held out of the training set; 0 disables validation
     checkpoint: str | None = None       # file rewritten (atomically) after every epoch
     progress: bool = True
@@ -83,6 +85,9 @@ class TrainConfig:
         for name in ("warmup_epochs", "clip_norm", "weight_decay", "patience", "val_size"):
             if getattr(self, name) < 0:
                 raise DigitnetError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.threads is not None:
+            if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+                raise DigitnetError(f"threads must be a positive integer (or None), got {self.threads!r}")
         if not 0 <= self.label_smoothing < 1:
             raise DigitnetError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
@@ -146,7 +151,8 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         weights, optimizer state, random-generator state, history and
         configuration are restored, and training continues exactly where it
         stopped (the ``config`` given here is ignored except ``epochs``,
-        ``checkpoint`` and ``progress``).
+        ``checkpoint`` and ``progress``; ``threads`` given as a keyword
+        overrides the checkpoint's).
 
     Returns
     -------
@@ -159,7 +165,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     if resume is not None:
         state = checkpoint.read(resume)
         cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
-                                         **({"epochs": overrides["epochs"]} if "epochs" in overrides else {})})
+                                         **{k: overrides[k] for k in ("epochs", "threads") if k in overrides}})
     if train.labels is None:
         raise DigitnetError(f"{train.name or 'training set'} has no labels: cannot train on it")
     if val is None and cfg.val_size:
@@ -186,51 +192,53 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         cb.on_train_begin(model, cfg)
     bar = _progress(cfg, total_steps, start_epoch * steps_per_epoch)
     step = start_epoch * steps_per_epoch
-    try:
-        last_epoch = start_epoch if best.get("stopped") else cfg.epochs    # a resumed run that had stopped early
-        for epoch in range(start_epoch + 1, last_epoch + 1):
-            t0 = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
-            batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
-            for xb, yb in batches:
-                opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
-                if x_full is not None:
-                    xb = x_full
-                else:
-                    if cfg.augment != "none":
-                        xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
-                    xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
-                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                    loss, pred = model.train_step(xb, yb)
-                if not math.isfinite(loss):
-                    raise DigitnetError(f"training diverged (loss {loss}) at epoch {epoch}; try a smaller --lr")
-                if cfg.clip_norm:
-                    clip_grad_norm(opt.grads, cfg.clip_norm)
-                opt.step()
-                n = len(yb)
-                loss_sum += loss * n
-                correct += np.count_nonzero(pred == yb)
-                seen += n
-                step += 1
+    with blas_threads(cfg.threads):
+        model.meta["blas"] = blas_info()        # what trained it: the thread count can change float32's last bits
+        try:
+            last_epoch = start_epoch if best.get("stopped") else cfg.epochs    # a resumed run that had stopped early
+            for epoch in range(start_epoch + 1, last_epoch + 1):
+                t0 = time.perf_counter()
+                loss_sum, correct, seen = 0.0, 0, 0
+                batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
+                for xb, yb in batches:
+                    opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
+                    if x_full is not None:
+                        xb = x_full
+                    else:
+                        if cfg.augment != "none":
+                            xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
+                        xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
+                    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                        loss, pred = model.train_step(xb, yb)
+                    if not math.isfinite(loss):
+                        raise DigitnetError(f"training diverged (loss {loss}) at epoch {epoch}; try a smaller --lr")
+                    if cfg.clip_norm:
+                        clip_grad_norm(opt.grads, cfg.clip_norm)
+                    opt.step()
+                    n = len(yb)
+                    loss_sum += loss * n
+                    correct += np.count_nonzero(pred == yb)
+                    seen += n
+                    step += 1
+                    if bar is not None:
+                        bar.update(1)
+                elapsed = time.perf_counter() - t0
+                logs = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
+                        **accuracy_and_loss(model, val, prefix="val_"),
+                        "lr": opt.lr, "time": elapsed}
+                history.append(logs)
+                model.meta["history"] = history
                 if bar is not None:
-                    bar.update(1)
-            elapsed = time.perf_counter() - t0
-            logs = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
-                    **accuracy_and_loss(model, val, prefix="val_"),
-                    "lr": opt.lr, "time": elapsed}
-            history.append(logs)
-            model.meta["history"] = history
+                    _epoch_line(bar, logs, cfg.epochs)
+                stop = best["stopped"] = _early_stopping(cfg, model, logs, best)
+                if cfg.checkpoint:
+                    checkpoint.write(cfg.checkpoint, model, opt, rng, cfg, history, best)
+                stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks] + [stop]
+                if any(stop):
+                    break
+        finally:
             if bar is not None:
-                _epoch_line(bar, logs, cfg.epochs)
-            stop = best["stopped"] = _early_stopping(cfg, model, logs, best)
-            if cfg.checkpoint:
-                checkpoint.write(cfg.checkpoint, model, opt, rng, cfg, history, best)
-            stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks] + [stop]
-            if any(stop):
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     if best["weights"] is not None and best["epoch"] != len(history):
         model.load_state_dict(best["weights"])      # early stopping: keep the best epoch's weights
         model.meta["best_epoch"] = best["epoch"]

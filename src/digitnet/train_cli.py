@@ -56,6 +56,9 @@ def add_train_parser(sub, fmt, types) -> None:
                    help="training images held out for validation (0: none)")
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--threads", type=types["positive_int"], default=None, metavar="N",
+                   help="BLAS threads while training (saved with the model) [default: as OPENBLAS_NUM_THREADS / "
+                        "OMP_NUM_THREADS or the library set it]; 1 is often fastest for small MLPs")
     t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
                    help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
     t.add_argument("-o", "--output", default=None, help="where to save the model "
@@ -87,7 +90,7 @@ def _options(args) -> dict:
     lr = args.lr or (0.5 if full else ADAM_LR if args.optimizer in ("adam", "adamw") else None)
     opts = {k: getattr(args, k) for k in (
         "batch_size", "optimizer", "momentum", "nesterov", "betas", "weight_decay", "schedule", "warmup_epochs",
-        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed")}
+        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed", "threads")}
     opts.update({k: v for k, v in {"epochs": args.epochs or (300 if full else None), "lr": lr}.items()
                  if v is not None})
     return opts
@@ -112,7 +115,8 @@ def cmd_train(args) -> int:
             raise DigitnetError(f"{args.resume} was trained on other data than {args.data or 'the bundled MNIST'}; "
                                 "resume with the same --data")
         out = Path(args.output or model.meta.get("output") or "digitnet-model.safetensors")
-        runs = [(model, args.checkpoint or args.resume, {"epochs": args.epochs} if args.epochs else {})]
+        again = {"epochs": args.epochs, "threads": args.threads}
+        runs = [(model, args.checkpoint or args.resume, {k: v for k, v in again.items() if v is not None})]
         print(f"resuming {args.resume} after epoch {len(model.meta.get('history', []))}", file=sys.stderr)
     else:
         out = Path(args.output or "digitnet-model.safetensors")
@@ -157,7 +161,10 @@ def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
     model.meta["train_time_s"] = round(train_time, 3)
     model.meta.pop("checkpoint", None)
     last = history[-1]
-    summary = f"trained {len(history)} epochs in {train_time:.2f} s; train acc {last['train_acc'] * 100:.2f} %"
+    blas = model.meta.get("blas") or {}
+    threads = f", {blas['library']} {blas['threads']} thread{'s' if blas['threads'] != 1 else ''}" if blas else ""
+    summary = (f"trained {len(history)} epochs in {train_time:.2f} s{threads}; "
+               f"train acc {last['train_acc'] * 100:.2f} %")
     if last["val_acc"] is not None:
         summary += f", val acc {last['val_acc'] * 100:.2f} %"
     if "best_epoch" in model.meta:
