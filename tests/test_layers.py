@@ -82,6 +82,41 @@ def test_pooling_values():
     assert Flatten().forward(np.arange(8).reshape(1, 2, 2, 2)).tolist() == [list(range(8))]
 
 
+def _maxpool_reference(x, k, s, g):
+    """Loops over windows: output and input gradient with each window's gradient to its np.argmax."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - k) // s + 1, (W - k) // s + 1
+    out, dx = np.empty((N, C, Ho, Wo)), np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(N, C, Ho, Wo):
+        win = x[n, c, i * s:i * s + k, j * s:j * s + k]
+        a, b = divmod(int(np.argmax(win)), k)
+        out[n, c, i, j] = win[a, b]
+        dx[n, c, i * s + a, j * s + b] += g[n, c, i, j]
+    return out, dx
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 6, 6), (2, 3, 7, 5), (1, 2, 5, 8)])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (2, 1)])
+def test_maxpool_matches_a_loop_over_windows_with_ties(shape, channels_last, k, s):
+    """The 2 x 2 fast path and the general path, on conv-like (channels-last) and plain inputs full of ties."""
+    rng = np.random.default_rng(sum(shape) + k + s)
+    x = rng.integers(0, 3, shape).astype(np.float64)          # three values: many tied windows
+    if channels_last:                                           # as a Conv2D output is laid out
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    pool = MaxPool2D(k, stride=s)
+    out = pool.forward(x, training=True)
+    g = rng.standard_normal(out.shape)
+    want_out, want_dx = _maxpool_reference(x, k, s, g)
+    assert np.array_equal(out, want_out)
+    dx = pool.backward(g.copy())
+    if s >= k:                                                  # one contribution per input: exactly equal
+        assert np.array_equal(dx, want_dx)
+    else:                                                       # overlapping windows sum in another order
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(MaxPool2D(k, stride=s).forward(x), want_out)       # inference path
+
+
 def test_maxpool_gradient_goes_to_the_first_maximum_of_a_tie():
     """Zero image backgrounds make whole windows equal: only the first (as argmax, and PyTorch) gets the gradient."""
     x = np.array([[[[1., 1., 0., 2.], [1., 1., 2., 2.], [3., 0., 4., 4.], [0., 3., 4., 4.]]]])
@@ -89,6 +124,8 @@ def test_maxpool_gradient_goes_to_the_first_maximum_of_a_tie():
     assert pool.forward(x, training=True)[0, 0].tolist() == [[1, 2], [3, 4]]
     dx = pool.backward(np.array([[[[10., 20.], [30., 40.]]]]))[0, 0]
     assert dx.tolist() == [[10, 0, 0, 20], [0, 0, 0, 0], [30, 0, 40, 0], [0, 0, 0, 0]]
+    pool.forward(np.array([[[[3., 5.], [5., 0.]]]]), training=True)   # tie off the first offset: row-major first
+    assert pool.backward(np.array([[[[1.]]]]))[0, 0].tolist() == [[0, 1], [0, 0]]
     over = MaxPool2D(3, stride=2)                       # overlapping windows: the shared maximum gets all four
     y = np.zeros((1, 1, 5, 5))
     y[0, 0, 2, 2] = 5.0

@@ -179,6 +179,9 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         self._in = x                                           # for dx's shape and memory layout
+        self._winner = self._bits = None
+        if self.size == 2 and self._s == 2:
+            return self._forward_2x2(x, training)
         _, Ho, Wo = self.output_shape(x.shape[1:])
         out = winner = None                                    # winner: offset of each window's maximum
         for o, sl in self._offsets(Ho, Wo):
@@ -194,7 +197,48 @@ class MaxPool2D(_Pool2D):
         self._winner = winner
         return out
 
+    def _forward_2x2(self, x, training):
+        """The common 2 x 2, stride 2 case in two pairwise steps, each over the channels-last view.
+
+        First the maximum of each horizontal pair, then of each vertical pair of
+        those. The channel axis stays innermost, so for a conv layer's
+        channels-last output the second step runs over whole contiguous rows;
+        the strided per-offset loop of the general case makes 12 passes with
+        24-element inner loops. Ties: a pair's second element wins only if
+        strictly greater, so the gradient goes to the first maximum in
+        row-major window order, exactly as in the general case (and PyTorch).
+        """
+        N, C, H, W = x.shape
+        Ho, Wo = H // 2, W // 2
+        xh = x.transpose(0, 2, 3, 1)[:, :2 * Ho, :2 * Wo]            # (N, H', W', C) view; odd edges dropped
+        left, right = xh[:, :, 0::2], xh[:, :, 1::2]                 # (N, H', Wo, C) each
+        rows = np.maximum(left, right)                               # each horizontal pair's maximum
+        top, bottom = rows[:, 0::2], rows[:, 1::2]                   # (N, Ho, Wo, C) each
+        out = np.maximum(top, bottom)
+        if training:
+            self._bits = (np.greater(right, left), np.greater(bottom, top))  # which of each pair won
+        return out.transpose(0, 3, 1, 2)                             # (N, C, Ho, Wo) view, channels-last
+
+    def _backward_2x2(self, grad):
+        right_won, bottom_won = self._bits
+        N, C, H, W = self._in.shape
+        Ho, Wo = grad.shape[2:]
+        g = grad.transpose(0, 2, 3, 1)                               # (N, Ho, Wo, C)
+        g_rows = np.empty((N, 2 * Ho, Wo, C), grad.dtype)            # gradient of each pair maximum
+        np.multiply(g, bottom_won, out=g_rows[:, 1::2])
+        np.subtract(g, g_rows[:, 1::2], out=g_rows[:, 0::2])         # g - g * won: exactly g or 0
+        dx = np.empty((N, H, W, C), grad.dtype)                      # channels-last, like the forward input
+        np.multiply(g_rows, right_won, out=dx[:, :2 * Ho, 1:2 * Wo:2])
+        np.subtract(g_rows, dx[:, :2 * Ho, 1:2 * Wo:2], out=dx[:, :2 * Ho, 0:2 * Wo:2])
+        if H % 2:
+            dx[:, -1] = 0                                            # the dropped odd row and column
+        if W % 2:
+            dx[:, :, -1] = 0
+        return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view
+
     def backward(self, grad, input_grad=True):
+        if getattr(self, "_bits", None) is not None:
+            return self._backward_2x2(grad)
         # The gradient goes to the first offset holding the maximum (as argmax would pick),
         # found in the forward pass: comparing one byte per window beats comparing the inputs again.
         winner = getattr(self, "_winner", None)
