@@ -16,7 +16,7 @@ import numpy as np
 
 import digitnet
 
-from . import torch_port
+from . import profile, torch_port
 from .common import Context, median, skipped, torch_ready
 
 RECIPE = dict(optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="onecycle", batch_size=128)
@@ -71,6 +71,8 @@ def cnn_case(ctx: Context) -> dict:
     history = fit(model, ctx.train, None, val_size=0, seed=ctx.seed, progress=False, callbacks=[Interleave()],
                   **recipe)
     res["digitnet"] = _summary([h["time"] for h in history], accs)
+    res["profile"] = profile.layer_times(model, ctx.train, batches=3 if ctx.tiny else 20,
+                                         batch_size=recipe["batch_size"], seed=ctx.seed)
     if torch_run is not None:
         res["torch"] = _summary(torch_run.times, torch_run.accs)
         d, t = res["digitnet"], res["torch"]

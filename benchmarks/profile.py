@@ -65,3 +65,65 @@ class SeedStyleGemms:
         dZ1 = W2.T.dot(dZ2)
         dZ1.dot(X.T)
         return time.perf_counter() - t0
+
+
+def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The BLAS at its best: GFLOP/s of a large float32 n x n x n product (the best of ``repeats``).
+
+    This is the ceiling any float32 epoch on this machine and thread count
+    can approach; an epoch of small per-batch products plus elementwise work
+    stays below it.
+    """
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)                                   # warm-up: thread start, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def layer_times(model, train, batches: int = 20, batch_size: int = 128, seed: int = 0) -> dict:
+    """Where a training step's time goes: seconds per batch in each layer's forward + backward.
+
+    ``batches`` steps of plain SGD (the optimizer is timed separately) on
+    shuffled batches of ``train``, after one untimed step.
+    """
+    from digitnet.nn.optim import SGD
+    trained = model
+    model = type(trained).from_architecture(trained.architecture(), trained.input_shape, trained.dtype)
+    model.load_state_dict(trained.state_dict())             # a copy: the caller's model is left as it was
+    opt = SGD(model.params, model.grads, lr=1e-3, momentum=0.9)
+    n_layers = len(model.layers)
+    spent = np.zeros(n_layers + 2)                           # layers..., loss, optimizer
+    timed = 0
+    for step, (xb, yb) in enumerate(train.batches(batch_size, np.random.default_rng(seed), reuse=True)):
+        if step > batches:
+            break
+        x, y = model.prepare(xb, reuse=True), yb.astype(np.intp)
+        marks = []
+        for layer in model.layers:
+            t0 = time.perf_counter()
+            x = layer.forward(x, training=True)
+            marks.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.loss.forward(x, y)
+        g = model.loss.backward()
+        loss_t = time.perf_counter() - t0
+        for i in range(n_layers - 1, -1, -1):
+            t0 = time.perf_counter()
+            g = model.layers[i].backward(g, input_grad=i > 0)
+            marks[i] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        opt.step()
+        if step:                                             # step 0 warms up
+            spent += [*marks, loss_t, time.perf_counter() - t0]
+            timed += 1
+    names = [f"{i}.{type(layer).__name__}" for i, layer in enumerate(model.layers)] + ["loss", "optimizer"]
+    per_batch = spent / max(timed, 1)
+    total = float(per_batch.sum())
+    return {"seconds_per_batch": total, "batch_size": batch_size, "batches": timed,
+            "share": {k: round(float(v) / total, 3) for k, v in zip(names, per_batch)}}

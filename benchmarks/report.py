@@ -119,6 +119,12 @@ def profile_lines(results: dict) -> list[str]:
                        f"{_t(prof['gemm_only_seconds_per_epoch'])} ({prof['gemm_only_gflops']:.0f} GFLOP/s); "
                        f"digitnet's epoch {_t(d)}, so {prof['overhead_share_of_digitnet_epoch'] * 100:.0f} % is "
                        "everything else (gather + convert, activations, loss, SGD update, Python).")
+            m = results.get("machine", {})
+            if m.get("peak_sgemm_gflops") and case["batch_size"] == 128:
+                peak, n = m["peak_sgemm_gflops"], m.get("peak_sgemm_n", 2048)
+                out.append(f"- ceiling: one large float32 GEMM ({n}³) runs at {peak:.0f} GFLOP/s on this machine and "
+                           f"thread count, so 180 GFLOP/s for a whole bs 128 epoch would be {180 / peak * 100:.0f} % "
+                           "of the BLAS's best rate, with no time at all outside the matrix products.")
         elif name == "fullbatch_gd":
             g = prof["gemm_only_seconds"]
             out.append(f"- full-batch GD: matrix products alone {_t(g['digitnet_float32'])} in float32 vs "
@@ -126,6 +132,14 @@ def profile_lines(results: dict) -> list[str]:
                        f"for this comparison); other work is {prof['overhead_share']['digitnet'] * 100:.0f} % of "
                        f"digitnet's iteration, {prof['overhead_share']['seed_style_float64'] * 100:.0f} % of "
                        "the seed-style one.")
+        elif name == "cnn" and "share" in prof:
+            by_type: dict[str, float] = {}
+            for layer, share in prof["share"].items():
+                kind = layer.split(".", 1)[-1]
+                by_type[kind] = by_type.get(kind, 0.0) + share
+            parts = ", ".join(f"{k} {v * 100:.0f} %" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
+            out.append(f"- `cnn` training step (batch {prof['batch_size']}, {_t(prof['seconds_per_batch'])} "
+                       f"per batch, forward + backward by layer type): {parts}.")
         elif name.startswith("infer_b"):
             out.append(f"- inference batch {case['batch_size']:,}: bare NumPy forward + argmax on an already "
                        f"converted float batch takes {_t(prof['minimal_numpy_forward_float_input'])}; "

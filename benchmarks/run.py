@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         "git_revision": env.git_revision(),
         "cases": {},
     }
+    from .profile import peak_gemm_gflops
+    results["machine"]["peak_sgemm_n"] = n = 512 if args.tiny else 2048
+    results["machine"]["peak_sgemm_gflops"] = round(peak_gemm_gflops(n), 1)
     t_start = time.perf_counter()
     for name in cases:
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)

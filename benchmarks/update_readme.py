@@ -1,18 +1,22 @@
-"""Copy the latest results table into README.md between its bench markers:
-``python -m benchmarks.update_readme [benchmarks/results/results.md]``."""
+"""Copy a results table into README.md between its markers:
+``python -m benchmarks.update_readme [RESULTS.md [MARKER]]`` (default ``benchmarks/results/results.md``
+between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; MARKER ``bench1`` uses ``<!-- bench1:... -->``)."""
 
 import sys
 from pathlib import Path
-
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     table = Path(argv[0] if argv else "benchmarks/results/results.md").read_text().strip()
+    marker = argv[1] if len(argv) > 1 else "bench"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     readme = Path("README.md")
     text = readme.read_text()
-    a, b = text.index(START) + len(START), text.index(END)
+    if start not in text or end not in text:
+        print(f"README.md has no {start} ... {end} block", file=sys.stderr)
+        return 2
+    a, b = text.index(start) + len(start), text.index(end)
     readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
     return 0
 

@@ -46,6 +46,14 @@ def test_numbers_are_positive(tiny_results):
     assert cases["fullbatch_gd"]["seconds_per_iteration"]["seed_style_float64"] > 0
     assert cases["infer_b1"]["seconds_per_call"]["digitnet"] > 0
     assert 20 < cases["peak_rss"]["peak_rss_mb"]["digitnet_train"] < 5000
+    assert tiny_results[0]["machine"]["peak_sgemm_gflops"] > 0 and "ceiling" in tiny_results[1]
+
+
+def test_cnn_profile_splits_a_step_by_layer(tiny_results):
+    prof = tiny_results[0]["cases"]["cnn"]["profile"]
+    assert prof["seconds_per_batch"] > 0 and prof["batches"] == 3
+    assert abs(sum(prof["share"].values()) - 1) < 0.01 and "0.Conv2D" in prof["share"]
+    assert "by layer type" in tiny_results[1]
 
 
 def test_seed_style_comparison_starts_from_the_same_weights(tiny_results):
