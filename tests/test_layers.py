@@ -21,6 +21,8 @@ CASES = [
     ("conv", lambda: Conv2D(2, 3, 3, dtype=np.float64), (2, 2, 6, 6)),
     ("conv_stride_pad", lambda: Conv2D(3, 4, 3, stride=2, padding=1, dtype=np.float64), (2, 3, 7, 7)),
     ("conv_k5_pad2", lambda: Conv2D(2, 3, 5, padding=2, dtype=np.float64), (2, 2, 6, 5)),
+    ("conv_one_channel", lambda: Conv2D(1, 3, 3, dtype=np.float64), (2, 1, 6, 5)),
+    ("conv_one_channel_stride_pad", lambda: Conv2D(1, 2, 5, stride=2, padding=2, dtype=np.float64), (2, 1, 7, 6)),
     ("maxpool", lambda: MaxPool2D(2), (2, 3, 6, 6)),
     ("maxpool_odd_floor", lambda: MaxPool2D(2), (2, 2, 5, 5)),
     ("maxpool_overlapping", lambda: MaxPool2D(3, stride=2), (2, 2, 7, 7)),
@@ -60,18 +62,21 @@ def test_a_wrong_gradient_is_caught():
     assert check_layer(Broken(), np.random.default_rng(0).standard_normal((3, 4)))["x"] > 1e-4
 
 
-def test_conv_matches_a_direct_loop():
+@pytest.mark.parametrize("C,k,s,p", [(2, 3, 2, 1), (1, 3, 2, 1), (1, 5, 1, 2), (1, 2, 3, 0), (3, 2, 1, 0)])
+def test_conv_matches_a_direct_loop(C, k, s, p):
+    """Both ways of building the patch matrix: one-channel (a gather) and multi-channel (a window copy)."""
     rng = np.random.default_rng(3)
-    conv = Conv2D(2, 3, 3, stride=2, padding=1, rng=rng, dtype=np.float64)
+    conv = Conv2D(C, 3, k, stride=s, padding=p, rng=rng, dtype=np.float64)
     conv.params["b"][...] = rng.standard_normal(3)
-    x = rng.standard_normal((2, 2, 6, 5))
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    out = conv.forward(x)
-    assert out.shape == (2, 3, 3, 3) == (2, *conv.output_shape((2, 6, 5)))
-    W, b = conv.params["W"], conv.params["b"]
-    for n, o, i, j in np.ndindex(out.shape):
-        expect = np.sum(xp[n, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * W[o]) + b[o]
-        assert out[n, o, i, j] == pytest.approx(expect)
+    for shape in ((2, C, 6, 5), (3, C, 7, 7)):                # a second input size: cached indices renewed
+        x = rng.standard_normal(shape)
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        out = conv.forward(x)
+        assert out.shape == (shape[0], *conv.output_shape(shape[1:]))
+        W, b = conv.params["W"], conv.params["b"]
+        for n, o, i, j in np.ndindex(out.shape):
+            expect = np.sum(xp[n, :, s * i:s * i + k, s * j:s * j + k] * W[o]) + b[o]
+            assert out[n, o, i, j] == pytest.approx(expect)
 
 
 def test_pooling_values():

@@ -62,25 +62,67 @@ class Conv2D(Layer):
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
 
     def _patches(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) -> patch matrix (N, Ho, Wo, k, k, C), a fresh contiguous array."""
+        """(N, C, H, W) -> patch matrix (N Ho Wo, k k C + 1), a fresh array whose last column is ones.
+
+        The ones column carries the bias through the same matrix product as the
+        filters (``[X 1] @ [F b].T``), and the product ``dY.T @ [X 1]`` then gives
+        the bias gradient with the filters' (no separate add or sum over rows).
+        """
+        N, C, H, W = x.shape
         k, s, p = self.kernel_size, self.stride, self.padding
+        Ho, Wo = _out_size(H, k, s, p), _out_size(W, k, s, p)
+        K = k * k * C
+        if C == 1:
+            return self._gather_patches(x, Ho, Wo).reshape(N * Ho * Wo, K + 1)
+        cols = np.empty((N * Ho * Wo, K + 1), x.dtype)
+        cols[:, K] = 1
         xh = x.transpose(0, 2, 3, 1)                                   # (N, H, W, C) view
         if p:
             xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
         win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (N, Ho, Wo, C, k, k) view
-        return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3))    # copy: (N, Ho, Wo, k, k, C)
+        # one copy into the columns before the ones (reshaping that view only splits axes: still a view)
+        cols[:, :K].reshape(N, Ho, Wo, k, k, C)[...] = win.transpose(0, 1, 2, 4, 5, 3)
+        return cols
+
+    def _gather_patches(self, x: np.ndarray, Ho: int, Wo: int) -> np.ndarray:
+        """Single-channel input (a network's first layer): the patch matrix as one gather, (N, Ho Wo (k k + 1)).
+
+        Copying a window view of a one-channel image moves k pixels per inner
+        loop; one ``take`` with precomputed flat indices (into each padded image
+        followed by a constant 1) moves every pixel in a single loop, ~2x faster.
+        """
+        N, _, H, W = x.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        Hp, Wp = H + 2 * p, W + 2 * p
+        flat = np.empty((N, Hp * Wp + 1), x.dtype)                     # padded image, then the bias's 1
+        flat[:, -1] = 1
+        img = flat[:, :-1].reshape(N, Hp, Wp)
+        if p:
+            img[...] = 0
+        img[:, p:p + H, p:p + W] = x[:, 0]
+        key = (Hp, Wp)
+        if getattr(self, "_gather_key", None) != key:
+            r = np.arange(Ho)[:, None, None, None] * s + np.arange(k)[None, None, :, None]    # (Ho, 1, k, 1)
+            c = np.arange(Wo)[None, :, None, None] * s + np.arange(k)[None, None, None, :]    # (1, Wo, 1, k)
+            idx = (r * Wp + c).reshape(Ho, Wo, k * k)
+            ones = np.full((Ho, Wo, 1), Hp * Wp)
+            self._gather_idx, self._gather_key = np.concatenate([idx, ones], axis=2).ravel(), key
+        return np.take(flat, self._gather_idx, axis=1, mode="clip")    # indices are in range by construction
 
     def _filters(self) -> np.ndarray:
+        """[F b]: the filters as rows (O, k k C) with the bias appended, (O, k k C + 1)."""
         W = self.params["W"]
-        return W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)  # (O, k k C)
+        Fb = np.empty((self.out_channels, W[0].size + 1), W.dtype)
+        Fb[:, :-1] = W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
+        Fb[:, -1] = self.params["b"]
+        return Fb
 
     def forward(self, x, training=False):
-        N, C, H, W = x.shape
-        cols = self._patches(x)
-        _, Ho, Wo = cols.shape[:3]
-        self._cols, self._in_shape = cols.reshape(N * Ho * Wo, -1), x.shape   # (N Ho Wo, k k C)
-        out = self._cols @ self._filters().T                            # (N Ho Wo, O)
-        out += self.params["b"]
+        N = x.shape[0]
+        cols = self._patches(x)                                         # (N Ho Wo, k k C + 1)
+        _, Ho, Wo = self.output_shape(x.shape[1:])
+        self._cols, self._in_shape = cols, x.shape
+        out = cols @ self._filters().T                                  # (N Ho Wo, O), bias included
         return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo) view
 
     def backward(self, grad, input_grad=True):
@@ -88,10 +130,9 @@ class Conv2D(Layer):
         k, s, p, O = self.kernel_size, self.stride, self.padding, self.out_channels
         Ho, Wo = grad.shape[2:]
         g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
-        dF = g.T @ self._cols                                           # (O, k k C)
-        self.grads["W"][...] = dF.reshape(O, k, k, C).transpose(0, 3, 1, 2)
-        # db = column sums of g, as a matrix-vector product: ~10x quicker than np.sum down 24-32 columns
-        np.matmul(np.ones(len(g), g.dtype), g, out=self.grads["b"])
+        dFb = g.T @ self._cols                                          # (O, k k C + 1): [dF db]
+        self.grads["W"][...] = dFb[:, :-1].reshape(O, k, k, C).transpose(0, 3, 1, 2)
+        self.grads["b"][...] = dFb[:, -1]
         if not input_grad:
             return None
         # col2im, one kernel offset at a time: dX[window (i, j)] += dY @ W[:, :, i, j]. Each product
