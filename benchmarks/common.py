@@ -22,6 +22,7 @@ class Context:
     quick: bool
     cnn_epochs: int
     out_dir: str
+    digitnet_threads: int | None = None   # `digitnet train --threads N` mode (layers split batches), or None
 
 
 def optional(name: str):

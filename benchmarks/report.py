@@ -169,7 +169,10 @@ def markdown(results: dict) -> str:
              *(["Profile (same run):", *profile_lines(results), ""] if profile_lines(results) else []),
              f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m['platform']}; load average at start "
              f"{tuple(round(x, 2) for x in m['load_average_at_start'] or ())}.",
-             f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}.",
+             (f"Threads: digitnet `--threads {results['digitnet_threads']}` (its layers split each batch over "
+              f"{results['digitnet_threads']} threads, NumPy's BLAS on 1); torch.set_num_threads({results['threads']}); "
+              f"environment: {env}." if results.get("digitnet_threads") else
+              f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}."),
              f"Versions: Python {v['python']}, NumPy {v['numpy']}, digitnet {v['digitnet']} "
              f"(git {results.get('git_revision') or '?'}), torch {v.get('torch')}, "
              f"scikit-learn {v.get('sklearn')}, threadpoolctl {v.get('threadpoolctl')}. BLAS: {blas_txt}."]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import digitnet
+from digitnet.threads import training_threads
 
 from . import env
 from .common import Context
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="3 repeats, 2 cnn epochs on 20,000 images")
     p.add_argument("--tiny", action="store_true", help="a smoke test: 1,024 training images, 2 repeats, 1 cnn epoch")
     p.add_argument("--cnn-epochs", type=int, default=3, help="epochs of the cnn time-to-99 % runs")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="run digitnet as `digitnet train --threads N` does (its layers split batches over N "
+                        "threads, the BLAS on one) and give torch N threads [default: the BLAS's own threads]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results", help="folder for results.json and results.md")
     return p
@@ -54,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -70,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         train, test = train.subset(slice(0, 1024), "tiny-train"), test.subset(slice(0, 512), "tiny-test")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(train=train, test=test, repeats=max(1, repeats), seed=args.seed, threads=env.numpy_blas_threads(),
-                  tiny=args.tiny, quick=args.quick, cnn_epochs=cnn_epochs, out_dir=str(out))
+    ctx = Context(train=train, test=test, repeats=max(1, repeats), seed=args.seed,
+                  threads=args.threads or env.numpy_blas_threads(), tiny=args.tiny, quick=args.quick,
+                  cnn_epochs=cnn_epochs, out_dir=str(out), digitnet_threads=args.threads)
     results = {
         "command": " ".join(["python -m benchmarks", *(shlex.quote(a) for a in argv)]),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
-        "repeats": ctx.repeats, "threads": ctx.threads, "machine": env.machine(), "versions": env.versions(),
+        "repeats": ctx.repeats, "threads": ctx.threads, "digitnet_threads": args.threads,
+        "machine": env.machine(), "versions": env.versions(),
         "git_revision": env.git_revision(),
         "cases": {},
     }
@@ -91,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "cnn" and args.quick and not args.tiny:
             case_ctx = Context(**{**ctx.__dict__, "train": cnn_train})
         try:
-            results["cases"][name] = run_case(name, case_ctx)
+            with training_threads(args.threads):   # as fit(threads=N) would for each training run
+                results["cases"][name] = run_case(name, case_ctx)
         except Exception as exc:                       # record and go on: one broken case keeps the rest
             results["cases"][name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         results["cases"][name]["wall_seconds_case"] = round(time.perf_counter() - t0, 2)

@@ -150,3 +150,20 @@ def test_accuracy_table_marks_targets_and_ensembles():
     assert "≥ 99.2 % ✓ on seeds 0–2 (min over all 4: 99.10 %)" in rows["`mlp+augment`"]
     assert "≥ 99.7 % ✓" in rows["cnn-large: ensemble"] and "**99.71 %**" in rows["cnn-large: ensemble"]
     assert "not run yet" in rows["cnn-large, all recipes: ensemble"]
+
+
+def test_threads_mode_runs_digitnet_as_train_threads_does(tmp_path):
+    """`--threads 2`: digitnet's layers split batches (recorded), the memory case trains with --threads 2."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--threads", "2", "--cases",
+                           "mlp_train_bs128,peak_rss,cnn", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["digitnet_threads"] == 2 and results["threads"] == 2
+    assert "--threads 2" in results["cases"]["peak_rss"]["command"]
+    assert all(c.get("status") != "error" for c in results["cases"].values())
+    assert "digitnet `--threads 2`" in (tmp_path / "results.md").read_text()
+    bad = subprocess.run([sys.executable, "-m", "benchmarks", "--threads", "0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--threads must be >= 1" in bad.stderr

@@ -78,11 +78,19 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
     assert model.meta["blas"]["threads"] == before["threads"] and model.meta["train_config"]["threads"] is None
 
 
-def test_same_seed_and_threads_give_the_same_weights(small):
-    a, b = (build("conv4k3-pool-bn-relu-fc10", seed=0) for _ in range(2))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_and_threads_give_the_same_weights(small, threads):
+    from digitnet.nn import parallel
+    a, b = (build("conv4k3-pool-bn-relu-fc32-relu-fc10", seed=0) for _ in range(2))
     for m in (a, b):
-        m.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=1)
+        m.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=threads)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert a.meta["layer_threads"] == threads and a.meta["blas"]["threads"] == 1
+    assert parallel.threads() == 1                                  # only for the length of the run
+    one = build("conv4k3-pool-bn-relu-fc32-relu-fc10", seed=0)
+    one.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=1)
+    for k in a.params:                                              # split sums differ only in rounding
+        np.testing.assert_allclose(a.params[k], one.params[k], rtol=1e-3, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -310,6 +310,8 @@ def cmd_info(args) -> int:
     if isinstance(meta.get("blas"), dict):
         b = meta["blas"]
         rows.append(("BLAS", f"{b.get('library')} {b.get('version')}, {b.get('threads')} thread(s) while training"))
+    if isinstance(meta.get("layer_threads"), int) and meta["layer_threads"] > 1:
+        rows.append(("layer threads", f"{meta['layer_threads']} (convolution and pooling split each batch)"))
     if "dataset_sha256" in meta:
         rows.append(("dataset sha256", meta["dataset_sha256"]))
     width = max(len(r[0]) for r in rows)

@@ -1,15 +1,19 @@
-"""NumPy's BLAS threads: how many there are, and a limit for the length of a training run.
+"""Threads: NumPy's BLAS threads, and digitnet's own threads for the length of a training run.
 
 By default digitnet leaves the thread count to the BLAS library and the
-environment (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ...). ``digitnet
-train --threads N`` sets it for one run instead. Fewer threads can be faster
-for small networks: a BLAS worker thread on another core reads the batch and
-writes half of each weight gradient, and the main thread's elementwise work
-then waits for those cache lines to travel between the cores (on the project's
-2-core machine, 784-64-10 at batch 128 trains about 1.5x faster on one thread;
-``python -m benchmarks`` with ``OPENBLAS_NUM_THREADS=1`` shows it). The thread
-count can change the last bits of float32 results, so it is saved with the
-model's training options.
+environment (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ...): matrix
+products may use several cores, everything else runs on one. ``digitnet train
+--threads N`` (``fit(threads=N)``) instead splits the batch of every
+convolution and pooling layer over N threads of digitnet's own (see
+:mod:`digitnet.nn.parallel`) and runs the BLAS on one thread inside each part,
+so the two kinds of threads never compete for cores. On the project's 2-core
+machine that is faster for both kinds of network: a BLAS worker thread on the
+other core reads each batch and writes half of each weight gradient, and the
+main thread's elementwise work then waits for those cache lines to travel
+between the cores (784-64-10 at batch 128 trains ~1.5x faster with
+``--threads 1``; the ``cnn`` preset's epoch is shorter with ``--threads 2``).
+The thread count can change the last bits of float32 results, so it is saved
+with the model's training options.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ def blas_info() -> dict | None:
 
 
 @contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit BLAS (and OpenMP) libraries to ``n`` threads inside the block; None leaves them as they are."""
+def training_threads(n: int | None) -> Iterator[None]:
+    """Inside the block: ``n`` threads for digitnet's layers and one for the BLAS; None changes nothing."""
     if n is None:
         yield
         return
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=int(n)):
+
+    from .nn.parallel import use_threads
+    with threadpool_limits(limits=1), use_threads(n):
         yield

@@ -27,7 +27,8 @@ from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
 from .nn.schedules import SCHEDULES, lr_at_step
-from .threads import blas_info, blas_threads
+from .nn import parallel
+from .threads import blas_info, training_threads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -56,7 +57,7 @@ class TrainConfig:
     augment: str = "none"               # "none", "shift", "affine" or "elastic"
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
-    threads: int | None = None          # BLAS threads while training (None: as the library/environment has it)
+    threads: int | None = None          # digitnet's threads per layer, BLAS on one (None: BLAS as configured)
     val_size: int = 10000               # held out of the training set; 0 disables validation
     checkpoint: str | None = None       # file rewritten (atomically) after every epoch
     progress: bool = True
@@ -192,8 +193,9 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         cb.on_train_begin(model, cfg)
     bar = _progress(cfg, total_steps, start_epoch * steps_per_epoch)
     step = start_epoch * steps_per_epoch
-    with blas_threads(cfg.threads):
-        model.meta["blas"] = blas_info()        # what trained it: the thread count can change float32's last bits
+    with training_threads(cfg.threads):
+        # what trained it: the thread counts can change float32's last bits
+        model.meta["blas"], model.meta["layer_threads"] = blas_info(), parallel.threads()
         try:
             last_epoch = start_epoch if best.get("stopped") else cfg.epochs    # a resumed run that had stopped early
             for epoch in range(start_epoch + 1, last_epoch + 1):

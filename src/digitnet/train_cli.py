@@ -57,8 +57,9 @@ def add_train_parser(sub, fmt, types) -> None:
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument("--threads", type=types["positive_int"], default=None, metavar="N",
-                   help="BLAS threads while training (saved with the model) [default: as OPENBLAS_NUM_THREADS / "
-                        "OMP_NUM_THREADS or the library set it]; 1 is often fastest for small MLPs")
+                   help="threads while training: convolution and pooling layers split each batch over N threads "
+                        "of their own and the BLAS runs on one (saved with the model) [default: the BLAS as "
+                        "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or the library set it]")
     t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
                    help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
     t.add_argument("-o", "--output", default=None, help="where to save the model "
@@ -163,6 +164,8 @@ def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
     last = history[-1]
     blas = model.meta.get("blas") or {}
     threads = f", {blas['library']} {blas['threads']} thread{'s' if blas['threads'] != 1 else ''}" if blas else ""
+    if model.meta.get("layer_threads", 1) > 1:
+        threads += f" + {model.meta['layer_threads']} layer threads"
     summary = (f"trained {len(history)} epochs in {train_time:.2f} s{threads}; "
                f"train acc {last['train_acc'] * 100:.2f} %")
     if last["val_acc"] is not None:

@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DigitnetError
 from .init import he_normal
+from . import parallel
 from .layers import Layer, register
 
 
@@ -61,53 +62,49 @@ class Conv2D(Layer):
                        "b": np.zeros(self.out_channels, dtype)}
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
 
-    def _patches(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) -> patch matrix (N Ho Wo, k k C + 1), a fresh array whose last column is ones.
+    def _fill_patches(self, x: np.ndarray, cols: np.ndarray) -> None:
+        """Write the patch matrix of (n, C, H, W) images ``x`` into ``cols`` (n Ho Wo, k k C + 1).
 
-        The ones column carries the bias through the same matrix product as the
-        filters (``[X 1] @ [F b].T``), and the product ``dY.T @ [X 1]`` then gives
-        the bias gradient with the filters' (no separate add or sum over rows).
+        The last column is ones: it carries the bias through the same matrix
+        product as the filters (``[X 1] @ [F b].T``), and ``dY.T @ [X 1]`` then
+        gives the bias gradient with the filters' (no separate add or sum).
         """
-        N, C, H, W = x.shape
+        n, C, H, W = x.shape
         k, s, p = self.kernel_size, self.stride, self.padding
-        Ho, Wo = _out_size(H, k, s, p), _out_size(W, k, s, p)
         K = k * k * C
         if C == 1:
-            return self._gather_patches(x, Ho, Wo).reshape(N * Ho * Wo, K + 1)
-        cols = np.empty((N * Ho * Wo, K + 1), x.dtype)
+            # Copying a window view of a one-channel image moves k pixels per inner loop; one
+            # gather with precomputed flat indices (into each padded image followed by a 1)
+            # moves every pixel in a single loop, ~2x faster.
+            Hp, Wp = H + 2 * p, W + 2 * p
+            flat = np.empty((n, Hp * Wp + 1), cols.dtype)
+            flat[:, -1] = 1
+            img = flat[:, :-1].reshape(n, Hp, Wp)
+            if p:
+                img[...] = 0
+            img[:, p:p + H, p:p + W] = x[:, 0]
+            np.take(flat, self._gather_index(H, W), axis=1, out=cols.reshape(n, -1), mode="clip")
+            return
         cols[:, K] = 1
-        xh = x.transpose(0, 2, 3, 1)                                   # (N, H, W, C) view
+        xh = x.transpose(0, 2, 3, 1)                                   # (n, H, W, C) view
         if p:
             xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
-        win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (N, Ho, Wo, C, k, k) view
+        win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (n, Ho, Wo, C, k, k) view
         # one copy into the columns before the ones (reshaping that view only splits axes: still a view)
-        cols[:, :K].reshape(N, Ho, Wo, k, k, C)[...] = win.transpose(0, 1, 2, 4, 5, 3)
-        return cols
+        cols[:, :K].reshape(n, *win.shape[1:3], k, k, C)[...] = win.transpose(0, 1, 2, 4, 5, 3)
 
-    def _gather_patches(self, x: np.ndarray, Ho: int, Wo: int) -> np.ndarray:
-        """Single-channel input (a network's first layer): the patch matrix as one gather, (N, Ho Wo (k k + 1)).
-
-        Copying a window view of a one-channel image moves k pixels per inner
-        loop; one ``take`` with precomputed flat indices (into each padded image
-        followed by a constant 1) moves every pixel in a single loop, ~2x faster.
-        """
-        N, _, H, W = x.shape
+    def _gather_index(self, H: int, W: int) -> np.ndarray:
+        """Flat indices of every patch pixel in a padded one-channel image, then of its trailing 1."""
         k, s, p = self.kernel_size, self.stride, self.padding
         Hp, Wp = H + 2 * p, W + 2 * p
-        flat = np.empty((N, Hp * Wp + 1), x.dtype)                     # padded image, then the bias's 1
-        flat[:, -1] = 1
-        img = flat[:, :-1].reshape(N, Hp, Wp)
-        if p:
-            img[...] = 0
-        img[:, p:p + H, p:p + W] = x[:, 0]
-        key = (Hp, Wp)
-        if getattr(self, "_gather_key", None) != key:
+        if getattr(self, "_gather_key", None) != (Hp, Wp):
+            Ho, Wo = _out_size(H, k, s, p), _out_size(W, k, s, p)
             r = np.arange(Ho)[:, None, None, None] * s + np.arange(k)[None, None, :, None]    # (Ho, 1, k, 1)
             c = np.arange(Wo)[None, :, None, None] * s + np.arange(k)[None, None, None, :]    # (1, Wo, 1, k)
             idx = (r * Wp + c).reshape(Ho, Wo, k * k)
             ones = np.full((Ho, Wo, 1), Hp * Wp)
-            self._gather_idx, self._gather_key = np.concatenate([idx, ones], axis=2).ravel(), key
-        return np.take(flat, self._gather_idx, axis=1, mode="clip")    # indices are in range by construction
+            self._gather_idx, self._gather_key = np.concatenate([idx, ones], axis=2).ravel(), (Hp, Wp)
+        return self._gather_idx
 
     def _filters(self) -> np.ndarray:
         """[F b]: the filters as rows (O, k k C) with the bias appended, (O, k k C + 1)."""
@@ -118,33 +115,53 @@ class Conv2D(Layer):
         return Fb
 
     def forward(self, x, training=False):
-        N = x.shape[0]
-        cols = self._patches(x)                                         # (N Ho Wo, k k C + 1)
+        N, C, H, W = x.shape
         _, Ho, Wo = self.output_shape(x.shape[1:])
+        if C == 1:
+            self._gather_index(H, W)                                    # cached before any thread needs it
+        P = Ho * Wo                                                     # patch rows per image
+        cols = np.empty((N * P, self.kernel_size ** 2 * C + 1), np.result_type(x, self.params["W"]))
+        out = np.empty((N * P, self.out_channels), cols.dtype)
+        FbT = self._filters().T
+
+        def images(sl):                                                 # patches and product of some images
+            rows = slice(sl.start * P, sl.stop * P)
+            self._fill_patches(x[sl], cols[rows])
+            np.matmul(cols[rows], FbT, out=out[rows])                   # (n Ho Wo, O), bias included
+        parallel.run(images, parallel.parts(N))
         self._cols, self._in_shape = cols, x.shape
-        out = cols @ self._filters().T                                  # (N Ho Wo, O), bias included
         return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo) view
 
     def backward(self, grad, input_grad=True):
         N, C, H, W = self._in_shape
         k, s, p, O = self.kernel_size, self.stride, self.padding, self.out_channels
         Ho, Wo = grad.shape[2:]
+        P = Ho * Wo
         g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
-        dFb = g.T @ self._cols                                          # (O, k k C + 1): [dF db]
+        cols = self._cols
+        # [dF db] = dY.T @ [X 1], a sum over every patch row: each thread sums its images, then the parts add up
+        dFb = sum(parallel.run(lambda sl: g[sl.start * P:sl.stop * P].T @ cols[sl.start * P:sl.stop * P],
+                               parallel.parts(N)))                      # (O, k k C + 1)
         self.grads["W"][...] = dFb[:, :-1].reshape(O, k, k, C).transpose(0, 3, 1, 2)
         self.grads["b"][...] = dFb[:, -1]
         if not input_grad:
             return None
         # col2im, one kernel offset at a time: dX[window (i, j)] += dY @ W[:, :, i, j]. Each product
-        # lands in one contiguous (N, Ho, Wo, C) array, so the strided add reads memory in order
+        # lands in one contiguous (n, Ho, Wo, C) array, so the strided add reads memory in order
         # (twice as fast as one big product scattered from its (k, k, C)-interleaved columns).
         Wt = np.ascontiguousarray(self.params["W"].transpose(2, 3, 0, 1))   # (k, k, O, C), BLAS-ready
-        part = np.empty((N, Ho, Wo, C), g.dtype)
-        dxp = np.zeros((N, H + 2 * p, W + 2 * p, C), g.dtype)           # channels-last, padded
-        for i in range(k):
-            for j in range(k):
-                np.matmul(g, Wt[i, j], out=part.reshape(-1, C))
-                dxp[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part
+        dxp = np.empty((N, H + 2 * p, W + 2 * p, C), g.dtype)           # channels-last, padded
+
+        def images(sl):
+            d = dxp[sl]
+            d[...] = 0
+            gi = g[sl.start * P:sl.stop * P]
+            part = np.empty((len(gi), C), g.dtype)
+            for i in range(k):
+                for j in range(k):
+                    np.matmul(gi, Wt[i, j], out=part)
+                    d[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part.reshape(-1, Ho, Wo, C)
+        parallel.run(images, parallel.parts(N))
         return dxp[:, p:p + H, p:p + W].transpose(0, 3, 1, 2)          # (N, C, H, W) view
 
     def output_shape(self, input_shape):
@@ -252,12 +269,20 @@ class MaxPool2D(_Pool2D):
         N, C, H, W = x.shape
         Ho, Wo = H // 2, W // 2
         xh = x.transpose(0, 2, 3, 1)[:, :2 * Ho, :2 * Wo]            # (N, H', W', C) view; odd edges dropped
-        left, right = xh[:, :, 0::2], xh[:, :, 1::2]                 # (N, H', Wo, C) each
-        rows = np.maximum(left, right)                               # each horizontal pair's maximum
-        top, bottom = rows[:, 0::2], rows[:, 1::2]                   # (N, Ho, Wo, C) each
-        out = np.maximum(top, bottom)
-        if training:
-            self._bits = (np.greater(right, left), np.greater(bottom, top))  # which of each pair won
+        out = np.empty((N, Ho, Wo, C), x.dtype)
+        if training:                                                 # which of each pair won
+            right_won, bottom_won = np.empty((N, 2 * Ho, Wo, C), bool), np.empty((N, Ho, Wo, C), bool)
+            self._bits = (right_won, bottom_won)
+
+        def images(sl):
+            left, right = xh[sl, :, 0::2], xh[sl, :, 1::2]           # (n, H', Wo, C) each
+            rows = np.maximum(left, right)                           # each horizontal pair's maximum
+            top, bottom = rows[:, 0::2], rows[:, 1::2]               # (n, Ho, Wo, C) each
+            np.maximum(top, bottom, out=out[sl])
+            if training:
+                np.greater(right, left, out=right_won[sl])
+                np.greater(bottom, top, out=bottom_won[sl])
+        parallel.run(images, parallel.parts(N))
         return out.transpose(0, 3, 1, 2)                             # (N, C, Ho, Wo) view, channels-last
 
     def _backward_2x2(self, grad):
@@ -265,16 +290,20 @@ class MaxPool2D(_Pool2D):
         N, C, H, W = self._in.shape
         Ho, Wo = grad.shape[2:]
         g = grad.transpose(0, 2, 3, 1)                               # (N, Ho, Wo, C)
-        g_rows = np.empty((N, 2 * Ho, Wo, C), grad.dtype)            # gradient of each pair maximum
-        np.multiply(g, bottom_won, out=g_rows[:, 1::2])
-        np.subtract(g, g_rows[:, 1::2], out=g_rows[:, 0::2])         # g - g * won: exactly g or 0
         dx = np.empty((N, H, W, C), grad.dtype)                      # channels-last, like the forward input
-        np.multiply(g_rows, right_won, out=dx[:, :2 * Ho, 1:2 * Wo:2])
-        np.subtract(g_rows, dx[:, :2 * Ho, 1:2 * Wo:2], out=dx[:, :2 * Ho, 0:2 * Wo:2])
-        if H % 2:
-            dx[:, -1] = 0                                            # the dropped odd row and column
-        if W % 2:
-            dx[:, :, -1] = 0
+
+        def images(sl):
+            gs, d = g[sl], dx[sl]
+            g_rows = np.empty((len(gs), 2 * Ho, Wo, C), grad.dtype)  # gradient of each pair maximum
+            np.multiply(gs, bottom_won[sl], out=g_rows[:, 1::2])
+            np.subtract(gs, g_rows[:, 1::2], out=g_rows[:, 0::2])    # g - g * won: exactly g or 0
+            np.multiply(g_rows, right_won[sl], out=d[:, :2 * Ho, 1:2 * Wo:2])
+            np.subtract(g_rows, d[:, :2 * Ho, 1:2 * Wo:2], out=d[:, :2 * Ho, 0:2 * Wo:2])
+            if H % 2:
+                d[:, -1] = 0                                         # the dropped odd row and column
+            if W % 2:
+                d[:, :, -1] = 0
+        parallel.run(images, parallel.parts(N))
         return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view
 
     def backward(self, grad, input_grad=True):
