@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -38,6 +39,18 @@ def torch_ready(ctx: Context):
     if torch is not None:
         torch.set_num_threads(ctx.threads)
     return torch
+
+
+def reference_threads(ctx: Context):
+    """Context for the code that is not digitnet's (seed-style NumPy, scikit-learn).
+
+    In ``--threads N`` mode digitnet's BLAS is held at one thread while its own N threads work; the
+    references then get N BLAS threads, so every library uses the same number of cores.
+    """
+    if not ctx.digitnet_threads:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=ctx.digitnet_threads)
 
 
 def median(xs) -> float:

@@ -16,7 +16,7 @@ import digitnet
 from digitnet.train import fit
 
 from . import profile, torch_port
-from .common import Context, median
+from .common import Context, median, reference_threads
 
 LR = 0.5
 
@@ -54,15 +54,17 @@ def fullbatch_case(ctx: Context) -> dict:
     digitnet_times, seed_times, f32_gemms, f64_gemms = [], [], [], []
     gemm32, gemm64 = profile.MLPEpochGemms(len(Y), len(Y)), profile.SeedStyleGemms(len(Y))
     for i in range(ctx.repeats + 1):                                  # interleaved; i = 0 is a warm-up
-        f32_gemms.append(gemm32())
-        f64_gemms.append(gemm64())
+        with reference_threads(ctx):                                  # the BLAS floors at the references' threads
+            f32_gemms.append(gemm32())
+            f64_gemms.append(gemm64())
         model.meta.pop("history", None)
         history = fit(model, ctx.train, None, epochs=1, batch_size="full", lr=LR, momentum=0.0, weight_decay=0.0,
                       schedule="constant", val_size=0, progress=False)
         digitnet_times.append(history[0]["time"])
-        t0 = time.perf_counter()
-        W1, b1, W2, b2 = seed_style_step(W1, b1, W2, b2, X, Y, LR)
-        seed_times.append(time.perf_counter() - t0)
+        with reference_threads(ctx):
+            t0 = time.perf_counter()
+            W1, b1, W2, b2 = seed_style_step(W1, b1, W2, b2, X, Y, LR)
+            seed_times.append(time.perf_counter() - t0)
     after = {"0.W": W1.T, "0.b": b1[:, 0], "2.W": W2.T, "2.b": b2[:, 0]}
     res["max_param_diff_after"] = torch_port.max_abs_diff(model.params, after)   # float32 vs float64 rounding only
     res["seconds_per_iteration"] = {"digitnet": median(digitnet_times[1:]),

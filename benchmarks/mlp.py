@@ -19,7 +19,8 @@ import digitnet
 from digitnet.train import fit
 
 from . import profile, torch_port
-from .common import LR, MOMENTUM, Context, epoch_gflop, median, optional, per_call, skipped, torch_ready
+from .common import (LR, MOMENTUM, Context, epoch_gflop, median, optional, per_call, reference_threads, skipped,
+                     torch_ready)
 
 SGD_RECIPE = dict(lr=LR, momentum=MOMENTUM, weight_decay=0.0, schedule="constant", val_size=0, progress=False)
 
@@ -92,9 +93,10 @@ def train_case(ctx: Context, bs: int) -> dict:
         if torch is not None:
             t["torch"] = _torch_epoch(torch, net, opt, tX, tY, np.random.default_rng(seed).permutation(n), bs)
         if sk is not None:
-            t0 = time.perf_counter()
-            clf.partial_fit(X, y)
-            t["sklearn"] = time.perf_counter() - t0
+            with reference_threads(ctx):
+                t0 = time.perf_counter()
+                clf.partial_fit(X, y)
+                t["sklearn"] = time.perf_counter() - t0
         if r:
             for k, v in t.items():
                 times[k].append(v)
