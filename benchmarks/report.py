@@ -177,3 +177,43 @@ def markdown(results: dict) -> str:
              f"(git {results.get('git_revision') or '?'}), torch {v.get('torch')}, "
              f"scikit-learn {v.get('sklearn')}, threadpoolctl {v.get('threadpoolctl')}. BLAS: {blas_txt}."]
     return "\n".join(lines) + "\n"
+
+
+def _threads_label(results: dict) -> str:
+    """How a run set its threads, in a few words."""
+    if results.get("digitnet_threads"):
+        return f"`--threads {results['digitnet_threads']}` (torch {results['threads']})"
+    env = results.get("machine", {}).get("thread_env", {})
+    how = " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "MKL_NUM_THREADS") or "no thread variables"
+    return f"BLAS {results['threads']} (torch {results['threads']}), {how}"
+
+
+def summary(runs: list[tuple[str, dict]]) -> str:
+    """One row per case, one column per run: the digitnet / reference ratios (and batch-1 latency) side by side."""
+    def ratio(case, key):
+        return _r(case.get(key)) if case and case.get(key) is not None else "–"
+
+    def cell(results: dict, name: str) -> str:
+        case = results["cases"].get(name)
+        if not case or _status(case):
+            return "–"
+        if name.startswith("mlp_train") or name == "infer_b10000":
+            return ratio(case, "ratio_vs_torch")
+        if name == "fullbatch_gd":
+            return ratio(case, "ratio_vs_seed_style")
+        if name == "infer_b1":
+            return f"{_t(case['seconds_per_call']['digitnet'])} ({ratio(case, 'ratio_vs_torch')})"
+        return "–"
+
+    rows = [("MLP bs 32 epoch, × torch", "mlp_train_bs32"), ("MLP bs 128 epoch, × torch", "mlp_train_bs128"),
+            ("MLP bs 512 epoch, × torch", "mlp_train_bs512"), ("full-batch GD, × seed-style float64", "fullbatch_gd"),
+            ("predict batch 1 (× torch)", "infer_b1"), ("predict batch 10,000, × torch", "infer_b10000")]
+    head = "| digitnet / reference | " + " | ".join(f"{_threads_label(res)} ([table]({path}))"
+                                                  for path, res in runs) + " |"
+    lines = [head, "|---" * (len(runs) + 1) + "|"]
+    for label, name in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(res, name) for _, res in runs) + " |")
+    for label, key in (("`cnn` epoch, × torch", "ratio_epoch_vs_torch"),
+                       ("`cnn` time to 99 %, × torch", "ratio_time_to_99_vs_torch")):
+        lines.append(f"| {label} | " + " | ".join(ratio(res["cases"].get("cnn"), key) for _, res in runs) + " |")
+    return "\n".join(lines) + "\n"

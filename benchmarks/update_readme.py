@@ -1,15 +1,19 @@
-"""Copy a results table into README.md between its markers:
-``python -m benchmarks.update_readme [RESULTS.md [MARKER]]`` (default ``benchmarks/results/results.md``
-between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; MARKER ``bench1`` uses ``<!-- bench1:... -->``)."""
+"""Copy benchmark results into README.md between its markers.
 
+``python -m benchmarks.update_readme [RESULTS.md [MARKER]]`` copies a table (default
+``benchmarks/results/results.md``) between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` (MARKER
+``bench1`` uses ``<!-- bench1:... -->``). ``python -m benchmarks.update_readme --summary DIR...`` writes one
+table of the ratios of several runs' ``DIR/results.json`` side by side between ``<!-- bench-summary:... -->``.
+"""
+
+import json
 import sys
 from pathlib import Path
 
+from .report import summary
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    table = Path(argv[0] if argv else "benchmarks/results/results.md").read_text().strip()
-    marker = argv[1] if len(argv) > 1 else "bench"
+
+def _replace(marker: str, content: str) -> int:
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     readme = Path("README.md")
     text = readme.read_text()
@@ -17,8 +21,17 @@ def main(argv=None) -> int:
         print(f"README.md has no {start} ... {end} block", file=sys.stderr)
         return 2
     a, b = text.index(start) + len(start), text.index(end)
-    readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+    readme.write_text(text[:a] + "\n" + content.strip() + "\n" + text[b:])
     return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--summary"]:
+        runs = [(str(Path(d) / "results.md"), json.loads((Path(d) / "results.json").read_text())) for d in argv[1:]]
+        return _replace("bench-summary", summary(runs))
+    table = Path(argv[0] if argv else "benchmarks/results/results.md").read_text()
+    return _replace(argv[1] if len(argv) > 1 else "bench", table)
 
 
 if __name__ == "__main__":

@@ -167,3 +167,24 @@ def test_threads_mode_runs_digitnet_as_train_threads_does(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "benchmarks", "--threads", "0"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--threads must be >= 1" in bad.stderr
+
+
+def test_readme_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypatch):
+    from benchmarks import update_readme
+    results = tiny_results[0]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+    (tmp_path / "README.md").write_text("intro\n<!-- bench-summary:start -->\nold\n<!-- bench-summary:end -->\nend\n")
+    monkeypatch.chdir(tmp_path)
+    assert update_readme.main(["--summary", "a", "b"]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "(a/results.md)" in text and "(b/results.md)" in text and "`cnn` time to 99 %" in text
+    ratio = results["cases"]["mlp_train_bs32"].get("ratio_vs_torch")
+    if ratio is not None:
+        from benchmarks.report import _r
+        assert f"| MLP bs 32 epoch, × torch | {_r(ratio)} | {_r(ratio)} |" in text
+    assert update_readme.main(["--summary", "a"]) == 0
+    (tmp_path / "README.md").write_text("no markers\n")
+    assert update_readme.main(["--summary", "a"]) == 2
