@@ -39,7 +39,7 @@ def use_threads(n: int) -> Iterator[None]:
         with _lock:
             if _pool_size < n - 1:                 # the calling thread does one part itself
                 if _pool is not None:
-                    _pool.shutdown(wait=True)
+                    _pool.shutdown(wait=False)          # calls already under way keep their threads
                 _pool, _pool_size = ThreadPoolExecutor(n - 1, thread_name_prefix="digitnet"), n - 1
     token = _threads.set(n)
     try:
