@@ -170,6 +170,7 @@ def test_threads_mode_runs_digitnet_as_train_threads_does(tmp_path):
 
 
 def test_readme_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))                       # `pytest` alone does not put the repo on sys.path
     from benchmarks import update_readme
     results = tiny_results[0]
     for name in ("a", "b"):
