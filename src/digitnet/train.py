@@ -23,11 +23,11 @@ from .augment import augment
 from .data import Dataset
 from .errors import DigitnetError
 from .metrics import accuracy, accuracy_and_loss  # noqa: F401
+from .nn import parallel
 from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
 from .nn.schedules import SCHEDULES, lr_at_step
-from .nn import parallel
 from .threads import blas_info, training_threads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

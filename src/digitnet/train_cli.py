@@ -57,9 +57,9 @@ def add_train_parser(sub, fmt, types) -> None:
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument("--threads", type=types["positive_int"], default=None, metavar="N",
-                   help="threads while training: convolution and pooling layers split each batch over N threads "
-                        "of their own and the BLAS runs on one (saved with the model) [default: the BLAS as "
-                        "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or the library set it]")
+                   help="threads while training: the layers split each batch over N threads of digitnet's own and "
+                        "the BLAS runs on one (saved with the model) [default: the BLAS as OPENBLAS_NUM_THREADS / "
+                        "OMP_NUM_THREADS or the library set it]")
     t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
                    help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
     t.add_argument("-o", "--output", default=None, help="where to save the model "
@@ -91,7 +91,8 @@ def _options(args) -> dict:
     lr = args.lr or (0.5 if full else ADAM_LR if args.optimizer in ("adam", "adamw") else None)
     opts = {k: getattr(args, k) for k in (
         "batch_size", "optimizer", "momentum", "nesterov", "betas", "weight_decay", "schedule", "warmup_epochs",
-        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed", "threads")}
+        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed",
+        "threads")}
     opts.update({k: v for k, v in {"epochs": args.epochs or (300 if full else None), "lr": lr}.items()
                  if v is not None})
     return opts

@@ -9,7 +9,10 @@ product and one strided add per kernel offset (k * k of them), never a
 Python loop over pixels.
 
 Internally the patch matrix is laid out channels-last, ``(N, Ho, Wo, k, k, C)``,
-so each strided add in col2im touches contiguous channel vectors.
+so each strided add in col2im touches contiguous channel vectors, and it ends
+in a column of ones that carries the bias through the same product. With
+digitnet's threads (:mod:`digitnet.nn.parallel`) each thread builds and
+multiplies the patches of its share of the batch's images.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DigitnetError
-from .init import he_normal
 from . import parallel
+from .init import he_normal
 from .layers import Layer, register
 
 
