@@ -92,3 +92,28 @@ def test_linear_warmup_then_cosine():
 def test_bad_optimizer_arguments(make, message):
     with pytest.raises(DigitnetError, match=message):
         make({"w": np.zeros(1)}, {"w": np.zeros(1)})
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_on_packed_parameters_matches_per_array_updates(name, monkeypatch):
+    """The whole-array update (a Sequential's packed parameters) does each element's arithmetic as per array."""
+    from digitnet.nn import build, optim, parallel
+    packed, loose = build("conv4k3-pool-bn-relu-fc10", seed=0), build("conv4k3-pool-bn-relu-fc10", seed=0)
+    params = {k: v.copy() for k, v in loose.params.items()}            # separate arrays: the per-array path
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    cls = optim.OPTIMIZERS[name]
+    a, b = cls(packed.params, packed.grads, lr=3e-3, weight_decay=1e-2), cls(params, grads, lr=3e-3, weight_decay=1e-2)
+    assert a._flat is not None and b._flat is None
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        for k in params:
+            g = rng.standard_normal(params[k].shape).astype(np.float32)
+            packed.grads[k][...] = g
+            grads[k][...] = g
+        if step == 3:                                                   # and split over threads
+            monkeypatch.setattr(parallel, "parts", lambda n, min_size=1: [slice(0, n // 3), slice(n // 3, n)])
+        with parallel.use_threads(2 if step == 3 else 1):
+            a.step()
+        b.step()
+    assert all(np.array_equal(packed.params[k], params[k]) for k in params)
+    assert all(np.array_equal(a.m[k], b.m[k]) and np.array_equal(a.v[k], b.v[k]) for k in params)

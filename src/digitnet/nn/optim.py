@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
+from . import parallel
 
 
 def _flat_view(arrays: list[np.ndarray]) -> np.ndarray | None:
@@ -136,28 +137,50 @@ class Adam:
         self.params, self.grads = params, grads
         self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         self.t = 0
-        self.m = {k: np.zeros_like(p) for k, p in params.items()}
-        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        # As for SGD: parameters packed in one array (Sequential does so) are updated through it, a dozen
+        # whole-array operations per step instead of a dozen per parameter and array, and split over
+        # digitnet's threads for large models. Each element's arithmetic is the same either way.
+        flat_p, flat_g = _flat_view(list(params.values())), _flat_view([grads[k] for k in params])
+        if flat_p is not None and flat_g is not None:
+            m, v = np.zeros_like(flat_p), np.zeros_like(flat_p)
+            self._flat = (flat_p, flat_g, m, v)
+            self.m, self.v = _split(m, params), _split(v, params)
+        else:
+            self._flat = None
+            self.m = {k: np.zeros_like(p) for k, p in params.items()}
+            self.v = {k: np.zeros_like(p) for k, p in params.items()}
 
     def step(self) -> None:
         self.t += 1
+        if self._flat is None:
+            for k, p in self.params.items():
+                self._update(p, self.grads[k], self.m[k], self.v[k])
+            return
+        p, g, m, v = self._flat
+        blocks = parallel.parts(len(p), min_size=1 << 20)   # measured: 215k parameters gain nothing from 2 blocks
+        parallel.run(lambda sl: self._update(p[sl], g[sl], m[sl], v[sl]), blocks)
+
+    def _update(self, p, g, m, v) -> None:
         b1, b2 = self.betas
         c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        for k, p in self.params.items():
-            g = self.grads[k]
-            if self.weight_decay:
-                if self.decoupled:
-                    p *= 1 - self.lr * self.weight_decay
-                else:
-                    g += self.weight_decay * p
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            denom = np.sqrt(v / c2)
-            denom += self.eps
-            p -= (self.lr / c1) * m / denom
+        s, u = np.empty_like(p), np.empty_like(p)                   # work arrays
+        if self.weight_decay:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay
+            else:
+                g += np.multiply(p, self.weight_decay, out=s)
+        m *= b1
+        m += np.multiply(g, 1 - b1, out=s)                          # m = b1 m + (1 - b1) g
+        v *= b2
+        np.multiply(g, g, out=s)
+        s *= 1 - b2
+        v += s                                                      # v = b2 v + (1 - b2) g^2
+        denom = np.divide(v, c2, out=s)
+        np.sqrt(denom, out=denom)
+        denom += self.eps
+        np.multiply(m, self.lr / c1, out=u)
+        u /= denom
+        p -= u                                                      # p -= (lr / c1) m / (sqrt(v / c2) + eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"t": np.array(self.t, np.int64), **{f"m.{k}": v for k, v in self.m.items()},
