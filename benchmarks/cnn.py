@@ -69,8 +69,11 @@ def cnn_case(ctx: Context) -> dict:
                 torch_run.epoch()
 
     history = fit(model, ctx.train, None, val_size=0, seed=ctx.seed, progress=False, callbacks=[Interleave()],
+                  threads=ctx.fit_threads,
                   **recipe)
     res["digitnet"] = _summary([h["time"] for h in history], accs)
+    res["digitnet"]["threads_used"] = {"layers": model.meta.get("layer_threads"),
+                                       "blas": (model.meta.get("blas") or {}).get("threads")}
     res["profile"] = profile.layer_times(model, ctx.train, batches=3 if ctx.tiny else 20,
                                          batch_size=recipe["batch_size"], seed=ctx.seed)
     if torch_run is not None:

@@ -24,6 +24,7 @@ class Context:
     cnn_epochs: int
     out_dir: str
     digitnet_threads: int | None = None   # `digitnet train --threads N` mode (layers split batches), or None
+    fit_threads: int | str | None = "auto"  # what every digitnet training run is given: N, "auto" or None (blas)
 
 
 def optional(name: str):

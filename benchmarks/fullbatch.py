@@ -59,6 +59,7 @@ def fullbatch_case(ctx: Context) -> dict:
             f64_gemms.append(gemm64())
         model.meta.pop("history", None)
         history = fit(model, ctx.train, None, epochs=1, batch_size="full", lr=LR, momentum=0.0, weight_decay=0.0,
+                      threads=ctx.fit_threads,
                       schedule="constant", val_size=0, progress=False)
         digitnet_times.append(history[0]["time"])
         with reference_threads(ctx):

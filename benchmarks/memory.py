@@ -46,7 +46,8 @@ def peak_rss_mb(cli_args: list[str]) -> tuple[float, float]:
 
 def memory_case(ctx: Context) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        threads = ["--threads", str(ctx.digitnet_threads)] if ctx.digitnet_threads else []
+        setting = ctx.fit_threads
+        threads = [] if setting == "auto" else ["--threads", "blas" if setting is None else str(setting)]
         args = ["train", "--epochs", "1", "--quiet", *threads, "-o", os.path.join(tmp, "m.safetensors")]
         train_mb, secs = peak_rss_mb(args)
         floor_mb, _ = peak_rss_mb([])

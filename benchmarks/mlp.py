@@ -28,7 +28,8 @@ SGD_RECIPE = dict(lr=LR, momentum=MOMENTUM, weight_decay=0.0, schedule="constant
 def _digitnet_epoch(model, ctx: Context, bs, seed: int) -> float:
     """One epoch of ``digitnet.fit`` on a fresh run whose generator is seeded ``seed``."""
     model.meta.pop("history", None)          # fit() continues a history; start a new one-epoch run
-    history = fit(model, ctx.train, None, epochs=1, batch_size=bs, seed=seed, **SGD_RECIPE)
+    history = fit(model, ctx.train, None, epochs=1, batch_size=bs, seed=seed, threads=ctx.fit_threads,
+                  **SGD_RECIPE)
     return history[0]["time"]
 
 
@@ -125,7 +126,8 @@ def train_case(ctx: Context, bs: int) -> dict:
 def inference_case(ctx: Context, batch: int) -> dict:
     """digitnet ``model.predict(uint8 images)`` vs torch on the same uint8 images (convert, forward, argmax)."""
     model = digitnet.MLP((64,), seed=ctx.seed)
-    fit(model, ctx.train, None, epochs=1, batch_size=128, seed=ctx.seed, **SGD_RECIPE)   # realistic weights
+    fit(model, ctx.train, None, epochs=1, batch_size=128, seed=ctx.seed, threads=ctx.fit_threads,
+        **SGD_RECIPE)                                                                    # realistic weights
     reps = max(len(ctx.test), batch)
     images = np.resize(ctx.test.images, (reps, 28, 28))[:batch]                           # (batch, 28, 28) uint8
     calls = max(1, min(20000, int(2e5 // batch))) if not ctx.tiny else max(1, min(200, int(2e4 // batch)))

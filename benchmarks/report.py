@@ -147,6 +147,15 @@ def profile_lines(results: dict) -> list[str]:
     return out
 
 
+def _auto_note(results: dict) -> str:
+    """What digitnet's default ``threads="auto"`` chose for the cnn case, when it chose its own threads."""
+    used = results["cases"].get("cnn", {}).get("digitnet", {}).get("threads_used") or {}
+    if (used.get("layers") or 1) > 1:
+        return (f" digitnet's default `--threads auto` trained `cnn` on {used['layers']} threads of its own "
+                f"(BLAS {used.get('blas')}); the MLP cases are left to the BLAS.")
+    return ""
+
+
 def _ttt(run: dict) -> str:
     accs = " → ".join(f"{a * 100:.2f}" for a in run["test_accuracy"])
     if run["time_to_target"] is None:
@@ -172,7 +181,8 @@ def markdown(results: dict) -> str:
              (f"Threads: digitnet `--threads {results['digitnet_threads']}` (its layers split each batch over "
               f"{results['digitnet_threads']} threads, NumPy's BLAS on 1); torch.set_num_threads({results['threads']}); "
               f"environment: {env}." if results.get("digitnet_threads") else
-              f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}."),
+              f"Threads: {results['threads']} (NumPy's BLAS; torch.set_num_threads the same); environment: {env}."
+              + _auto_note(results)),
              f"Versions: Python {v['python']}, NumPy {v['numpy']}, digitnet {v['digitnet']} "
              f"(git {results.get('git_revision') or '?'}), torch {v.get('torch')}, "
              f"scikit-learn {v.get('sklearn')}, threadpoolctl {v.get('threadpoolctl')}. BLAS: {blas_txt}."]
@@ -183,6 +193,10 @@ def _threads_label(results: dict) -> str:
     """How a run set its threads, in a few words."""
     if results.get("digitnet_threads"):
         return f"`--threads {results['digitnet_threads']}` (torch {results['threads']})"
+    if results.get("digitnet_threads_setting") == "blas":
+        return f"`--threads blas`: BLAS {results['threads']} (torch {results['threads']})"
+    if _auto_note(results):
+        return f"default `auto`: BLAS {results['threads']}, `cnn` on own threads (torch {results['threads']})"
     env = results.get("machine", {}).get("thread_env", {})
     how = " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "MKL_NUM_THREADS") or "no thread variables"
     return f"BLAS {results['threads']} (torch {results['threads']}), {how}"

@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="3 repeats, 2 cnn epochs on 20,000 images")
     p.add_argument("--tiny", action="store_true", help="a smoke test: 1,024 training images, 2 repeats, 1 cnn epoch")
     p.add_argument("--cnn-epochs", type=int, default=3, help="epochs of the cnn time-to-99 % runs")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="run digitnet as `digitnet train --threads N` does (its layers split batches over N "
-                        "threads, the BLAS on one) and give torch N threads [default: the BLAS's own threads]")
+    p.add_argument("--threads", default="auto", metavar="N|auto|blas",
+                   help="digitnet's setting, as `digitnet train --threads`: N (its layers split batches over N "
+                        "threads, its BLAS on one; torch and the references get N threads too), blas (the "
+                        "BLAS's own threads) or auto (digitnet's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results", help="folder for results.json and results.md")
     return p
@@ -58,9 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
+    fit_threads = None if args.threads == "blas" else args.threads
+    if args.threads not in ("auto", "blas"):
+        fit_threads = int(args.threads) if args.threads.isdigit() else 0
+        if fit_threads < 1:
+            print(f"--threads must be a positive integer, auto or blas; got {args.threads!r}", file=sys.stderr)
+            return 2
+    n_threads = fit_threads if isinstance(fit_threads, int) else None
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -78,13 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(train=train, test=test, repeats=max(1, repeats), seed=args.seed,
-                  threads=args.threads or env.numpy_blas_threads(), tiny=args.tiny, quick=args.quick,
-                  cnn_epochs=cnn_epochs, out_dir=str(out), digitnet_threads=args.threads)
+                  threads=n_threads or env.numpy_blas_threads(), tiny=args.tiny, quick=args.quick,
+                  cnn_epochs=cnn_epochs, out_dir=str(out), digitnet_threads=n_threads, fit_threads=fit_threads)
     results = {
         "command": " ".join(["python -m benchmarks", *(shlex.quote(a) for a in argv)]),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
-        "repeats": ctx.repeats, "threads": ctx.threads, "digitnet_threads": args.threads,
+        "repeats": ctx.repeats, "threads": ctx.threads, "digitnet_threads": n_threads,
+        "digitnet_threads_setting": args.threads,
         "machine": env.machine(), "versions": env.versions(),
         "git_revision": env.git_revision(),
         "cases": {},
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "cnn" and args.quick and not args.tiny:
             case_ctx = Context(**{**ctx.__dict__, "train": cnn_train})
         try:
-            with training_threads(args.threads):   # as fit(threads=N) would for each training run
+            with training_threads(n_threads):   # as fit(threads=N) would for each training run
                 results["cases"][name] = run_case(name, case_ctx)
         except Exception as exc:                       # record and go on: one broken case keeps the rest
             results["cases"][name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}

@@ -160,13 +160,20 @@ def test_threads_mode_runs_digitnet_as_train_threads_does(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["digitnet_threads"] == 2 and results["threads"] == 2
+    assert results["digitnet_threads"] == 2 and results["threads"] == 2 and results["digitnet_threads_setting"] == "2"
     assert "--threads 2" in results["cases"]["peak_rss"]["command"]
     assert all(c.get("status") != "error" for c in results["cases"].values())
     assert "digitnet `--threads 2`" in (tmp_path / "results.md").read_text()
+    blas = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--threads", "blas", "--cases", "peak_rss",
+                           "--out", str(tmp_path / "blas")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert blas.returncode == 0, blas.stderr[-2000:]
+    results = json.loads((tmp_path / "blas" / "results.json").read_text())
+    assert results["digitnet_threads"] is None and results["digitnet_threads_setting"] == "blas"
+    assert "--threads blas" in results["cases"]["peak_rss"]["command"]
     bad = subprocess.run([sys.executable, "-m", "benchmarks", "--threads", "0"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--threads must be >= 1" in bad.stderr
+    assert bad.returncode == 2 and "--threads must be a positive integer, auto or blas" in bad.stderr
 
 
 def test_readme_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypatch):

@@ -94,7 +94,8 @@ def test_import_pickle(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
     (["train", "--batch-size", "lots"], "positive integer or 'full'"),
-    (["train", "--threads", "0"], "expected a positive integer"),
+    (["train", "--threads", "0"], "expected a positive integer, 'auto' or 'blas'"),
+    (["train", "--threads", "many"], "expected a positive integer, 'auto' or 'blas'"),
     (["train", "--hidden", "64,x"], "comma-separated layer sizes"),
     (["train", "--lr", "-1"], "positive number"),
     (["train", "--data", "/nonexistent/mnist"], "no such file"),

@@ -74,8 +74,26 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
     assert model.meta["blas"]["threads"] == 1 and model.meta["train_config"]["threads"] == 1
     assert blas_info()["threads"] == before["threads"]          # restored afterwards
     model = build("fc16-relu-fc10", seed=0)
-    model.fit(small.train, epochs=1, val_size=500, progress=False)          # default: left as the library has it
+    model.fit(small.train, epochs=1, val_size=500, progress=False, threads=None)   # left as the library has it
     assert model.meta["blas"]["threads"] == before["threads"] and model.meta["train_config"]["threads"] is None
+
+
+@pytest.mark.parametrize("arch,env,expect", [
+    ("fc16-relu-fc10", {}, None),                                  # an MLP: left to the BLAS
+    ("conv4k3-pool-bn-relu-fc10", {}, "cores"),                    # a convnet: one own thread per core
+    ("conv4k3-pool-bn-relu-fc10", {"OMP_NUM_THREADS": "1"}, None),  # the user's setting is respected
+])
+def test_auto_threads(monkeypatch, arch, env, expect):
+    from digitnet import threads
+    for v in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    model = build(arch, seed=0)
+    want = threads.available_cores() if expect == "cores" else None
+    assert threads.resolve("auto", model) == want
+    assert threads.resolve(3, model) == 3 and threads.resolve(None, model) is None
+    assert TrainConfig().threads == "auto"
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -174,3 +192,18 @@ def test_resume_keeps_the_checkpoints_threads_unless_given(tmp_path, small):
     changed = build("fc16-relu-fc10", seed=0)
     changed.fit(small.train, resume=ckpt, epochs=2, progress=False, threads=2)
     assert changed.meta["train_config"]["threads"] == 2
+
+
+def test_cli_threads_are_saved_and_a_resume_keeps_them_unless_given(tmp_path, capsys, tiny_data):
+    ckpt, out = tmp_path / "r.ckpt", tmp_path / "r.safetensors"
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--hidden", "16", "--epochs", "1", "--val-size", "300",
+                       "--threads", "1", "--checkpoint", ckpt, "--quiet", "-o", out)
+    assert code == 0, err
+    assert digitnet.info(out)["train_config"]["threads"] == 1
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--resume", ckpt, "--epochs", "2", "--quiet", "-o", out)
+    assert code == 0, err
+    assert digitnet.info(out)["train_config"]["threads"] == 1             # the checkpoint's setting
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--resume", ckpt, "--epochs", "3", "--threads", "blas",
+                       "--quiet", "-o", out)
+    assert code == 0, err
+    assert digitnet.info(out)["train_config"]["threads"] is None          # given again: it wins

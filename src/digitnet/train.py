@@ -29,6 +29,7 @@ from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
 from .nn.schedules import SCHEDULES, lr_at_step
 from .threads import blas_info, training_threads
+from .threads import resolve as resolve_threads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -57,7 +58,7 @@ class TrainConfig:
     augment: str = "none"               # "none", "shift", "affine" or "elastic"
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
-    threads: int | None = None          # digitnet's threads per layer, BLAS on one (None: BLAS as configured)
+    threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see threads.py
     val_size: int = 10000               # held out of the training set; 0 disables validation
     checkpoint: str | None = None       # file rewritten (atomically) after every epoch
     progress: bool = True
@@ -86,9 +87,9 @@ class TrainConfig:
         for name in ("warmup_epochs", "clip_norm", "weight_decay", "patience", "val_size"):
             if getattr(self, name) < 0:
                 raise DigitnetError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.threads is not None:
+        if self.threads is not None and self.threads != "auto":
             if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-                raise DigitnetError(f"threads must be a positive integer (or None), got {self.threads!r}")
+                raise DigitnetError(f"threads must be a positive integer, 'auto' or None, got {self.threads!r}")
         if not 0 <= self.label_smoothing < 1:
             raise DigitnetError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
@@ -193,7 +194,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         cb.on_train_begin(model, cfg)
     bar = _progress(cfg, total_steps, start_epoch * steps_per_epoch)
     step = start_epoch * steps_per_epoch
-    with training_threads(cfg.threads):
+    with training_threads(resolve_threads(cfg.threads, model)):
         # what trained it: the thread counts can change float32's last bits
         model.meta["blas"], model.meta["layer_threads"] = blas_info(), parallel.threads()
         try:

@@ -56,10 +56,11 @@ def add_train_parser(sub, fmt, types) -> None:
                    help="training images held out for validation (0: none)")
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--threads", type=types["positive_int"], default=None, metavar="N",
-                   help="threads while training: the layers split each batch over N threads of digitnet's own and "
-                        "the BLAS runs on one (saved with the model) [default: the BLAS as OPENBLAS_NUM_THREADS / "
-                        "OMP_NUM_THREADS or the library set it]")
+    t.add_argument("--threads", type=_threads, default="auto", metavar="N|auto|blas",
+                   help="threads while training. N: the layers split each batch over N threads of digitnet's own "
+                        "and the BLAS runs on one; blas: leave it to the BLAS (OPENBLAS_NUM_THREADS, "
+                        "OMP_NUM_THREADS or its own choice); auto: blas if one of those variables is set or the "
+                        "network has no convolution, else one thread per core. Saved with the model")
     t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
                    help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
     t.add_argument("-o", "--output", default=None, help="where to save the model "
@@ -72,6 +73,19 @@ def add_train_parser(sub, fmt, types) -> None:
                         "(its architecture and options are used; --epochs may extend it)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     t.set_defaults(func=cmd_train)
+
+
+def _threads(text: str) -> int | str | None:
+    import argparse
+    if text in ("auto", "blas"):
+        return None if text == "blas" else text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'blas', got {text!r}")
+    return n
 
 
 def _betas(text: str) -> tuple[float, float]:
@@ -117,8 +131,10 @@ def cmd_train(args) -> int:
             raise DigitnetError(f"{args.resume} was trained on other data than {args.data or 'the bundled MNIST'}; "
                                 "resume with the same --data")
         out = Path(args.output or model.meta.get("output") or "digitnet-model.safetensors")
-        again = {"epochs": args.epochs, "threads": args.threads}
-        runs = [(model, args.checkpoint or args.resume, {k: v for k, v in again.items() if v is not None})]
+        again = {"epochs": args.epochs} if args.epochs else {}
+        if any(a == "--threads" or a.startswith("--threads=") for a in args.argv):   # overrides the checkpoint's
+            again["threads"] = args.threads
+        runs = [(model, args.checkpoint or args.resume, again)]
         print(f"resuming {args.resume} after epoch {len(model.meta.get('history', []))}", file=sys.stderr)
     else:
         out = Path(args.output or "digitnet-model.safetensors")
