@@ -97,7 +97,7 @@ class _TorchRun:
     """The torch side, one epoch per call: same inputs, permutations, optimizer and per-step learning rate."""
 
     def __init__(self, torch, net, model, ctx: Context, cfg, lr_at) -> None:
-        self.torch, self.net, self.cfg, self.lr_at = torch, net, cfg, lr_at
+        self.torch, self.net, self.cfg, self.lr_at, self.threads = torch, net, cfg, lr_at, ctx.threads
         self.X = torch.from_numpy(model.prepare(ctx.train.images))        # (N, 1, 28, 28) float32
         self.Y = torch.from_numpy(ctx.train.labels.astype(np.int64))
         self.Xt, self.yt = torch.from_numpy(model.prepare(ctx.test.images)), ctx.test.labels
@@ -111,6 +111,7 @@ class _TorchRun:
 
     def epoch(self) -> None:
         torch, net, opt, F = self.torch, self.net, self.opt, self.torch.nn.functional
+        torch.set_num_threads(self.threads)      # runs inside digitnet's fit(): whatever that set, torch gets its own
         net.train()
         t0 = time.perf_counter()
         order = torch.from_numpy(self.rng.permutation(self.n))

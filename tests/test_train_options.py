@@ -207,3 +207,21 @@ def test_cli_threads_are_saved_and_a_resume_keeps_them_unless_given(tmp_path, ca
                        "--quiet", "-o", out)
     assert code == 0, err
     assert digitnet.info(out)["train_config"]["threads"] is None          # given again: it wins
+
+
+def test_own_threads_limit_only_the_blas(small):
+    """fit(threads=N) holds the BLAS at one thread but leaves an OpenMP runtime (PyTorch's) as it was."""
+    torch = pytest.importorskip("torch", reason="torch not installed (an optional reference)")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+
+    class Record(Callback):
+        def on_epoch_end(self, model, epoch, logs):
+            seen.append(torch.get_num_threads())
+    try:
+        build("conv4k3-pool-bn-relu-fc10", seed=0).fit(small.train, epochs=1, val_size=500, progress=False,
+                                                         threads=2, callbacks=[Record()])
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2]

@@ -76,5 +76,6 @@ def training_threads(n: int | None) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     from .nn.parallel import use_threads
-    with threadpool_limits(limits=1), use_threads(n):
+    # BLAS libraries only: an OpenMP runtime in the same process (PyTorch's, say) keeps its own setting
+    with threadpool_limits(limits=1, user_api="blas"), use_threads(n):
         yield
