@@ -15,7 +15,7 @@
   mostly large matrix products, are left to the BLAS (as ``None``).
 
 On the project's 2-core machine the ``cnn`` preset trains ~1.5x faster with its
-own two threads than on one, and ~1.2x faster than with the BLAS's own two.
+own two threads than on one or with the BLAS's own two.
 The setting can change the last bits of float32 results, so it is saved with
 the model's training options and the thread counts actually used in its
 metadata; the same seed, setting and machine give the same weights.
