@@ -1,14 +1,17 @@
 """digitnet's own threads: a layer splits its batch into parts and works on them concurrently.
 
 NumPy releases the GIL inside its loops and BLAS calls, so Python threads
-working on disjoint parts of a batch run in parallel. Convolution and pooling
-layers use :func:`run` over :func:`parts` of their batch; with one thread (the
-default) ``run`` simply calls the function once, in the calling thread.
+working on disjoint parts of a batch run in parallel. Conv2D, MaxPool2D,
+BatchNorm, ReLU, Dense (large batches only) and Adam use :func:`run` over
+:func:`parts` of their work; with one thread (outside a training run, or
+``--threads 1``) ``run`` simply calls the function once, in the calling thread.
 
-``fit(threads=N)`` (``digitnet train --threads N``) turns this on for the
-length of a training run, and limits the BLAS to one thread meanwhile, so the
-two kinds of threads never compete for cores. Splits are fixed by the batch
-size and the thread count, so a run is reproducible for a given ``N``.
+``fit(threads=N)`` (``digitnet train --threads N``, and ``--threads auto`` for
+convnets, see :mod:`digitnet.threads`) turns this on for the length of a
+training run and holds the BLAS at one thread meanwhile, so the two kinds of
+threads never compete for cores. Splits are fixed by the batch size and the
+thread count, so a run is reproducible for a given ``N``. Handing a part to
+another thread costs ~50 us here, so layers split only work that repays it.
 """
 
 from __future__ import annotations
