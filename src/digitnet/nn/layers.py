@@ -34,7 +34,8 @@ from . import parallel
 from .init import glorot_uniform, he_normal
 
 # A layer splits its batch over digitnet's threads only in blocks of at least this much work: handing a
-# block to another thread costs ~10-20 us, which a block of less than ~50 us would not repay.
+# block to another thread costs ~50 us on the 2-core development machine (a thread pool round trip), which
+# only blocks of comparable work repay.
 PARALLEL_MIN_ELEMENTS = 1 << 16      # elementwise work (ReLU, BatchNorm): ~1 ns per element
 PARALLEL_MIN_MACS = 1 << 23          # matrix products (Dense): measured, 784-64-10 gains from two blocks only
                                      # at batch 512; at 128 the halves' cache traffic costs more than it saves
