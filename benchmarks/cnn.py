@@ -15,6 +15,8 @@ import time
 import numpy as np
 
 import digitnet
+from digitnet.threads import resolve as resolve_threads
+from digitnet.threads import training_threads
 
 from . import profile, torch_port
 from .common import Context, median, skipped, torch_ready
@@ -74,8 +76,10 @@ def cnn_case(ctx: Context) -> dict:
     res["digitnet"] = _summary([h["time"] for h in history], accs)
     res["digitnet"]["threads_used"] = {"layers": model.meta.get("layer_threads"),
                                        "blas": (model.meta.get("blas") or {}).get("threads")}
-    res["profile"] = profile.layer_times(model, ctx.train, batches=3 if ctx.tiny else 20,
-                                         batch_size=recipe["batch_size"], seed=ctx.seed)
+    with training_threads(resolve_threads(ctx.fit_threads, model)):      # the threads fit() trained with
+        res["profile"] = profile.layer_times(model, ctx.train, batches=3 if ctx.tiny else 20,
+                                             batch_size=recipe["batch_size"], seed=ctx.seed)
+    res["profile"]["threads"] = res["digitnet"]["threads_used"]
     if torch_run is not None:
         res["torch"] = _summary(torch_run.times, torch_run.accs)
         d, t = res["digitnet"], res["torch"]
