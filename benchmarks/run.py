@@ -16,6 +16,7 @@ from digitnet.threads import training_threads
 
 from . import env
 from .common import Context
+from .profile import peak_gemm_gflops
 from .report import markdown
 
 CASES = ("mlp_train_bs32", "mlp_train_bs128", "mlp_train_bs512", "fullbatch_gd", "infer_b1", "infer_b10000",
@@ -59,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    fit_threads = None if args.threads == "blas" else args.threads
-    if args.threads not in ("auto", "blas"):
-        fit_threads = int(args.threads) if args.threads.isdigit() else 0
-        if fit_threads < 1:
-            print(f"--threads must be a positive integer, auto or blas; got {args.threads!r}", file=sys.stderr)
-            return 2
+    if args.threads in ("auto", "blas"):
+        fit_threads = "auto" if args.threads == "auto" else None     # what every training run gets: fit(threads=)
+    elif args.threads.isdigit() and int(args.threads) >= 1:
+        fit_threads = int(args.threads)
+    else:
+        print(f"--threads must be a positive integer, auto or blas; got {args.threads!r}", file=sys.stderr)
+        return 2
     n_threads = fit_threads if isinstance(fit_threads, int) else None
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
@@ -95,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         "git_revision": env.git_revision(),
         "cases": {},
     }
-    from .profile import peak_gemm_gflops
     results["machine"]["peak_sgemm_n"] = n = 512 if args.tiny else 2048
     results["machine"]["peak_sgemm_gflops"] = round(peak_gemm_gflops(n), 1)
     t_start = time.perf_counter()
