@@ -48,19 +48,10 @@ class _BatchNorm(Layer):
 
     def forward(self, x, training=False):
         # x: (M, F); BatchNorm2D passes its (N, C, H, W) input as (N H W, C)
-        m = x.shape[0]
-        blocks = row_blocks(m, row_elements=x.shape[1])
-        if blocks is not None and training:
-            return self._forward_blocks(x, blocks)
         if training:
-            mean = self._colsum(x) / m
-            xc = x - mean
-            var = self._colsum(xc * xc) / m
-            self._update_running(mean, var, m)
-        else:
-            xc = x - self.buffers["running_mean"]
-            var = self.buffers["running_var"]
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+            return self._forward_training(x, row_blocks(len(x), row_elements=x.shape[1]) or [slice(None)])
+        xc = x - self.buffers["running_mean"]
+        inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
         xc *= inv_std
         self._xh, self._inv_std = xc, inv_std                          # xh: normalised input
         return xc * self.params["gamma"] + self.params["beta"]
@@ -72,8 +63,11 @@ class _BatchNorm(Layer):
         r["running_var"] *= 1 - self.momentum
         r["running_var"] += self.momentum * var * (m / max(m - 1, 1))
 
-    def _forward_blocks(self, x, blocks):
-        """Training forward with the rows split over digitnet's threads: the same steps, per-block sums added."""
+    def _forward_training(self, x, blocks):
+        """Normalise with the batch statistics, the rows in ``blocks`` (digitnet's threads; one block without).
+
+        Per-feature sums are added up over the blocks, so one block computes exactly the unsplit sums.
+        """
         m = x.shape[0]
         mean = sum(parallel.run(lambda sl: self._colsum(x[sl]), blocks)) / m
         xc = np.empty_like(x)
@@ -91,20 +85,16 @@ class _BatchNorm(Layer):
             np.multiply(xc[sl], self.params["gamma"], out=out[sl])
             out[sl] += self.params["beta"]
         parallel.run(scale, blocks)
-        self._xh, self._inv_std = xc, inv_std
+        self._xh, self._inv_std = xc, inv_std                          # xh: normalised input
         return out
 
     def backward(self, grad, input_grad=True):
         xh = self._xh
         m = grad.shape[0]
-        blocks = row_blocks(m, row_elements=grad.shape[1])
-        if blocks is None:
-            self.grads["beta"][...] = self._colsum(grad)
-            self.grads["gamma"][...] = self._colsum(grad * xh)
-        else:
-            sums = parallel.run(lambda sl: (self._colsum(grad[sl]), self._colsum(grad[sl] * xh[sl])), blocks)
-            self.grads["beta"][...] = sum(b for b, _ in sums)
-            self.grads["gamma"][...] = sum(g for _, g in sums)
+        blocks = row_blocks(m, row_elements=grad.shape[1]) or [slice(None)]
+        sums = parallel.run(lambda sl: (self._colsum(grad[sl]), self._colsum(grad[sl] * xh[sl])), blocks)
+        self.grads["beta"][...] = sum(b for b, _ in sums)
+        self.grads["gamma"][...] = sum(g for _, g in sums)
         if not input_grad:
             return None
         scale = self.params["gamma"] * self._inv_std / m
@@ -117,7 +107,7 @@ class _BatchNorm(Layer):
             d -= dbeta
             d -= xh[sl] * dgamma
             d *= scale
-        parallel.run(rows, blocks or [slice(None)])
+        parallel.run(rows, blocks)
         return dx
 
     def config(self):
