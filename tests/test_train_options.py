@@ -241,3 +241,22 @@ def test_inference_runs_on_one_blas_thread_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(before))
     with threads.inference_threads():
         assert blas_info()["threads"] == before
+
+
+@pytest.mark.parametrize("given,lr,epochs", [
+    ({}, 0.1, 20), ({"optimizer": "adam"}, 1e-3, 20), ({"optimizer": "adamw"}, 1e-3, 20),
+    ({"batch_size": "full"}, 0.5, 300), ({"optimizer": "adam", "lr": 0.01, "epochs": 3}, 0.01, 3),
+])
+def test_config_fills_in_defaults_that_depend_on_other_options(given, lr, epochs):
+    cfg = TrainConfig(**given)
+    assert (cfg.lr, cfg.epochs) == (lr, epochs)
+
+
+def test_fit_and_the_cli_resolve_the_same_adam_defaults(tmp_path, capsys, tiny_data, small):
+    model = build("fc16-relu-fc10", seed=0)
+    digitnet.fit(model, small.train.subset(slice(0, 300)), epochs=1, optimizer="adam", val_size=0, progress=False)
+    out = tmp_path / "a.safetensors"
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--hidden", "16", "--optimizer", "adam", "--epochs", "1",
+                       "--val-size", "0", "--quiet", "-o", out)
+    assert code == 0, err
+    assert digitnet.info(out)["train_config"]["lr"] == model.meta["train_config"]["lr"] == 1e-3
