@@ -13,7 +13,7 @@ import sys
 
 from .. import __version__
 from ..errors import DigitnetError
-from ..threads import inference_threads
+from ..nn.threads import inference_threads
 from . import evaluate, export, import_pickle, info, predict, report, serve, train
 
 EXIT_USAGE = 2
