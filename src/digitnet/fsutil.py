@@ -104,6 +104,22 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
         raise
 
 
+def check_writable(path, what: str = "") -> None:
+    """Fail now, with the reason, if ``path`` could not be written later (before hours of training).
+
+    Creates the folder if needed and a temporary file in it, then removes the file.
+    """
+    try:
+        with atomic_path(path, what):
+            raise _Probe
+    except _Probe:
+        pass
+
+
+class _Probe(Exception):
+    """Ends :func:`check_writable`'s block: the temporary file was made, so writing works."""
+
+
 def atomic_write(path, data: bytes | str, what: str = "") -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; returns the path."""
     if isinstance(data, str):
@@ -114,4 +130,4 @@ def atomic_write(path, data: bytes | str, what: str = "") -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_path", "atomic_write", "describe", "make_dirs", "write_error"]
+__all__ = ["atomic_path", "atomic_write", "check_writable", "describe", "make_dirs", "write_error"]
