@@ -420,14 +420,10 @@ def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
             if need > MAX_ARRAY_BYTES:
                 raise DigitnetError(f"{where}: array of shape {shape} is {need:,} bytes; at most "
                                     f"{MAX_ARRAY_BYTES:,} are read")
-            out = np.empty(need, np.uint8)
-            view, got = memoryview(out), 0
-            while got < need:
-                chunk = f.read(min(_CHUNK, need - got))
-                if not chunk:
-                    raise DigitnetError(f"{where}: truncated: header says {need:,} bytes of data, found {got:,}")
-                view[got:got + len(chunk)] = chunk
-                got += len(chunk)
+            # read what is there, up to what the header says: a header that lies costs only the bytes present
+            out = _read_at_most(f, need, path, "", refuse_more=False)
+            if len(out) < need:
+                raise DigitnetError(f"{where}: truncated: header says {need:,} bytes of data, found {len(out):,}")
             if f.read(1):                          # reading to the end also checks the CRC
                 raise DigitnetError(f"{where}: has trailing bytes after its {need:,} bytes of data")
     except DigitnetError:
@@ -436,7 +432,7 @@ def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
             RuntimeError) as exc:
         raise DigitnetError(f"{where}: not a readable .npy array ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
-    a = out.view(dtype)
+    a = np.frombuffer(out, dtype)
     return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
 
 

@@ -5,8 +5,8 @@ shapes and byte ranges; digitnet's metadata (JSON inside that JSON) says
 which layers to build. Both come from the file, so both are checked here
 against each other and against the bytes actually present:
 
-* the JSON may nest at most ``MAX_JSON_DEPTH`` deep and the header may be at
-  most ``MAX_HEADER_BYTES`` long (checked before it is parsed);
+* the header may be at most ``MAX_HEADER_BYTES`` long (checked before it is
+  read) and its JSON may nest at most ``MAX_JSON_DEPTH`` deep;
 * every tensor has a supported dtype (``F32``, ``F64``, ``I64``), a shape of
   non-negative integers, and a byte range of exactly ``prod(shape) * itemsize``
   bytes; the ranges tile the data section with no gap, overlap or excess;
@@ -22,14 +22,13 @@ Only then does :mod:`digitnet.io` build the model.
 from __future__ import annotations
 
 import json
-import re
 from math import prod
 
 import numpy as np
 
 from .errors import DigitnetError
 
-MAX_HEADER_BYTES = 16 * 2**20
+MAX_HEADER_BYTES = 2**20       # the shipped models' metadata is under 5 kB
 MAX_JSON_DEPTH = 32
 MAX_LAYERS = 256
 MAX_PARAMS = 20_000_000         # 80 MB of float32; the largest preset has under a million
@@ -41,25 +40,37 @@ MODEL_DTYPES = {"float32": "F32", "float64": "F64"}
 # Tensors a file may carry beside the weights: a checkpoint's optimizer state and best weights.
 EXTRA_PREFIXES = ("opt.", "best.", "rng.")
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-def check_depth(text: bytes, where: str, what: str) -> None:
-    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH``, without parsing it (no recursion)."""
-    brackets = np.frombuffer(_STRING.sub(b'""', text), np.uint8)
-    opens = (brackets == ord("[")) | (brackets == ord("{"))
-    closes = (brackets == ord("]")) | (brackets == ord("}"))
-    depth = np.cumsum(opens.astype(np.int32) - closes)
-    if depth.size and depth.max() > MAX_JSON_DEPTH:
-        raise DigitnetError(f"{where}: {what} nests more than {MAX_JSON_DEPTH} levels deep; refused")
 
 
 def parse_json(text: bytes, where: str, what: str):
-    check_depth(text, where, what)
+    """Parse JSON from the file; refuse it when it nests deeper than ``MAX_JSON_DEPTH``.
+
+    The JSON parser stops at the interpreter's recursion limit with a
+    ``RecursionError``; what it returns is then walked without recursion.
+    """
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        obj = json.loads(text)
+    except RecursionError:
+        obj = None
+        deep = True
+    except ValueError:
         raise DigitnetError(f"{where}: {what} is not valid JSON") from None
+    else:
+        deep = _depth(obj) > MAX_JSON_DEPTH
+    if deep:
+        raise DigitnetError(f"{where}: {what} nests more than {MAX_JSON_DEPTH} levels deep; refused")
+    return obj
+
+
+def _depth(obj) -> int:
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _shape(v) -> bool:
