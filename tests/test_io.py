@@ -64,7 +64,7 @@ def test_tampered_header_rejected(tmp_path, model):
     path.write_bytes(bytes(raw[:8]) + bytes(header) + bytes(raw[8 + n:]))
     with pytest.raises(DigitnetError, match="shape"):
         digitnet.load(path)
-    path.write_bytes(bytes(raw[:8]) + b"[" * n + bytes(raw[8 + n:]))
+    path.write_bytes(bytes(raw[:8]) + (b"[" * 40 + b"]" * 40).ljust(n) + bytes(raw[8 + n:]))
     with pytest.raises(DigitnetError, match="nests more than 32 levels"):
         digitnet.load(path)
     path.write_bytes(bytes(raw[:8]) + b"[" * 10 + b"x" * (n - 10) + bytes(raw[8 + n:]))
