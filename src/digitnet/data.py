@@ -407,13 +407,7 @@ def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
         raise DigitnetError(f"{where}: not a .npy array member")
     try:
         with zf.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unknown .npy version {version}")
+            shape, fortran, dtype = _npy_header(f, where)
             if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
                 raise DigitnetError(f"{where}: dtype {dtype} is not a plain numeric type")
             need = prod(shape) * dtype.itemsize
@@ -434,6 +428,22 @@ def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
                             f"{str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
     a = np.frombuffer(out, dtype)
     return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+
+
+def _npy_header(f, where: str):
+    """(shape, fortran order, dtype) of a .npy stream; numpy reads the header, at most 10 kB of it."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f)
+        raise ValueError(f"unknown .npy version {version}")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        raise                                # the stream itself: reported by the caller
+    except Exception as exc:                 # noqa: BLE001  numpy parses the header text with ast and
+        # tokenize, which raise SyntaxError, TokenError, ValueError, ... on a damaged one
+        raise DigitnetError(f"{where}: not a readable .npy array (bad header: {type(exc).__name__})") from None
 
 
 def load_pickle(path) -> MNIST:

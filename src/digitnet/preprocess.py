@@ -61,6 +61,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         data = _read_limited(source, name)
         _check_jpeg_scans(data, name)
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             w, h = img.size
