@@ -71,7 +71,7 @@ def test_parent_is_a_file(name, inputs, tmp_path, capsys):
     argv, folder = COMMANDS[name]
     (tmp_path / "afile").write_text("x")
     check_one_line(capsys, argv(inputs, out_path(tmp_path / "afile", name, folder)),
-                   "not a folder" if not folder else "")
+                   "not a folder")
     assert files_under(tmp_path) == ["afile"]
 
 

@@ -52,9 +52,9 @@ def write_error(path, exc: OSError, what: str = "") -> DigitnetError:
 def make_dirs(path, what: str = "") -> Path:
     """``mkdir -p path`` with a one-line error instead of an ``OSError``."""
     path = Path(path)
+    label = f"{what} {path}" if what else str(path)
     if path.exists() and not path.is_dir():
-        label = f"{what} {path}" if what else str(path)
-        raise DigitnetError(f"cannot write into {label}: it exists and is not a folder")
+        raise DigitnetError(f"cannot write into {label}: it is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,10 +73,15 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
     ``what`` names the file in errors (``"--show"``, ``"model"``).
     """
     path = Path(path)
+    label = f"{what} {path}" if what else str(path)
     if path.is_dir():
-        label = f"{what} {path}" if what else str(path)
         raise DigitnetError(f"cannot write {label}: it is a folder; give a file name")
-    make_dirs(path.parent, what)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise DigitnetError(f"cannot write {label}: {path.parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc, what) from None
     try:
         # the temporary name ends with the target's suffix: writers that pick the format from it
         # (matplotlib, Pillow) write the right one
