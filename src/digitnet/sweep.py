@@ -142,11 +142,15 @@ class _ReportToOptuna(Callback):
     """Reports validation accuracy after each epoch; stops training when Optuna prunes the trial."""
 
     def __init__(self, trial):
-        self.trial, self.pruned_at = trial, None
+        self.trial, self.pruned_at, self.epochs = trial, None, None
+
+    def on_train_begin(self, model, cfg):
+        self.epochs = cfg.epochs
 
     def on_epoch_end(self, model, epoch, logs):
         self.trial.report(logs["val_acc"], epoch)
-        if self.trial.should_prune():
+        # pruning after the last epoch would save no time and lose a finished model
+        if epoch < self.epochs and self.trial.should_prune():
             self.pruned_at = epoch
             return True
         return False
