@@ -60,14 +60,21 @@ def storage(url: str | None, out: Path, heartbeat: int = 60):
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]   # psycopg 3, the driver the extra brings
-    from sqlalchemy.exc import SQLAlchemyError
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=_retry,
-            engine_kwargs={"pool_pre_ping": True})
-    except (ImportError, ValueError, SQLAlchemyError) as exc:   # a bad URL, no server, no driver
-        raise DigitnetError(f"--storage {_redact(url)}: {str(exc).strip().splitlines()[0]}") from None
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=_retry, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError) as exc:
+            # workers starting together on an empty database race to create Optuna's tables;
+            # the loser finds them made on the next try
+            error = exc
+            time.sleep(0.2 * (attempt + 1))
+        except (ImportError, ValueError, SQLAlchemyError) as exc:   # a bad URL, no server, no driver
+            error = exc
+            break
+    raise DigitnetError(f"--storage {_redact(url)}: {str(error).strip().splitlines()[0]}") from None
 
 
 def _redact(url: str) -> str:
