@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import run, write_npz
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
 
-import digitnet  # noqa: E402
-from digitnet import sweep  # noqa: E402
+import digitnet
+from digitnet import sweep
 
 SPACE = {"hidden": {"low": 8, "high": 32}, "lr": {"low": 0.02, "high": 0.3, "log": True},
          "epochs": 1, "val_size": 200}
@@ -57,7 +56,7 @@ def worker(space, out, trials, data, *extra) -> subprocess.Popen:
 
 def finish(*procs, timeout=600):
     for p in procs:
-        out, err = p.communicate(timeout=timeout)
+        _out, err = p.communicate(timeout=timeout)
         assert p.returncode == 0, err
 
 
@@ -143,11 +142,12 @@ def test_ensemble_top_matches_evaluate(capsys, tmp_path, data):
 
 def test_pruned_trial_stops_training(small):
     """The callback hands fit() Optuna's decision: a pruned trial trains no further epoch."""
+    reports = []
+
     class Trial:
-        reports = []
 
         def report(self, value, step):
-            self.reports.append((step, value))
+            reports.append((step, value))
 
         def should_prune(self):
             return True
@@ -156,12 +156,27 @@ def test_pruned_trial_stops_training(small):
     report = sweep._ReportToOptuna(Trial())
     history = digitnet.fit(model, small.train, None, epochs=3, val_size=200, progress=False, callbacks=[report])
     assert len(history) == 1 and report.pruned_at == 1
-    assert Trial.reports == [(1, history[0]["val_acc"])]
-    Trial.reports.clear()
+    assert reports == [(1, history[0]["val_acc"])]
+    reports.clear()
     one = sweep._ReportToOptuna(Trial())         # the last epoch is never pruned: the model is done
     digitnet.fit(digitnet.MLP(hidden=(8,), seed=0), small.train, None, epochs=1, val_size=200, progress=False,
                  callbacks=[one])
-    assert one.pruned_at is None and len(Trial.reports) == 1
+    assert one.pruned_at is None and len(reports) == 1
+
+
+def test_example_space_files_are_valid():
+    from digitnet.sweep_space import load_space
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+    assert examples
+    spaces = {path.stem: load_space(path) for path in examples}      # raises on a bad one
+    ensemble = spaces["cnn-large-ensemble"]
+    assert ensemble["arch"].value == "cnn-large" and ensemble["epochs"].choices == [12, 15, 30]
+
+
+def test_no_pruning(tmp_path):
+    store = sweep.storage(None, tmp_path)
+    assert isinstance(sweep.open_study(store, "a").pruner, optuna.pruners.MedianPruner)
+    assert isinstance(sweep.open_study(store, "a", pruning=False).pruner, optuna.pruners.NopPruner)
 
 
 # --------------------------------------------------------------------------- bad space files
@@ -293,7 +308,7 @@ def postgres():
             pytest.skip("PostgreSQL (initdb) is missing and cannot be installed (not root or no apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
             if done.returncode != 0:
                 pytest.skip(f"could not install postgresql with {' '.join(cmd)}: {done.stderr.strip()[-300:]}")
         if _pg_bin() is None:
@@ -314,7 +329,7 @@ def postgres():
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=300)
+                       check=False, capture_output=True, timeout=300)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -86,16 +86,22 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user.split(':', 1)[0]}:***@{tail}"
 
 
-def open_study(store, name: str, create: bool = True):
-    """The study ``name`` in ``store`` (created, maximizing validation accuracy, when missing)."""
+def open_study(store, name: str, create: bool = True, pruning: bool = True):
+    """The study ``name`` in ``store`` (created, maximizing validation accuracy, when missing).
+
+    With ``pruning``, a trial whose validation accuracy after an epoch is below
+    the median of earlier trials' at that epoch stops there (after 5 trials).
+    """
     optuna = _optuna()
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruning
+              else optuna.pruners.NopPruner())
     if not create:
         try:
-            return optuna.load_study(study_name=name, storage=store)
+            return optuna.load_study(study_name=name, storage=store, pruner=pruner)
         except KeyError:
             raise DigitnetError(f"no study named {name!r} in this storage yet") from None
     return optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True,
-                               pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+                               pruner=pruner)
 
 
 def worker_id() -> dict:

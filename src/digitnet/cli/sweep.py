@@ -35,6 +35,9 @@ def add_parser(sub, fmt) -> None:
                    help="print one JSON object per trial (number, state, params, value, model, ...)")
     s.add_argument("--ensemble-top", type=_args.positive_int, metavar="K",
                    help="score the K best trials' models together (probabilities averaged) on the test set")
+    s.add_argument("--no-pruning", action="store_true",
+                   help="train every trial to its last epoch (an ensemble wants every model; trials of "
+                        "different lengths are not comparable epoch by epoch)")
     s.add_argument("--heartbeat", type=_args.positive_int, default=60, metavar="S",
                    help="database storage: workers beat every S seconds; a trial whose worker misses 2*S "
                         "is marked failed and queued again")
@@ -52,7 +55,7 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise DigitnetError(f"-o {out}: is a file; give a folder")
     store = sweep.storage(args.storage, out, args.heartbeat)
-    study = sweep.open_study(store, name, create=args.trials > 0)
+    study = sweep.open_study(store, name, create=args.trials > 0, pruning=not args.no_pruning)
     if args.trials:
         mnist = _load(args.data)
         where = sweep._redact(args.storage) if args.storage else str(out / sweep.JOURNAL)
