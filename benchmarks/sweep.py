@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -65,7 +66,7 @@ def throwaway_postgres():
 
 def sweep_once(workers: int, space: Path, storage: str, study: str, trials: int, out: Path) -> dict:
     cmd = [sys.executable, "-m", "digitnet", "sweep", str(space), "--trials", str(trials), "--storage", storage,
-           "--study", study, "-o", str(out), "--json"]
+           "--study", study, "-o", str(out), "--json", "--no-pruning"]
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for _ in range(workers)]
@@ -113,6 +114,7 @@ def main(argv=None) -> int:
     p.add_argument("--storage", metavar="URL", help="an existing PostgreSQL database [default: a throwaway server]")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))    # stop the throwaway server on `kill` too
     work = Path(tempfile.mkdtemp(prefix="digitnet-sweep-bench-"))
     space = work / "space.json"
     space.write_text(json.dumps({"lr": {"low": 0.02, "high": 0.3, "log": True}, "hidden": [64],
