@@ -25,8 +25,15 @@ from .train import TrainConfig
 # run plumbing, not hyperparameters: the sweep decides these itself
 NOT_SWEPT = ("checkpoint", "progress", "threads")
 MODEL_KEYS = ("arch", "hidden")
-INT_FIELDS = {f.name for f in fields(TrainConfig) if type(f.default) is int} | {"batch_size"}
-FLOAT_FIELDS = {f.name for f in fields(TrainConfig) if type(f.default) is float}
+
+def _kinds(f) -> set[str]:
+    """The type names in a field's annotation: ``"int | None"`` -> {"int", "None"}."""
+    return set(str(f.type).replace(" ", "").split("|"))
+
+
+# by annotation, not default: a default of None (filled in from other options) is still an int or float
+INT_FIELDS = {f.name for f in fields(TrainConfig) if "int" in _kinds(f) and "float" not in _kinds(f)}
+FLOAT_FIELDS = {f.name for f in fields(TrainConfig) if "float" in _kinds(f)}
 LIST_VALUED = ("hidden", "betas")   # a choice is itself a list: written "128,64" for Optuna
 
 
