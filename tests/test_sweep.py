@@ -284,6 +284,49 @@ def test_worker_killed_mid_trial_leaves_the_study_consistent(capsys, tmp_path, d
     assert len([r for r in after if r["state"] == "COMPLETE"]) == 3
 
 
+def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
+    """Ctrl-C: exit 130, the running trial failed and queued again, no model file; rerunning completes it."""
+    space, out = space_file(tmp_path), tmp_path / "out"
+
+    def rows():
+        if not (out / "sweep.journal").exists():
+            return []
+        store = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "sweep.journal")))
+        try:
+            return sweep.rows(optuna.load_study(study_name="space", storage=store))
+        except KeyError:
+            return []
+
+    slow = {**SPACE, "epochs": 30}
+    space.write_text(json.dumps(slow))
+    p = worker(space, out, 2, data)
+    while not [r for r in rows() if r["state"] == "RUNNING" and r["command"]]:
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err
+    before = rows()
+    assert [r["state"] for r in sorted(before, key=lambda r: r["number"])] == ["FAIL", "WAITING"]
+    assert not list(out.glob("*.safetensors")) and not list(out.glob(".*tmp"))
+    space.write_text(json.dumps(SPACE))
+    code, _, err = run(capsys, "sweep", space, "-o", out, "--trials", "2", "--data", data)
+    assert code == 0, err
+    after = table(capsys, space, out)
+    (rerun,) = [r for r in after if r["retry_of"] == 0]
+    assert rerun["state"] == "COMPLETE" and rerun["seed"] == 0 and rerun["params"] == before[0]["params"]
+    assert [r["state"] for r in after].count("COMPLETE") == 2
+
+
+def test_diverging_trials_fail_and_count(capsys, tmp_path, data):
+    space = space_file(tmp_path, {"lr": [1e9, 2e9], "epochs": 1, "val_size": 200, "momentum": 0.99})
+    code, stdout, err = run(capsys, "sweep", space, "-o", tmp_path / "out", "--trials", "2", "--data", data)
+    assert code == 0, err
+    assert "training diverged" in err and "2/2 finished" in err
+    rows = table(capsys, space, tmp_path / "out")
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL"] and not [r for r in rows if r["model"]]
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 def _free_port() -> int:
     with socket.socket() as s:

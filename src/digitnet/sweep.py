@@ -38,7 +38,7 @@ def _optuna():
     except ModuleNotFoundError:
         raise DigitnetError("digitnet sweep needs Optuna: pip install 'digitnet[sweep]'") from None
     import warnings
-    optuna.logging.set_verbosity(optuna.logging.WARNING)   # progress lines of our own instead
+    optuna.logging.set_verbosity(optuna.logging.ERROR)    # progress and failure lines of our own instead
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
     return optuna
 
