@@ -109,6 +109,16 @@ def test_trials_0_only_prints(capsys, tmp_path, data):
     assert (tmp_path / "out" / "sweep.journal").read_bytes() == before
 
 
+def test_studies_sharing_a_folder_keep_their_own_models(capsys, tmp_path, data):
+    space, out = space_file(tmp_path), tmp_path / "out"
+    for name in ("a", "b"):
+        code, _, err = run(capsys, "sweep", space, "-o", out, "--study", name, "--trials", "1", "--data", data)
+        assert code == 0, err
+    (a,), (b,) = table(capsys, space, out, "--study", "a"), table(capsys, space, out, "--study", "b")
+    assert Path(a["model"]).parent.name == "a" and Path(b["model"]).parent.name == "b"
+    assert Path(a["model"]).is_file() and Path(b["model"]).is_file()
+
+
 def test_trial_reruns_exactly_with_digitnet_train(capsys, tmp_path, data, monkeypatch):
     space = space_file(tmp_path, {**SPACE, "optimizer": ["sgd", "adamw"], "nesterov": [True, False],
                                   "seed": {"low": 0, "high": 1000}})
@@ -255,7 +265,7 @@ def kill_mid_trial(space, out, data, study_rows, extra=()):
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    assert not (out / "trial-0001.safetensors").exists()
+    assert not list(out.glob("*/trial-0001.safetensors"))
     space.write_text(json.dumps(SPACE))
     return running[0]
 
@@ -308,7 +318,7 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
     assert p.returncode == 130 and "queued again" in err and "Traceback" not in err
     before = rows()
     assert [r["state"] for r in sorted(before, key=lambda r: r["number"])] == ["FAIL", "WAITING"]
-    assert not list(out.glob("*.safetensors")) and not list(out.glob(".*tmp"))
+    assert not list(out.glob("**/*.safetensors")) and not list(out.glob("**/.*tmp"))
     space.write_text(json.dumps(SPACE))
     code, _, err = run(capsys, "sweep", space, "-o", out, "--trials", "2", "--data", data)
     assert code == 0, err
@@ -320,7 +330,7 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
 
 def test_diverging_trials_fail_and_count(capsys, tmp_path, data):
     space = space_file(tmp_path, {"lr": [1e9, 2e9], "epochs": 1, "val_size": 200, "momentum": 0.99})
-    code, stdout, err = run(capsys, "sweep", space, "-o", tmp_path / "out", "--trials", "2", "--data", data)
+    code, _, err = run(capsys, "sweep", space, "-o", tmp_path / "out", "--trials", "2", "--data", data)
     assert code == 0, err
     assert "training diverged" in err and "2/2 finished" in err
     rows = table(capsys, space, tmp_path / "out")

@@ -207,7 +207,8 @@ def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None
     from .nn.spec import build
     from .train import fit
     arch, values = trial_settings(trial, space)
-    path = (out / f"trial-{trial.number:04d}.safetensors").resolve()
+    # one folder per study: studies sharing a journal (or a -o folder) never overwrite each other's models
+    path = (out / trial.study.study_name / f"trial-{trial.number:04d}.safetensors").resolve()
     command = train_command(arch, values, path.name, data)
     for key, value in {"worker": worker_id(), "seed": values["seed"], "command": command}.items():
         trial.set_user_attr(key, value)
