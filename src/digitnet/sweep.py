@@ -61,6 +61,7 @@ def storage(url: str | None, out: Path, heartbeat: int = 60):
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]   # psycopg 3, the driver the extra brings
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+    error: Exception | None = None
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(

@@ -78,7 +78,7 @@ def load_space(path) -> dict[str, Param]:
             try:
                 import tomllib
             except ModuleNotFoundError:       # Python 3.10
-                import tomli as tomllib
+                import tomli as tomllib  # type: ignore[no-redef,import-not-found]
             raw = tomllib.loads(text)
         else:
             raw = json.loads(text)
