@@ -28,6 +28,7 @@ import digitnet  # noqa: E402
 from digitnet.web import app as web_app  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app  # noqa: E402
 from digitnet.web.server import ServerLimits, uvicorn_config  # noqa: E402
+from helpers import scan_bomb  # noqa: E402
 
 LIMITS = ServerLimits(header_timeout_s=1.0, body_timeout_s=1.5, keep_alive_s=0.5, max_header_bytes=4096,
                       max_headers=20, max_connections=40, linger_s=3.0, graceful_shutdown_s=3.0)
@@ -348,15 +349,6 @@ def test_a_decode_past_its_deadline_is_422_and_a_full_pool_503(server, slow_deco
     assert codes == [422, 422, 503, 503, 503, 503, 503], results
     assert any("took longer than" in out["detail"] for code, out in results if code == 422)
     assert all("busy" in out["detail"] for code, out in results if code == 503)
-
-
-def scan_bomb(scans: int) -> bytes:
-    """A progressive JPEG of a 512x512 digit followed by ``scans`` empty scans (each a pass over every block)."""
-    img = Image.new("L", (512, 512), 255)
-    ImageDraw.Draw(img).line([(256, 64), (256, 448)], fill=0, width=50)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", progressive=True)
-    return buf.getvalue()[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00" * scans + b"\xff\xd9"
 
 
 def test_scan_bombs_are_refused_and_healthz_answers_while_they_are_in_flight(server):

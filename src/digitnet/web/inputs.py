@@ -75,10 +75,12 @@ def check_image_bytes(data: bytes) -> None:
         segments += 1
         if code == 0xDA:
             scans += 1
-        if scans > MAX_JPEG_SCANS or segments > MAX_JPEG_SEGMENTS:
-            raise DigitnetError(f"the uploaded JPEG has more than {min(scans, MAX_JPEG_SCANS)} scans or "
-                                f"{min(segments, MAX_JPEG_SEGMENTS)} segments; at most {MAX_JPEG_SCANS} "
-                                f"scans and {MAX_JPEG_SEGMENTS} segments are accepted")
+        if scans > MAX_JPEG_SCANS:
+            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SCANS} scans (progressive "
+                                f"passes); at most {MAX_JPEG_SCANS} are accepted")
+        if segments > MAX_JPEG_SEGMENTS:
+            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SEGMENTS} segments; "
+                                f"at most {MAX_JPEG_SEGMENTS} are accepted")
         if code != 0x01:                            # every marker but TEM has a 2-byte length
             pos += int.from_bytes(data[pos:pos + 2], "big")
 
@@ -167,6 +169,8 @@ def parse_json(body: bytes) -> dict:
     if unknown:
         raise DigitnetError(f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
                             "expected pixels, range, model, top_k")
+    if "model" in obj and not isinstance(obj["model"], str):   # a null would otherwise pick the default
+        raise DigitnetError(f"'model' must be a model name (a string), got {json.dumps(obj['model'])[:40]}")
     return obj
 
 
