@@ -13,6 +13,7 @@ import sys
 
 from .. import __version__
 from ..errors import DigitnetError
+from ..threads import inference_threads
 from . import evaluate, export, import_pickle, info, predict, report, serve, train
 
 EXIT_USAGE = 2
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = [a for a in argv if a != "--traceback"]
-        return args.func(args)
+        if args.command == "train":          # fit() sets its own threads (--threads)
+            return args.func(args)
+        with inference_threads():
+            return args.func(args)
     except DigitnetError as exc:
         if show_trace:
             raise
