@@ -4,7 +4,7 @@ Starts ``python -m digitnet serve --model seed`` on a free 127.0.0.1 port (its d
 limits, as a user gets them) and runs, one after the other:
 
 - ``scan_bombs``: four clients each sending, again and again, a 2 MB progressive JPEG of
-  ~200,000 empty scans (each a decoder pass over every block: tens of seconds to decode);
+  ~200,000 empty scans (each a decoder pass over every block: seconds to tens of seconds);
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
 - ``idle_sockets``: 300 connections that never send a byte;
@@ -13,9 +13,11 @@ limits, as a user gets them) and runs, one after the other:
 - ``connection_cap``: the server's connection cap filled with idle sockets, then one more request.
 
 During each phase a prober requests ``GET /healthz`` on a fresh connection, one after
-the other, and records its latency and status. Reported per phase: the hostile
-requests' statuses, /healthz p50/p99/max, how long until the server closed every
-hostile socket, and every 5xx that was not a deliberate 503. Writes ``--out``.json and .md.
+the other, and records its latency and status. The server's CPU time per hostile request
+(and its share of one core) is reported too: unlike latencies, it hardly depends on what
+else the machine runs. Reported per phase: the hostile requests' statuses, /healthz
+p50/p99/max, how long until the server closed every hostile socket, and every 5xx that
+was not a deliberate 503. Writes ``--out``.json and .md.
 
     python benchmarks/web_hostile.py                 # the full run (about 2 minutes)
     python benchmarks/web_hostile.py --quick         # shorter phases, fewer sockets
@@ -118,7 +120,8 @@ class Prober:
         samples = self.receiver.recv()
         self.process.join(60)
         ms = np.array([t for _, t in samples]) * 1000
-        pct = (lambda q: round(float(np.percentile(ms, q)), 1) if len(ms) else None)
+        def pct(q):
+            return round(float(np.percentile(ms, q)), 1) if len(ms) else None
         return {"requests": len(ms), "statuses": statuses(samples), "p50_ms": pct(50), "p99_ms": pct(99),
                 "max_ms": round(float(ms.max()), 1) if len(ms) else None}
 
@@ -220,6 +223,12 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the server process: contention-independent, unlike latencies."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server() -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -266,7 +275,12 @@ def main(argv=None) -> int:
         for name, run in hostile.items():
             prober = Prober(port)
             prober.start()
+            cpu0, t0 = cpu_s(proc.pid), time.monotonic()
             result = run()
+            cpu = cpu_s(proc.pid) - cpu0
+            result["server_cpu_share"] = round(cpu / (time.monotonic() - t0), 3)   # of one core
+            if result.get("requests"):
+                result["server_cpu_ms_per_request"] = round(cpu / result["requests"] * 1000, 2)
             phases[name] = {"hostile": result, "healthz": prober.summary()}
             print(f"{name}: {json.dumps(phases[name])}", flush=True)
     finally:
@@ -287,7 +301,7 @@ def main(argv=None) -> int:
     report = {
         "command": "python benchmarks/web_hostile.py" + (" --quick" if args.quick else ""),
         "limits": limits.__dict__,
-        "machine": {"cpus": os.cpu_count(), "loadavg_before_after": os.getloadavg(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version()},
         "phases": phases,
         "unexpected_5xx": sum(unexpected_5xx(ph) for ph in phases.values()),
         "server_tracebacks": server_log.count("Traceback"),
@@ -302,7 +316,7 @@ def main(argv=None) -> int:
 
 def markdown(r: dict) -> str:
     lines = [f"# Hostile clients: `{r['command']}`", "",
-             f"{r['machine']['cpus']} CPUs, load average {r['machine']['loadavg_before_after'][0]:.1f} "
+             f"{r['machine']['cpus']} CPUs, load average {r['machine']['loadavg'][0]:.1f} "
              "(a loaded machine makes every latency here larger).", "",
              "| phase | hostile requests / sockets | /healthz statuses | /healthz p50 / p99 / max ms |",
              "|---|---|---|---|"]

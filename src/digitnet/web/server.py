@@ -264,7 +264,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return
         super().on_response_complete()
-        if self._in_headers and self._timer is None and not self.transport.is_closing():
+        idle = self.cycle is None or self.cycle.response_complete   # else a pipelined request has started
+        if idle and self._in_headers and self._timer is None and not self.transport.is_closing():
             # the next request must be in within keep-alive + header time, however slowly it trickles
             self._arm(self.limits.keep_alive_s + self.limits.header_timeout_s, self._headers_too_slow)
 
