@@ -22,6 +22,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -133,12 +134,19 @@ def make_tools(folder: Path) -> None:
     _tool(folder, "pytest", "print('pytest: the suite running this test (checked against .ci/run)')\n")
 
 
-def run_page(text: str, name: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("samples")
+    make_samples(folder)
+    return folder
+
+
+def run_page(text: str, name: str, tmp_path: Path, samples: Path) -> None:
     """Run every block of one page in order (see the module docstring); fail on the first that fails."""
     work, tools, scripts = tmp_path / "work", tmp_path / "bin", tmp_path / "scripts"
-    for d in (work, tools, scripts):
+    shutil.copytree(samples, work)
+    for d in (tools, scripts):
         d.mkdir()
-    make_samples(work)
     make_tools(tools)
     package_parent = str(Path(digitnet.__file__).resolve().parent.parent)
     env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg",
@@ -159,14 +167,15 @@ def run_page(text: str, name: str, tmp_path: Path) -> None:
         else:
             pytest.fail(f"{where}: tag a block {sorted(RUN_PYTHON | RUN_SHELL)} (run), "
                         f"{sorted(SHOWN_ONLY)} (shown, not run) or {sorted(PARSED)} (parsed)")
-        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+        proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
+                              check=False)
         assert proc.returncode == 0, f"{where} failed:\n{code}\n--- stdout\n{proc.stdout[-3000:]}\n" \
                                      f"--- stderr\n{proc.stderr[-3000:]}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
-def test_every_code_block_runs_as_written(page, tmp_path):
-    run_page(page.read_text(), str(page.relative_to(ROOT)), tmp_path)
+def test_every_code_block_runs_as_written(page, tmp_path, samples):
+    run_page(page.read_text(), str(page.relative_to(ROOT)), tmp_path, samples)
 
 
 def test_readme_is_short():
@@ -195,9 +204,10 @@ def test_block_parser_finds_tags_and_indented_blocks():
     assert code_blocks(text) == [(2, "python", "print(1)\n"), (7, "bash", "echo hi\n"), (10, "text", "```\n")]
 
 
-def test_a_failing_block_fails(tmp_path):
+def test_a_failing_block_fails(tmp_path, samples):
     with pytest.raises(AssertionError, match=r"page.md:1 \(bash\) failed(.|\n)*no-such-file.png: no such file"):
-        run_page("```bash\ndigitnet predict digit.png\ndigitnet predict no-such-file.png\n```\n", "page.md", tmp_path)
+        page = "```bash\ndigitnet predict digit.png\ndigitnet predict no-such-file.png\n```\n"
+        run_page(page, "page.md", tmp_path, samples)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,
@@ -205,7 +215,7 @@ def test_a_failing_block_fails(tmp_path):
 def test_docs_site_builds_strict(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"),
                            "--config-file", str(ROOT / "mkdocs.yml")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+                          timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "site" / "index.html").exists()
 
@@ -214,8 +224,9 @@ def test_shell_blocks_see_only_real_extras(tmp_path):
     tools = tmp_path / "bin"
     tools.mkdir()
     make_tools(tools)
-    ok = subprocess.run([str(tools / "pip"), "install", ".[web]"], capture_output=True, text=True)
-    bad = subprocess.run([str(tools / "pip"), "install", ".[no-such-extra]"], capture_output=True, text=True)
-    other = subprocess.run([str(tools / "pip"), "install", "requests"], capture_output=True, text=True)
+    ok = subprocess.run([str(tools / "pip"), "install", ".[web]"], capture_output=True, text=True, check=False)
+    bad = subprocess.run([str(tools / "pip"), "install", ".[no-such-extra]"], capture_output=True, text=True,
+                         check=False)
+    other = subprocess.run([str(tools / "pip"), "install", "requests"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and bad.returncode != 0 and "no-such-extra" in bad.stderr and other.returncode != 0
     assert {"test", "web", "plot"} <= _extras()
