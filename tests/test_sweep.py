@@ -315,7 +315,7 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
-    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err
+    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err, err
     before = rows()
     assert [r["state"] for r in sorted(before, key=lambda r: r["number"])] == ["FAIL", "WAITING"]
     assert not list(out.glob("**/*.safetensors")) and not list(out.glob("**/.*tmp"))
@@ -326,6 +326,22 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
     (rerun,) = [r for r in after if r["retry_of"] == 0]
     assert rerun["state"] == "COMPLETE" and rerun["seed"] == 0 and rerun["params"] == before[0]["params"]
     assert [r["state"] for r in after].count("COMPLETE") == 2
+
+
+def test_ctrl_c_at_any_moment_leaves_a_consistent_study(capsys, tmp_path, data):
+    """SIGINT at random moments of a worker running many short trials (storage writes most of the time)."""
+    space, out = space_file(tmp_path, {**SPACE, "val_size": 100}), tmp_path / "out"
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        p = worker(space, out, 100, data)
+        time.sleep(rng.uniform(1.0, 3.0))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+        assert p.returncode in (0, 130) and "Traceback" not in err, err
+        rows = table(capsys, space, out)
+        assert not [r for r in rows if r["state"] == "RUNNING"]
+        assert all(Path(r["model"]).is_file() for r in rows if r["state"] == "COMPLETE")
+        assert not list(out.glob("**/.*tmp")) and not list(out.glob("*.lock"))
 
 
 def test_diverging_trials_fail_and_count(capsys, tmp_path, data):
