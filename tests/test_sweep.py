@@ -334,7 +334,11 @@ def test_ctrl_c_at_any_moment_leaves_a_consistent_study(capsys, tmp_path, data):
     rng = np.random.default_rng(0)
     for _ in range(4):
         p = worker(space, out, 100, data)
-        time.sleep(rng.uniform(1.0, 3.0))
+        journal, size = out / "sweep.journal", (out / "sweep.journal").stat().st_size if out.exists() else 0
+        while not journal.exists() or journal.stat().st_size == size:     # past Python's start: writing
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 2.0))
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=300)
         assert p.returncode in (0, 130) and "Traceback" not in err, err
