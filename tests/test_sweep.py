@@ -119,6 +119,16 @@ def test_studies_sharing_a_folder_keep_their_own_models(capsys, tmp_path, data):
     assert Path(a["model"]).is_file() and Path(b["model"]).is_file()
 
 
+def test_storage_may_be_a_journal_file_elsewhere(capsys, tmp_path, data):
+    space, journal = space_file(tmp_path), tmp_path / "shared" / "study.journal"
+    code, _, err = run(capsys, "sweep", space, "-o", tmp_path / "out", "--storage", journal, "--trials", "1",
+                       "--data", data)
+    assert code == 0, err
+    assert journal.is_file() and not (tmp_path / "out" / "sweep.journal").exists()
+    (row,) = table(capsys, space, tmp_path / "elsewhere", "--storage", journal)
+    assert Path(row["model"]).parent == (tmp_path / "out" / "space").resolve()
+
+
 def test_trial_reruns_exactly_with_digitnet_train(capsys, tmp_path, data, monkeypatch):
     space = space_file(tmp_path, {**SPACE, "optimizer": ["sgd", "adamw"], "nesterov": [True, False],
                                   "seed": {"low": 0, "high": 1000}})
@@ -187,6 +197,28 @@ def test_no_pruning(tmp_path):
     store = sweep.storage(None, tmp_path)
     assert isinstance(sweep.open_study(store, "a").pruner, optuna.pruners.MedianPruner)
     assert isinstance(sweep.open_study(store, "a", pruning=False).pruner, optuna.pruners.NopPruner)
+
+
+def test_interrupts_wait_for_safe_points():
+    from digitnet.interrupts import Interrupts
+    with Interrupts() as it:
+        os.kill(os.getpid(), signal.SIGINT)          # outside training(): remembered
+        time.sleep(0.01)
+        assert it.pending
+        with pytest.raises(KeyboardInterrupt):
+            it.check()
+        with pytest.raises(KeyboardInterrupt), it.training():
+            with it.held():                          # a storage write inside training
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)
+                written = True                       # the write completes ...
+            raise AssertionError("not reached")      # ... and the interrupt comes after it
+        assert written
+        with pytest.raises(KeyboardInterrupt), it.training():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+            raise AssertionError("not reached")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --------------------------------------------------------------------------- bad space files
