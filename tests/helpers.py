@@ -18,3 +18,51 @@ def write_npz(directory, mnist, n_train: int, n_test: int):
     path = directory / "mnist.npz"
     np.savez(path, x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
     return path
+
+
+def within_budget(fn, *args, max_mb: float = 64, hang_s: int = 30):
+    """Call ``fn(*args)``; returns ("ok", result) or ("refused", DigitnetError), and checks the budget.
+
+    Memory: the peak of Python and NumPy allocations during the call (tracemalloc) must stay under
+    ``max_mb``. Hangs: a call still running after ``hang_s`` seconds fails (SIGALRM); that is a hang
+    guard, far above any honest run, not a speed check. Any other exception propagates: a traceback.
+    """
+    import signal
+    import tracemalloc
+
+    from digitnet import DigitnetError
+
+    def hang(signum, frame):
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} still running after {hang_s} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(hang_s)
+    tracemalloc.start()
+    try:
+        try:
+            outcome = ("ok", fn(*args))
+        except DigitnetError as exc:
+            assert "\n" not in str(exc), f"error message is not one line: {exc!r}"
+            outcome = ("refused", exc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert peak < max_mb * 2**20, f"peak allocation {peak / 2**20:.0f} MB > {max_mb} MB budget"
+    return outcome
+
+
+def scan_bomb(scans: int) -> bytes:
+    """A progressive JPEG of a 512x512 digit followed by ``scans`` empty scans.
+
+    Each scan costs the decoder a pass over every block: tens of thousands of them take seconds.
+    """
+    import io
+
+    from PIL import Image, ImageDraw
+    img = Image.new("L", (512, 512), 255)
+    ImageDraw.Draw(img).line([(256, 64), (256, 448)], fill=0, width=50)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", progressive=True)
+    return buf.getvalue()[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00" * scans + b"\xff\xd9"
