@@ -127,6 +127,8 @@ def test_storage_may_be_a_journal_file_elsewhere(capsys, tmp_path, data):
     assert journal.is_file() and not (tmp_path / "out" / "sweep.journal").exists()
     (row,) = table(capsys, space, tmp_path / "elsewhere", "--storage", journal)
     assert Path(row["model"]).parent == (tmp_path / "out" / "space").resolve()
+    code, _, err = run(capsys, "sweep", space, "--storage", tmp_path / "none.journal", "--trials", "0")
+    assert code == 2 and "no sweep there yet" in err and not (tmp_path / "none.journal").exists()
 
 
 def test_trial_reruns_exactly_with_digitnet_train(capsys, tmp_path, data, monkeypatch):

@@ -49,8 +49,10 @@ def run(args) -> int:
     space = load_space(args.space)
     out = Path(args.output)
     name = args.study or Path(args.space).stem
-    if args.storage is None and args.trials == 0 and not (out / sweep.JOURNAL).is_file():
-        raise DigitnetError(f"-o {out}: no sweep there yet ({out / sweep.JOURNAL} is missing)")
+    journal = None if args.storage and "://" in args.storage else Path(args.storage or out / sweep.JOURNAL)
+    if args.trials == 0 and journal is not None and not journal.is_file():
+        raise DigitnetError(f"{'-o ' + str(out) if args.storage is None else '--storage ' + str(journal)}: "
+                            f"no sweep there yet ({journal} is missing)")
     if out.exists() and not out.is_dir():
         raise DigitnetError(f"-o {out}: is a file; give a folder")
     with sweep.Interrupts() as interrupts:             # Ctrl-C and `kill` wait for storage writes
