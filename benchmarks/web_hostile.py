@@ -58,7 +58,7 @@ def scan_bomb(scans: int, size: int = 512) -> bytes:
 
 def largest_jpeg() -> bytes:
     """A 2048x2048 progressive JPEG with as many scans as the server accepts (100)."""
-    from digitnet.web.inputs import MAX_JPEG_SCANS
+    from digitnet.preprocess import MAX_JPEG_SCANS
     base = scan_bomb(0, 2048)
     scans = base.count(b"\xff\xda")
     return scan_bomb(MAX_JPEG_SCANS - scans, 2048)

@@ -219,10 +219,9 @@ def lab_tiff() -> bytes:
 
 
 @pytest.mark.parametrize("data, message", [
-    (lab_tiff(), "cannot be read as a picture"),
-    (scan_bomb(5000), "more than 100 scans"),
-    (b"\xff\xd8" + b"\xff\xfe\x00\x02" * 3000 + b"\xff\xd9", "more than 2000 segments"),   # comments only
-], ids=["lab-tiff", "scan-bomb", "jpeg-segments"])
+    (lab_tiff(), "LAB"),
+    (scan_bomb(5000), "scans; at most 100"),
+], ids=["lab-tiff", "scan-bomb"])
 def test_images_pillow_cannot_or_should_not_decode_are_422(client, data, message):
     for r in (client.post("/api/predict", files={"file": ("x.img", data, "image/tiff")}),
               client.post("/api/predict", content=data, headers={"content-type": "image/jpeg"})):
@@ -230,7 +229,8 @@ def test_images_pillow_cannot_or_should_not_decode_are_422(client, data, message
 
 
 def test_ordinary_progressive_jpegs_pass_the_scan_check(client):
-    from digitnet.web.inputs import MAX_JPEG_SCANS, check_image_bytes
+    from digitnet.preprocess import MAX_JPEG_SCANS
+    from digitnet.web.inputs import check_image_bytes
     buf = io.BytesIO()
     drawn_one().convert("RGB").save(buf, "JPEG", progressive=True, quality=95)
     check_image_bytes(buf.getvalue())
