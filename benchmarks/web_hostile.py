@@ -21,6 +21,7 @@ was not a deliberate 503. Writes ``--out``.json and .md.
 
     python benchmarks/web_hostile.py                 # the full run (about 2 minutes)
     python benchmarks/web_hostile.py --quick         # shorter phases, fewer sockets
+    python benchmarks/web_hostile.py --quick --phases scan_bombs,idle_sockets
 """
 
 from __future__ import annotations
@@ -223,6 +224,9 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
+PHASES = ("scan_bombs", "largest_jpeg", "idle_sockets", "slowloris", "oversized_urllib", "connection_cap")
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of the server process: contention-independent, unlike latencies."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -249,9 +253,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="3 s floods, 50 idle and 20 slow sockets")
+    p.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases to run, in this order")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "web_hostile"),
                    help="output path without suffix (.json and .md are written)")
     args = p.parse_args(argv)
+    chosen = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    if unknown := set(chosen) - set(PHASES):
+        p.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     sys.path.insert(0, str(ROOT / "src"))
     from digitnet.web.server import ServerLimits
     limits = ServerLimits()
@@ -272,7 +280,8 @@ def main(argv=None) -> int:
             "oversized_urllib": lambda: oversized_urllib(port),
             "connection_cap": lambda: connection_cap(port, limits.max_connections),
         }
-        for name, run in hostile.items():
+        for name in chosen:
+            run = hostile[name]
             prober = Prober(port)
             prober.start()
             cpu0, t0 = cpu_s(proc.pid), time.monotonic()
@@ -299,7 +308,8 @@ def main(argv=None) -> int:
         return n
 
     report = {
-        "command": "python benchmarks/web_hostile.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/web_hostile.py" + (" --quick" if args.quick else "")
+                   + (f" --phases {','.join(chosen)}" if tuple(chosen) != PHASES else ""),
         "limits": limits.__dict__,
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version()},
         "phases": phases,
