@@ -156,6 +156,16 @@ def test_body_over_the_limit_is_413_by_content_length(client):
     assert r.status_code == 413
 
 
+def test_json_body_over_its_own_limit_is_413(client, mnist):
+    from digitnet.web.app import MAX_JSON_BODY
+    pretty = json.dumps({"pixels": (mnist.test.images[0] / 255).tolist(), "range": "0-1"}, indent=4)
+    assert len(pretty) < MAX_JSON_BODY    # a real request, pretty-printed, fits with room to spare
+    check_prediction(client.post("/api/predict", content=pretty, headers={"content-type": "application/json"}))
+    bomb = b'{"pixels": [' + b"[0]," * (MAX_JSON_BODY // 4) + b"[0]]}"   # many tiny lists: slow to parse
+    r = client.post("/api/predict", content=bomb, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "JSON request body too large" in r.json()["detail"]
+
+
 def test_streamed_body_over_the_limit_is_413_without_content_length(client):
     sent = []
 
@@ -178,7 +188,7 @@ def test_body_limit_is_configurable(models):
 
 @pytest.mark.parametrize("body, message", ids=lambda v: v[:40].decode() if isinstance(v, bytes) else "", argvalues=[
     (b"not json", "not valid JSON"),
-    (b"[" * 100_000, "not valid JSON"),                          # nested deeper than the parser's recursion
+    (b"[" * 60_000, "not valid JSON"),     # nested deeper than the parser's recursion, under the JSON size limit
     (b'[1, 2, 3]', "expected a JSON object"),
     (b'{"pixel": []}', "without 'pixels'"),
     (b'{"pixels": [1, 2, 3]}', "28 rows of 28 numbers or a flat list of 784"),
