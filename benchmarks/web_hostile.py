@@ -7,6 +7,8 @@ limits, as a user gets them) and runs, one after the other:
   ~200,000 empty scans (each a decoder pass over every block: seconds to tens of seconds);
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
+- ``json_bombs``: four clients sending the slowest JSON the server still parses (64 kB of tiny
+  nested lists), parsed on the event loop;
 - ``idle_sockets``: 300 connections that never send a byte;
 - ``slowloris``: 100 connections that send their headers one byte a second;
 - ``oversized_urllib``: urllib POSTing a 6 MB body (it sends all before it reads);
@@ -63,6 +65,13 @@ def largest_jpeg() -> bytes:
     base = scan_bomb(0, 2048)
     scans = base.count(b"\xff\xda")
     return scan_bomb(MAX_JPEG_SCANS - scans, 2048)
+
+
+def json_bomb() -> bytes:
+    """The slowest JSON body to parse that the server still parses: tiny nested lists up to its JSON limit."""
+    from digitnet.web.app import MAX_JSON_BODY
+    head = b'{"pixels": ['
+    return head + b"[0]," * ((MAX_JSON_BODY - len(head) - 5) // 4) + b"[0]]}"
 
 
 # --------------------------------------------------------------------------- a raw HTTP client
@@ -224,7 +233,8 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
-PHASES = ("scan_bombs", "largest_jpeg", "idle_sockets", "slowloris", "oversized_urllib", "connection_cap")
+PHASES = ("scan_bombs", "largest_jpeg", "json_bombs", "idle_sockets", "slowloris", "oversized_urllib",
+          "connection_cap")
 
 
 def cpu_s(pid: int) -> float:
@@ -275,6 +285,7 @@ def main(argv=None) -> int:
         hostile = {
             "scan_bombs": lambda: flood(port, post(scan_bomb(200_000), "image/jpeg"), 4, seconds),
             "largest_jpeg": lambda: flood(port, post(largest_jpeg(), "image/jpeg"), 4, seconds),
+            "json_bombs": lambda: flood(port, post(json_bomb(), "application/json"), 4, seconds),
             "idle_sockets": lambda: held_sockets(port, idle_n, False, 60),
             "slowloris": lambda: held_sockets(port, slow_n, True, 60),
             "oversized_urllib": lambda: oversized_urllib(port),

@@ -109,7 +109,7 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
                             f"got {json.dumps(value_range)[:40]}")
     top = RANGES[value_range]
     x = None
-    if not may_hold_bools and isinstance(pixels, list):
+    if not may_hold_bools and isinstance(pixels, list) and len(pixels) in (784, 28):   # else a shape error
         try:
             a = np.asarray(pixels)
         except (ValueError, TypeError, OverflowError):  # ragged rows and the like
