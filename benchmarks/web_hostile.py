@@ -7,8 +7,8 @@ limits, as a user gets them) and runs, one after the other:
   ~200,000 empty scans (each a decoder pass over every block: seconds to tens of seconds);
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
-- ``json_bombs``: four clients sending the slowest JSON the server still parses (64 kB of tiny
-  nested lists), parsed on the event loop;
+- ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),
+  slow to parse on the event loop, refused from a count of their brackets;
 - ``idle_sockets``: 300 connections that never send a byte;
 - ``slowloris``: 100 connections that send their headers one byte a second;
 - ``oversized_urllib``: urllib POSTing a 6 MB body (it sends all before it reads);
@@ -68,7 +68,7 @@ def largest_jpeg() -> bytes:
 
 
 def json_bomb() -> bytes:
-    """The slowest JSON body to parse that the server still parses: tiny nested lists up to its JSON limit."""
+    """Tiny nested JSON lists, up to the server's JSON size limit: the slowest JSON of that size to parse."""
     from digitnet.web.app import MAX_JSON_BODY
     head = b'{"pixels": ['
     return head + b"[0]," * ((MAX_JSON_BODY - len(head) - 5) // 4) + b"[0]]}"

@@ -188,7 +188,10 @@ def test_body_limit_is_configurable(models):
 
 @pytest.mark.parametrize("body, message", ids=lambda v: v[:40].decode() if isinstance(v, bytes) else "", argvalues=[
     (b"not json", "not valid JSON"),
-    (b"[" * 60_000, "not valid JSON"),     # nested deeper than the parser's recursion, under the JSON size limit
+    (b"[" * 60_000, "60,000 '\\[' characters"),                 # nested deeper than the parser's recursion
+    (b'{"pixels": [' + b"[0]," * 2000 + b"[0]]}", "2,002 '\\[' characters"),   # many tiny lists: slow to parse
+    (b'{"pixels": [' + b"0," * 2000 + b"0]}", "2,000 ',' characters"),
+    (b'{"pixels": 0, "x": ' + b'{"a": 0},' * 10 + b"0}", "11 '{' characters"),
     (b'[1, 2, 3]', "expected a JSON object"),
     (b'{"pixel": []}', "without 'pixels'"),
     (b'{"pixels": [1, 2, 3]}', "28 rows of 28 numbers or a flat list of 784"),
