@@ -36,8 +36,8 @@ from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
 from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
-# 784 numbers take ~20 kB even pretty-printed; parsing is on the event loop, and 2 MB of tiny JSON
-# lists or keys would hold it for a good fraction of a second
+# 784 numbers, even pretty-printed, need a fraction of this; parsing is on the event loop, and 2 MB of
+# tiny JSON lists or keys would hold it for a good fraction of a second
 MAX_JSON_BODY = 64 * 1024
 MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
 STATIC = resources.files("digitnet.web") / "static"
