@@ -7,6 +7,8 @@ limits, as a user gets them) and runs, one after the other:
   ~200,000 empty scans (each a decoder pass over every block: seconds to tens of seconds);
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
+- ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),
+  slow to parse on the event loop, refused from a count of their brackets;
 - ``idle_sockets``: 300 connections that never send a byte;
 - ``slowloris``: 100 connections that send their headers one byte a second;
 - ``oversized_urllib``: urllib POSTing a 6 MB body (it sends all before it reads);
@@ -21,6 +23,7 @@ was not a deliberate 503. Writes ``--out``.json and .md.
 
     python benchmarks/web_hostile.py                 # the full run (about 2 minutes)
     python benchmarks/web_hostile.py --quick         # shorter phases, fewer sockets
+    python benchmarks/web_hostile.py --quick --phases scan_bombs,idle_sockets
 """
 
 from __future__ import annotations
@@ -58,10 +61,17 @@ def scan_bomb(scans: int, size: int = 512) -> bytes:
 
 def largest_jpeg() -> bytes:
     """A 2048x2048 progressive JPEG with as many scans as the server accepts (100)."""
-    from digitnet.web.inputs import MAX_JPEG_SCANS
+    from digitnet.preprocess import MAX_JPEG_SCANS
     base = scan_bomb(0, 2048)
     scans = base.count(b"\xff\xda")
     return scan_bomb(MAX_JPEG_SCANS - scans, 2048)
+
+
+def json_bomb() -> bytes:
+    """Tiny nested JSON lists, up to the server's JSON size limit: the slowest JSON of that size to parse."""
+    from digitnet.web.app import MAX_JSON_BODY
+    head = b'{"pixels": ['
+    return head + b"[0]," * ((MAX_JSON_BODY - len(head) - 5) // 4) + b"[0]]}"
 
 
 # --------------------------------------------------------------------------- a raw HTTP client
@@ -223,6 +233,10 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
+PHASES = ("scan_bombs", "largest_jpeg", "json_bombs", "idle_sockets", "slowloris", "oversized_urllib",
+          "connection_cap")
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of the server process: contention-independent, unlike latencies."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -249,9 +263,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="3 s floods, 50 idle and 20 slow sockets")
+    p.add_argument("--phases", default=",".join(PHASES), help="comma-separated phases to run, in this order")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "web_hostile"),
                    help="output path without suffix (.json and .md are written)")
     args = p.parse_args(argv)
+    chosen = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    if unknown := set(chosen) - set(PHASES):
+        p.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     sys.path.insert(0, str(ROOT / "src"))
     from digitnet.web.server import ServerLimits
     limits = ServerLimits()
@@ -267,12 +285,14 @@ def main(argv=None) -> int:
         hostile = {
             "scan_bombs": lambda: flood(port, post(scan_bomb(200_000), "image/jpeg"), 4, seconds),
             "largest_jpeg": lambda: flood(port, post(largest_jpeg(), "image/jpeg"), 4, seconds),
+            "json_bombs": lambda: flood(port, post(json_bomb(), "application/json"), 4, seconds),
             "idle_sockets": lambda: held_sockets(port, idle_n, False, 60),
             "slowloris": lambda: held_sockets(port, slow_n, True, 60),
             "oversized_urllib": lambda: oversized_urllib(port),
             "connection_cap": lambda: connection_cap(port, limits.max_connections),
         }
-        for name, run in hostile.items():
+        for name in chosen:
+            run = hostile[name]
             prober = Prober(port)
             prober.start()
             cpu0, t0 = cpu_s(proc.pid), time.monotonic()
@@ -299,7 +319,8 @@ def main(argv=None) -> int:
         return n
 
     report = {
-        "command": "python benchmarks/web_hostile.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/web_hostile.py" + (" --quick" if args.quick else "")
+                   + (f" --phases {','.join(chosen)}" if tuple(chosen) != PHASES else ""),
         "limits": limits.__dict__,
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version()},
         "phases": phases,

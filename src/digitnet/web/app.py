@@ -36,6 +36,9 @@ from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
 from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
+# 784 numbers, even pretty-printed, need a fraction of this; parsing is on the event loop, and 2 MB of
+# tiny JSON lists or keys would hold it for a good fraction of a second
+MAX_JSON_BODY = 64 * 1024
 MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
 STATIC = resources.files("digitnet.web") / "static"
 # The page may load nothing from outside the app (the browser enforces this too).
@@ -158,6 +161,9 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
         if kind == "application/json":
+            if len(body) > MAX_JSON_BODY:
+                return JSONResponse({"detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes "
+                                               "are accepted (784 numbers need far less)"}, status_code=413)
             obj = parse_json(body)
             name, net = pick(obj.get("model", model))
             k = parse_top_k(obj.get("top_k", top_k or 3))

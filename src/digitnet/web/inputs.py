@@ -18,12 +18,11 @@ what was expected and what was found.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 
 from ..errors import DigitnetError
-from ..preprocess import open_image, to_mnist
+from ..preprocess import _check_jpeg_scans, open_image, to_mnist
 
 MAX_PARTS = 8          # a prediction needs at most file, model and top_k
 RANGES = {"0-255": 255.0, "0-1": 1.0}
@@ -33,10 +32,10 @@ RANGES = {"0-255": 255.0, "0-1": 1.0}
 def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
     """Image bytes -> (28, 28) uint8 via the shared preprocessing.
 
-    ``open_image`` reads the size from the header and refuses more than
-    ``max_pixels`` before decoding, so decompression bombs cost nothing.
-    Whatever else Pillow cannot do with a file (a LAB TIFF, say) is a bad
-    upload too, so it is a DigitnetError here, not a server error.
+    ``open_image`` bounds the decoding (pixels from the header, JPEG scans,
+    modes) before it starts. Should the preprocessing still fail inside
+    Pillow on some odd file, that is a bad upload too: a DigitnetError (422),
+    not a server error.
     """
     if not data:
         raise DigitnetError("the uploaded image is empty (0 bytes)")
@@ -49,40 +48,13 @@ def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
                             f"{str(exc)[:80]})") from None
 
 
-# A progressive JPEG's decoder makes one pass over every block per scan, so a small file of many
-# empty scans takes seconds to decode; encoders write about 10. Segments are counted too, because
-# walking them is Python work done on the event loop.
-MAX_JPEG_SCANS = 100
-MAX_JPEG_SEGMENTS = 2000
-_JPEG_MARKER = re.compile(rb"\xff([^\x00\xff\xd0-\xd7])")   # not a stuffed 0xFF00, a fill byte or RSTn
-
-
 def check_image_bytes(data: bytes) -> None:
-    """Refuse, from the bytes alone and in well under a millisecond, an image that would be slow to decode.
+    """Refuse, from the bytes alone, an image too slow to decode: a JPEG of more than ``MAX_JPEG_SCANS`` scans.
 
-    For now that is a JPEG with more than :data:`MAX_JPEG_SCANS` scans (or more than
-    :data:`MAX_JPEG_SEGMENTS` segments): its markers are walked, skipping each segment by
-    its length and the entropy-coded data by a regular expression.
+    The same check :func:`~digitnet.preprocess.open_image` makes; the server makes it first, on the
+    event loop (one pass over the bytes), so that a flood of scan bombs never takes a decoding thread.
     """
-    if not data.startswith(b"\xff\xd8"):
-        return
-    scans = segments = 0
-    pos = 2
-    while m := _JPEG_MARKER.search(data, pos):
-        code, pos = m.group(1)[0], m.end()
-        if code == 0xD9:                            # end of image
-            break
-        segments += 1
-        if code == 0xDA:
-            scans += 1
-        if scans > MAX_JPEG_SCANS:
-            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SCANS} scans (progressive "
-                                f"passes); at most {MAX_JPEG_SCANS} are accepted")
-        if segments > MAX_JPEG_SEGMENTS:
-            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SEGMENTS} segments; "
-                                f"at most {MAX_JPEG_SEGMENTS} are accepted")
-        if code != 0x01:                            # every marker but TEM has a 2-byte length
-            pos += int.from_bytes(data[pos:pos + 2], "big")
+    _check_jpeg_scans(data, "the uploaded image")
 
 
 # --------------------------------------------------------------------------- JSON pixels
@@ -137,7 +109,7 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
                             f"got {json.dumps(value_range)[:40]}")
     top = RANGES[value_range]
     x = None
-    if not may_hold_bools and isinstance(pixels, list):
+    if not may_hold_bools and isinstance(pixels, list) and len(pixels) in (784, 28):   # else a shape error
         try:
             a = np.asarray(pixels)
         except (ValueError, TypeError, OverflowError):  # ragged rows and the like
@@ -156,8 +128,18 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
     return (x / top).astype(np.float32)
 
 
+# A request is one object of a few fields and at most 29 lists of 784 numbers in all. Counting
+# brackets and commas in the bytes (microseconds) before parsing keeps a body of many tiny lists,
+# objects or values, which takes milliseconds to parse on the event loop, from being parsed at all.
+MAX_JSON_COUNTS = {b"[": 64, b"{": 8, b",": 1024}
+
+
 def parse_json(body: bytes) -> dict:
     """The JSON request object, with clear errors for anything else."""
+    for char, most in MAX_JSON_COUNTS.items():
+        if (n := body.count(char)) > most:
+            raise DigitnetError(f"the request holds {n:,} {char.decode()!r} characters; a request of 28x28 "
+                                f"or 784 pixels needs at most {most}")
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested very deep

@@ -61,8 +61,8 @@ Send one of:
 
 Images go through the same preprocessing as `digitnet predict` (greyscale, inverted when the
 background is light, cropped, scaled to 20 px, centred by mass in 28x28). `model` and `top_k` may
-also be given as query parameters. Bodies over 2 MB are refused with 413, an unknown Content-Type
-with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
+also be given as query parameters. Bodies over 2 MB (JSON ones over 64 kB) are refused with 413, an
+unknown Content-Type with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
 larger than the pixel limit, a JPEG of more than 100 scans, one that takes over 4 s to decode) with
 422 and a one-line `detail`; an image upload while every decoding thread is busy with 503.
 """
@@ -93,7 +93,7 @@ PREDICT_QUERY = {"parameters": [
      "description": "how many classes to list (default 3)"},
 ]}
 
-PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB"},
+PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB (a JSON one over 64 kB)"},
                   415: {"model": Error, "description": "unsupported Content-Type"},
                   422: {"model": Error, "description": "malformed input (the message says what and where)"},
                   503: {"model": Error, "description": "every image decoding thread is busy; retry later"}}

@@ -116,7 +116,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True       # the app's receive() returns http.disconnect, its send() is dropped
             cycle.message_event.set()
-            cycle.scope["digitnet.refused"] = status   # logged here: the app need not log the disconnect
+            # logged here, so DisconnectLogMiddleware need not log the disconnect the app now sees
+            cycle.scope["digitnet.refused"] = status  # type: ignore[typeddict-unknown-key]
             if cycle.response_started:      # half a response is out: nothing else can be said
                 self.transport.close()
                 return
@@ -289,8 +290,11 @@ def bind(host: str, port: int) -> socket.socket:
 def uvicorn_config(app, limits: ServerLimits = ServerLimits(), **kwargs):
     """A ``uvicorn.Config`` for ``app`` with :class:`GuardedHttpToolsProtocol` and ``limits``."""
     import uvicorn
-    config = uvicorn.Config(app, http=GuardedHttpToolsProtocol, ws="none", timeout_keep_alive=limits.keep_alive_s,
+    # uvicorn's timeouts are typed int but used as call_later / wait_for seconds: a float works
+    config = uvicorn.Config(app, http=GuardedHttpToolsProtocol, ws="none",
+                            timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
                             limit_concurrency=limits.max_connections + 1,   # tasks; connections are capped above
-                            timeout_graceful_shutdown=limits.graceful_shutdown_s, **kwargs)
-    config.digitnet_limits = limits   # read by each connection's protocol (kept when pickled to workers)
+                            timeout_graceful_shutdown=limits.graceful_shutdown_s,  # type: ignore[arg-type]
+                            **kwargs)
+    config.digitnet_limits = limits  # type: ignore[attr-defined]  # read by each connection (pickled to workers)
     return config
