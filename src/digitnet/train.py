@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checkpoint
 from .augment import KINDS as AUGMENTS
-from .augment import augment
+from .augment import augment, parse_kinds
 from .data import Dataset
 from .errors import DigitnetError
 from .metrics import accuracy, accuracy_and_loss  # noqa: F401
@@ -55,7 +55,8 @@ class TrainConfig:
     step_gamma: float = 0.1
     clip_norm: float = 0.0              # clip the global gradient norm to this (0: off)
     label_smoothing: float = 0.0
-    augment: str = "none"               # "none", "shift", "affine" or "elastic"
+    augment: str = "none"               # "none", "shift", "affine", "elastic", "real", or real-world kinds: augment.py
+    negatives: float = 0.0              # fraction of each batch that is generated non-digits (class 10); 0: none
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
     threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see threads.py
@@ -79,8 +80,9 @@ class TrainConfig:
             raise DigitnetError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise DigitnetError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        if self.augment not in AUGMENTS:
-            raise DigitnetError(f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}")
+        parse_kinds(self.augment)
+        if not 0 <= self.negatives < 1:
+            raise DigitnetError(f"negatives must be a fraction in [0, 1), got {self.negatives}")
         self.betas = tuple(float(b) for b in self.betas)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise DigitnetError(f"betas must be two numbers in [0, 1), got {self.betas}")
@@ -107,6 +109,24 @@ class TrainConfig:
     def saved(self) -> dict:
         """The hyperparameters as stored in model metadata (no run plumbing)."""
         return {k: v for k, v in asdict(self).items() if k not in ("progress", "checkpoint")}
+
+
+NEGATIVE_LABEL = 10        # the "not a digit" output of a model trained with negatives
+NEGATIVE_POOL = 20000      # generated once per run; every draw is augmented afresh
+
+
+def negative_pool(model: Sequential, train: Dataset, cfg: TrainConfig) -> np.ndarray | None:
+    """The run's generated non-digits (uint8, (N, 28, 28)), or None without ``negatives``.
+
+    Seeded by the run's seed; the "several digits" family uses the training digits only.
+    """
+    if not cfg.negatives:
+        return None
+    if model.output_shape != (NEGATIVE_LABEL + 1,):
+        raise DigitnetError(f"training with negatives needs a network with {NEGATIVE_LABEL + 1} outputs "
+                            f"(the last one is 'not a digit', e.g. ...-fc11); this one has {model.output_shape}")
+    from . import negatives
+    return negatives.generate(NEGATIVE_POOL, seed=cfg.seed, digits=train.images)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
@@ -182,7 +202,8 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     total_steps = cfg.epochs * steps_per_epoch
     opt = make_optimizer(model, cfg)
     # Full-batch GD reuses one converted array; mini-batches convert uint8 per batch.
-    x_full = model.prepare(train.images) if full and cfg.augment == "none" else None
+    x_full = model.prepare(train.images) if full and cfg.augment == "none" and not cfg.negatives else None
+    pool = negative_pool(model, train, cfg)
     y_full = train.labels.astype(np.intp) if full else None
 
     history: list[dict] = list(model.meta.get("history", []))
@@ -208,6 +229,10 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                     if x_full is not None:
                         xb = x_full
                     else:
+                        if pool is not None:                        # append non-digits, labelled reject
+                            k = round(len(yb) * cfg.negatives / (1 - cfg.negatives))
+                            xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])
+                            yb = np.concatenate([yb, np.full(k, NEGATIVE_LABEL, yb.dtype)])
                         if cfg.augment != "none":
                             xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
                         xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
