@@ -15,7 +15,7 @@ back up, blocky or smooth), ``blur``, ``jitter`` (off-centre by a few pixels),
 noise, then the background cut the preprocessing makes). After them the digit
 is put back in MNIST's framing (longer side 20 px, centre of mass at the
 centre, brightest pixel at 1), as the preprocessing does for real input.
-``real`` applies each real-world kind to an image with probability 1/2, and
+``real`` applies each real-world kind to an image with probability 0.4, and
 leaves a quarter of the images with only a light affine change, so a batch
 mixes clean and heavily distorted digits.
 
@@ -139,7 +139,7 @@ def real_world(x: np.ndarray, rng: np.random.Generator, kinds) -> np.ndarray:
     """
     B = len(x)
     if list(kinds) == ["real"]:
-        use = {k: rng.random(B) < 0.5 for k in REAL_WORLD}
+        use = {k: rng.random(B) < 0.4 for k in REAL_WORLD}
         light = rng.random(B) < 0.25                         # these keep only a light affine change
         for k in REAL_WORLD:
             use[k] &= ~light

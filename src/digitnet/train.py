@@ -126,7 +126,7 @@ def negative_pool(model: Sequential, train: Dataset, cfg: TrainConfig) -> np.nda
         raise DigitnetError(f"training with negatives needs a network with {NEGATIVE_LABEL + 1} outputs "
                             f"(the last one is 'not a digit', e.g. ...-fc11); this one has {model.output_shape}")
     from . import negatives
-    return negatives.generate(NEGATIVE_POOL, seed=cfg.seed, digits=train.images)
+    return negatives.generate(min(NEGATIVE_POOL, len(train)), seed=cfg.seed, digits=train.images)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
