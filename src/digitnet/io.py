@@ -190,6 +190,9 @@ def _classes(meta: dict, output_shape: tuple, where: str) -> tuple[list[str], in
     return classes, reject
 
 
+DEFAULT_MODEL = "reader"
+
+
 def shipped_models() -> dict[str, Path]:
     """Models bundled with the package, by name (``seed``, ...)."""
     d = resources.files("digitnet") / "models"
@@ -208,14 +211,18 @@ def resolve(name_or_path) -> Path:
                         f"shipped: {', '.join(sorted(shipped)) or 'none'}")
 
 
-def load(name_or_path="seed") -> Sequential:
-    """Load a model file (or a shipped model by name) and check it against its metadata."""
-    path = resolve(name_or_path)
+def load(name_or_path=None) -> Sequential:
+    """Load a model file (or a shipped model by name) and check it against its metadata.
+
+    Without a name: the default reader (``DEFAULT_MODEL``), the shipped model that reads real handwriting best
+    and answers "not a digit" for input that is none.
+    """
+    path = resolve(DEFAULT_MODEL if name_or_path is None else name_or_path)
     tensors, meta = read_file(path)
     return from_parts(tensors, meta, str(path))
 
 
-def info(name_or_path="seed") -> dict:
+def info(name_or_path=DEFAULT_MODEL) -> dict:
     """The metadata of a model file, without building the model."""
     path = resolve(name_or_path)
     _, meta = read_file(path)

@@ -36,15 +36,19 @@ LOOKS_LIKE_A_DIGIT = set("OoQDadIlijJ|/\\!()[]Zz?{}Ss$bGhB&gqyT")
 LETTERS = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#%*+=@<>~^"
                   if c not in LOOKS_LIKE_A_DIGIT)
 FONT_DIRS = ["/usr/share/fonts", "/usr/local/share/fonts"]
+# Only these common families (Debian's fonts-dejavu-core and fonts-liberation), so that the negatives, and a
+# model trained on them, do not change when other fonts are installed (the benchmarks render digits in others).
+FONT_FAMILIES = ("DejaVu", "Liberation")
 SKIP_FONT_WORDS = ("Math", "Symbol", "Emoji", "Wingding", "Dingbat")
 
 
 def font_files() -> list[str]:
-    """TrueType fonts installed in the usual Unix places, sorted (the list is part of a recipe)."""
+    """The DejaVu and Liberation TrueType fonts installed in the usual Unix places, sorted by file name."""
     paths = set()
     for d in FONT_DIRS:
         paths.update(glob.glob(os.path.join(d, "**", "*.ttf"), recursive=True))
-    return sorted(p for p in paths if not any(w in Path(p).name for w in SKIP_FONT_WORDS))
+    return sorted((p for p in paths if Path(p).name.startswith(FONT_FAMILIES)
+                   and not any(w in Path(p).name for w in SKIP_FONT_WORDS)), key=lambda p: Path(p).name)
 
 
 def generate(n: int, seed: int = 0, digits: np.ndarray | None = None, fonts: list[str] | None = None,
