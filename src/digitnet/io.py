@@ -190,7 +190,7 @@ def _classes(meta: dict, output_shape: tuple, where: str) -> tuple[list[str], in
     return classes, reject
 
 
-DEFAULT_MODEL = "reader"
+DEFAULT_MODEL = "seed"
 
 
 def shipped_models() -> dict[str, Path]:
