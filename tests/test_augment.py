@@ -73,7 +73,7 @@ def test_real_mixes_clean_and_distorted_digits_and_kinds_combine(small):
 def test_labels_are_kept_with_real_world_augmentation(small):
     from digitnet.nn import build
     model = build("fc64-relu-fc10")
-    h = model.fit(small.train, epochs=3, augment="real", val_size=500, progress=False, optimizer="adam", lr=2e-3)
+    h = digitnet.fit(model, small.train, epochs=3, augment="real", val_size=500, progress=False, optimizer="adam", lr=2e-3)
     assert h[-1]["val_acc"] > 0.7          # chance is 0.1: augmented digits keep their labels
 
 
