@@ -201,7 +201,7 @@ def _classes(meta: dict, output_shape: tuple, where: str) -> tuple[list[str], in
     return classes, reject
 
 
-DEFAULT_MODEL = "seed"
+DEFAULT_MODEL = "reader"
 
 
 def shipped_models() -> dict[str, Path]:
