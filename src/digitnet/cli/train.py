@@ -50,7 +50,7 @@ def add_parser(sub, fmt) -> None:
     t.add_argument("--augment", type=_augment, default=d.augment, metavar="KIND[,KIND...]",
                    help="per-batch augmentation: shift; affine = shift + rotate + scale; elastic = affine + "
                         "elastic distortion; real-world kinds (stroke, slant, rotate, aspect, lowres, blur, "
-                        "jitter, broken, noise), alone or joined by commas; real = each real-world kind on 40 % of "
+                        "jitter, broken, noise), alone or joined by commas; real = each real-world kind on 40 %% of "
                         f"the images, a quarter left lightly changed. All: {', '.join(AUGMENTS)}")
     t.add_argument("--negatives", type=_args.fraction, default=d.negatives, metavar="FRACTION",
                    help="add generated non-digits (letters, scribbles, shapes, noise, several digits) as this "
