@@ -178,12 +178,12 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
                    for lab, t in zip(labels, tops)]
         for e, a in zip(entries, answers):
             if a is not None and a.label is None:
-                e["reason"] = f"not a digit: {a.reason}"
+                e["reason"] = a.reason
         if not it.split:
             return json.dumps({"input": it.name, **entries[0]})
         return json.dumps({"input": it.name, "label": label, "digits": entries})
     alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
-    why = "; ".join(f"not a digit: {a.reason}" for a in answers if a is not None and a.label is None)
+    why = "; ".join(a.reason for a in answers if a is not None and a.label is None)
     return f"{it.name}: {label}   ({alts})" + (f"   [{why}]" if why else "")
 
 

@@ -26,7 +26,7 @@ class Decision:
 
     label: int | None             # the digit, or None for "not a digit"
     guess: int                    # the best digit, even when refused
-    reason: str                   # why it was refused ("" when not)
+    reason: str                   # why it was refused, e.g. "not a digit (93 %)"; "" when not
 
 
 def digit_columns(classes) -> list[int]:
@@ -47,9 +47,9 @@ def decide(proba: np.ndarray, classes=DIGITS, reject_class: int | None = None,
     for i in range(len(proba)):
         guess = int(DIGITS.index(list(classes)[cols[best[i]]]))
         if reject_class is not None and proba[i, reject_class] > p_best[i]:
-            reason = f"looks like no digit ({proba[i, reject_class] * 100:.0f} %)"
+            reason = f"not a digit ({proba[i, reject_class] * 100:.0f} %)"
         elif p_best[i] < threshold:
-            reason = f"no digit is likely enough (best {guess} at {p_best[i] * 100:.0f} %)"
+            reason = f"not a digit: no digit is likely enough (best {guess} at {p_best[i] * 100:.0f} %)"
         else:
             out.append(Decision(guess, guess, ""))
             continue

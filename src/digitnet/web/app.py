@@ -189,7 +189,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         return JSONResponse({
             "model": name, "label": answer.label,
-            "reason": f"not a digit: {answer.reason}" if answer.label is None else None,
+            "reason": answer.reason if answer.label is None else None,
             "probabilities": [round(float(p), 6) for p in proba[:10]],
             "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
             "image": seen.tolist(),
