@@ -109,3 +109,25 @@ def test_api_answers_null_for_a_scribble(reader):
     r = client.post("/api/predict?model=seed", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert isinstance(r.json()["label"], int)             # a digits-only model always answers
     assert client.get("/api/model").json()["default"] == "reader"
+
+
+def test_train_with_negatives_gives_a_model_that_can_refuse(tmp_path, capsys, mnist):
+    from helpers import write_npz
+    data = write_npz(tmp_path, mnist, 1500, 300)
+    out = tmp_path / "r.safetensors"
+    code, stdout, _ = run(capsys, "train", "--data", data, "--arch", "conv8k5-pool2-bn-relu-fc11", "--epochs", "1",
+                          "--optimizer", "adam", "--augment", "real", "--negatives", "0.1", "--val-size", "500",
+                          "--quiet", "-o", out)
+    assert code == 0 and "'not a digit' threshold" in stdout
+    model = digitnet.load(out)
+    assert model.reject_class == 10 and model.classes[-1] == "not a digit"
+    cal = model.meta["reject_calibration"]
+    assert cal["n_digits"] == 500 and model.meta["reject_threshold"] == cal["threshold"]
+    # a threshold refuses at most the chosen share of digits; an untrained-looking model refuses more by its
+    # "not a digit" output alone, and then gets no threshold at all
+    assert cal["digits_refused"] <= cal["max_refused"] + 1e-9 or cal["threshold"] == 0
+    code, _, err = run(capsys, "train", "--data", data, "--arch", "conv8k5-pool2-bn-relu-fc10", "--epochs", "1",
+                       "--negatives", "0.1", "--quiet", "-o", tmp_path / "bad.safetensors")
+    assert code == 2 and "fc11" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "train", "--augment", "slant,mixup", "--quiet")
+    assert code == 2 and "invalid choice" in err
