@@ -5,7 +5,7 @@ import pytest
 
 import digitnet
 from digitnet import DigitnetError
-from digitnet.augment import KINDS, augment
+from digitnet.augment import GEOMETRIC, KINDS, REAL_WORLD, augment
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -18,8 +18,63 @@ def test_keeps_shape_and_range_and_is_seedable(kind, small):
         assert np.allclose(a, x / 255)
     else:
         assert not np.array_equal(a, augment(x, np.random.default_rng(2), kind))
+    if kind in GEOMETRIC and kind != "none":
         # a small transform keeps most of the ink (the digit stays recognisable)
         assert abs(a.sum() / (x.sum() / 255) - 1) < 0.15
+
+
+def ink_box_and_centre(a):
+    """Longer side of each image's ink box (pixels > 20 % of its peak) and its centre of mass."""
+    ink = a > 0.2 * a.max(axis=(1, 2), keepdims=True)
+    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    side = np.maximum(rows.sum(axis=1), cols.sum(axis=1))    # no gaps in MNIST-framed digits' extent
+    g = np.arange(28)
+    m = a.sum(axis=(1, 2))
+    return side, np.stack([a.sum(axis=2) @ g / m, a.sum(axis=1) @ g / m], 1)
+
+
+@pytest.mark.parametrize("kind", [k for k in REAL_WORLD if k != "jitter"])
+def test_real_world_kinds_end_in_mnist_framing(kind, small):
+    # what preprocess.to_mnist gives the model for a real image: box ~20 px, centre of mass at the centre, peak 1
+    a = augment(small.train.images[:64], np.random.default_rng(3), kind)
+    side, centre = ink_box_and_centre(a)
+    assert np.median(side) == pytest.approx(20, abs=2)
+    assert np.abs(centre - 14).max() < 1.5
+    assert np.allclose(a.max(axis=(1, 2)), 1)
+
+
+def test_each_real_world_kind_changes_the_digit_in_its_own_way(small):
+    x = small.train.images[:64]
+    base = augment(x, np.random.default_rng(3), "jitter")
+    outs = {k: augment(x, np.random.default_rng(3), k) for k in REAL_WORLD}
+    ink = {k: (v > 0.5).sum() for k, v in outs.items()}
+    assert ink["stroke"] != ink["slant"]
+    side, centre = ink_box_and_centre(base)
+    assert np.abs(centre - 14).max() > 1                   # jitter leaves digits off-centre
+    # lowres and blur soften edges: fewer pixels that are neither ink nor background... than crisp MNIST
+    crisp = augment(x, np.random.default_rng(3), "none")
+    mid = {k: ((v > 0.1) & (v < 0.9)).mean() for k, v in {"none": crisp, **outs}.items()}
+    assert mid["blur"] > mid["none"] and mid["lowres"] > mid["none"]
+
+
+def test_real_mixes_clean_and_distorted_digits_and_kinds_combine(small):
+    x = small.train.images[:256]
+    a = augment(x, np.random.default_rng(5), "real")
+    assert a.shape == x.shape and a.dtype == np.float32
+    changed = np.abs(a - x / 255).mean(axis=(1, 2))
+    assert (changed < 0.05).any() and (changed > 0.1).any()
+    both = augment(x, np.random.default_rng(5), "slant,lowres")
+    assert np.array_equal(both, augment(x, np.random.default_rng(5), "slant,lowres"))
+    assert not np.array_equal(both, augment(x, np.random.default_rng(5), "slant"))
+    with pytest.raises(DigitnetError, match="augment must be one of"):
+        augment(x, np.random.default_rng(0), "slant,affine")   # geometric kinds stand alone
+
+
+def test_labels_are_kept_with_real_world_augmentation(small):
+    from digitnet.nn import build
+    model = build("fc64-relu-fc10")
+    h = digitnet.fit(model, small.train, epochs=3, augment="real", val_size=500, progress=False, optimizer="adam", lr=2e-3)
+    assert h[-1]["val_acc"] > 0.7          # chance is 0.1: augmented digits keep their labels
 
 
 def test_integer_shift_moves_the_image():

@@ -79,7 +79,7 @@ def test_predict_images_and_csv(tmp_path, capsys, mnist):
 
 def test_info_text(capsys):
     code, stdout, _ = run(capsys, "info")
-    assert code == 0 and "Dense(784->64)" in stdout and "test accuracy" in stdout and "digitnet train" in stdout
+    assert code == 0 and "Conv2D(" in stdout and "reader" in stdout and "test accuracy" in stdout and "digitnet train" in stdout
 
 
 def test_import_pickle(tmp_path, capsys):

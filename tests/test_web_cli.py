@@ -70,7 +70,7 @@ def test_digitnet_serve_runs_a_server(mnist, workers):
                 assert proc.poll() is None, proc.stdout.read().decode()
                 assert time.monotonic() < deadline, "digitnet serve did not answer within 30 s"
                 time.sleep(0.1)
-        assert health["status"] == "ok" and health["models"][0] == "seed"
+        assert health["status"] == "ok" and health["models"][0] == "reader"   # the default reader first
         body = json.dumps({"pixels": mnist.test.images[0].tolist()}).encode()
         req = urllib.request.Request(url + "/api/predict", body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:

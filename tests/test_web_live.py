@@ -143,6 +143,9 @@ DIGITS = {
     "1": [[(0.54, 0.14), (0.51, 0.5), (0.47, 0.86)]],
     "7": [[(0.26, 0.2), (0.74, 0.2), (0.6, 0.45), (0.46, 0.86)]],
 }
+# not a digit: a pen wandering in loops across the whole pad
+SCRIBBLE = [[(0.15, 0.3), (0.85, 0.2), (0.2, 0.5), (0.8, 0.45), (0.3, 0.8), (0.9, 0.85), (0.1, 0.65),
+             (0.6, 0.1), (0.5, 0.9)]]
 
 
 def draw(page, strokes):
@@ -199,7 +202,7 @@ def test_drawing_digits_in_a_real_browser(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         assert page.locator("#prediction").text_content() == "?"
-        assert page.locator("#model option").all_text_contents()[0].startswith("seed")
+        assert page.locator("#model option").all_text_contents()[0].startswith("reader")
         for digit, strokes in DIGITS.items():
             draw(page, strokes)
             assert settled_label(page) == digit
@@ -213,6 +216,13 @@ def test_drawing_digits_in_a_real_browser(browser, server):
             print(f"screenshot: {shot}")
             page.keyboard.press("Escape")   # the clear shortcut
             assert page.locator("#prediction").text_content() == "?"
+        # a scribble is answered "not a digit", not with a digit
+        draw(page, SCRIBBLE)
+        assert settled_label(page) == "none"
+        assert page.locator("#prediction").text_content() == "?"
+        assert "not a digit" in page.locator("#confidence").text_content()
+        page.screenshot(path=str(ARTIFACTS / "web-draw-scribble.png"))
+        page.keyboard.press("Escape")
         # predictions update while the pen is still down (debounced), not only when it lifts
         box = page.locator("#pad").bounding_box()
         page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.15 * box["height"])
@@ -232,7 +242,7 @@ def test_drawing_digits_in_a_real_browser(browser, server):
                             ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0 && v > 128).length")
         assert 20 < lit < 300
         # switching the model asks again, and the answer names the model
-        assert "seed" in page.locator("#confidence").text_content()
+        assert "reader" in page.locator("#confidence").text_content()
         page.select_option("#model", "untrained")
         page.wait_for_function("document.getElementById('confidence').textContent.includes('untrained')")
         settled_label(page)

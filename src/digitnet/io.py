@@ -63,6 +63,9 @@ def model_metadata(model: Sequential) -> dict:
                           "input": "28x28 grey, white digit on black, 0-255 scaled by pixel_scale"},
         "tensors_sha256": _tensors_sha256(tensors),
     }
+    if model.reject_class is not None or list(model.classes) != [str(d) for d in range(10)]:
+        meta["classes"] = list(model.classes)
+        meta["reject_class"] = model.reject_class
     for k, v in model.meta.items():
         meta.setdefault(k, v)
     return meta
@@ -178,8 +181,27 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
     if _tensors_sha256(model.state_dict()) != meta.get("tensors_sha256"):
         raise DigitnetError(f"{where}: tensors do not match the checksum in the metadata (file altered?)")
     model.meta = {k: v for k, v in meta.items()
-                  if k not in ("format", "architecture", "input_shape", "dtype", "tensors_sha256")}
+                  if k not in ("format", "architecture", "input_shape", "dtype", "tensors_sha256",
+                               "classes", "reject_class")}
+    model.classes, model.reject_class = _classes(meta, model.output_shape, where)
     return model
+
+
+def _classes(meta: dict, output_shape: tuple, where: str) -> tuple[list[str], int | None]:
+    """The ``classes`` and ``reject_class`` metadata, checked against the model's outputs."""
+    classes = meta.get("classes", [str(d) for d in range(10)])
+    reject = meta.get("reject_class")
+    if (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+            or (len(classes),) != tuple(output_shape)):
+        raise DigitnetError(f"{where}: metadata 'classes' must list one name per output "
+                            f"({output_shape[0] if output_shape else 0}), got {classes!r}")
+    if reject is not None and (isinstance(reject, bool) or not isinstance(reject, int)
+                               or not 0 <= reject < len(classes)):
+        raise DigitnetError(f"{where}: metadata 'reject_class' must be an output index or null, got {reject!r}")
+    return classes, reject
+
+
+DEFAULT_MODEL = "reader"
 
 
 def shipped_models() -> dict[str, Path]:
@@ -200,14 +222,18 @@ def resolve(name_or_path) -> Path:
                         f"shipped: {', '.join(sorted(shipped)) or 'none'}")
 
 
-def load(name_or_path="seed") -> Sequential:
-    """Load a model file (or a shipped model by name) and check it against its metadata."""
-    path = resolve(name_or_path)
+def load(name_or_path=None) -> Sequential:
+    """Load a model file (or a shipped model by name) and check it against its metadata.
+
+    Without a name: the default reader (``DEFAULT_MODEL``), the shipped model that reads real handwriting best
+    and answers "not a digit" for input that is none.
+    """
+    path = resolve(DEFAULT_MODEL if name_or_path is None else name_or_path)
     tensors, meta = read_file(path)
     return from_parts(tensors, meta, str(path))
 
 
-def info(name_or_path="seed") -> dict:
+def info(name_or_path=DEFAULT_MODEL) -> dict:
     """The metadata of a model file, checked against its header, without reading the tensors."""
     path = resolve(name_or_path)
     _, meta = read_file(path, tensors=False)

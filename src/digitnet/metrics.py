@@ -21,7 +21,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
     proba = predict_proba(model, data.images, batch_size)
     y = data.labels.astype(np.int64)
-    pred = proba.argmax(axis=1)
+    pred = proba[:, :10].argmax(axis=1)         # the best digit; a "not a digit" output is counted below
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
     cm = confusion_matrix(y, pred)
     tp = np.diag(cm).astype(np.float64)
@@ -37,7 +37,18 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
         "recall": recall.tolist(),
         "f1": f1.tolist(),
         "confusion_matrix": cm.tolist(),
+        **_refusals(model, proba, pred == y),
     }
+
+
+def _refusals(model, proba: np.ndarray, right: np.ndarray) -> dict:
+    """For a model that can answer "not a digit": how many inputs it refuses, and its accuracy then."""
+    reject = getattr(model, "reject_class", None)
+    if reject is None:
+        return {}
+    from .reject import refused
+    no = refused(proba, reject, model.meta.get("reject_threshold", 0.0))
+    return {"refused": float(no.mean()), "accuracy_answering": float((right & ~no).mean())}
 
 
 def predict_proba(models, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
@@ -63,8 +74,11 @@ def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefi
 
 def format_report(result: dict) -> str:
     """Human-readable text: accuracy, loss, per-class table, confusion matrix."""
-    lines = [f"accuracy {result['accuracy'] * 100:.2f} %  ({result['n']} images)   loss {result['loss']:.4f}", "",
-             "class  precision  recall     f1"]
+    lines = [f"accuracy {result['accuracy'] * 100:.2f} %  ({result['n']} images)   loss {result['loss']:.4f}"]
+    if "refused" in result:
+        lines.append(f"refused as 'not a digit' {result['refused'] * 100:.2f} %; accuracy counting those as wrong "
+                     f"{result['accuracy_answering'] * 100:.2f} %")
+    lines += ["", "class  precision  recall     f1"]
     for c in range(10):
         lines.append(f"{c:>5}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
                      f"{result['f1'][c] * 100:6.2f}%")

@@ -28,6 +28,7 @@ class Item:
     split: bool = False                    # digits of one image read as a number
     proba: list[np.ndarray] = field(default_factory=list)
     error: str | None = None               # why this input could not be read (the others go on)
+    answers: list = field(default_factory=list)   # a reject.Decision per digit
 
 
 MAX_INPUTS = 100_000      # files one command line may expand to
@@ -132,21 +133,35 @@ def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
     return [Item(name, digits, img if keep_source else None, split)]
 
 
-def classify(items: list[Item], models) -> None:
-    """Fill each item's probabilities (one model, or the average over several)."""
+def classify(items: list[Item], models, always_answer: bool = False) -> None:
+    """Fill each item's probabilities (one model, or the average over several) and answers.
+
+    A model with a "not a digit" output may refuse a digit (its answer's
+    label is None); ``always_answer`` keeps the best digit instead.
+    """
     from .metrics import predict_proba
+    from .reject import decide
     items = [it for it in items if it.error is None]
     if not items:
         return
+    if len({m.output_shape for m in models}) > 1 or len({m.reject_class for m in models}) > 1:
+        raise DigitnetError("the models of an ensemble must have the same outputs (digits only, or digits and "
+                            "'not a digit')")
     digits = np.stack([d for it in items for d in it.digits])
     proba = predict_proba(models if len(models) > 1 else models[0], digits)
+    first = models[0]
+    reject = None if always_answer else first.reject_class
+    threshold = 0.0 if always_answer else max(m.meta.get("reject_threshold", 0.0) for m in models)
+    answers = decide(proba, first.classes, reject, threshold)
     k = 0
     for it in items:
         it.proba = list(proba[k:k + len(it.digits)])
+        it.answers = answers[k:k + len(it.digits)]
         k += len(it.digits)
 
 
 def _top(p: np.ndarray, k: int) -> list[tuple[int, float]]:
+    p = p[:10]                                     # digits only; "not a digit" is said by the label
     top = np.argsort(-p, kind="stable")[:k]
     return [(int(c), float(p[c])) for c in top]
 
@@ -155,15 +170,21 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
     if it.error is not None:
         return json.dumps({"input": it.name, "error": it.error}) if as_json else f"{it.name}: error: {it.error}"
     tops = [_top(p, k) for p in it.proba]
-    label = "".join(str(t[0][0]) for t in tops)
+    answers = it.answers or [None] * len(tops)
+    labels = [t[0][0] if a is None else a.label for t, a in zip(tops, answers)]
+    label = "".join("?" if lab is None else str(lab) for lab in labels)
     if as_json:
-        entries = [{"label": t[0][0], "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
-                   for t in tops]
+        entries = [{"label": lab, "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
+                   for lab, t in zip(labels, tops)]
+        for e, a in zip(entries, answers):
+            if a is not None and a.label is None:
+                e["reason"] = a.reason
         if not it.split:
             return json.dumps({"input": it.name, **entries[0]})
         return json.dumps({"input": it.name, "label": label, "digits": entries})
     alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
-    return f"{it.name}: {label}   ({alts})"
+    why = "; ".join(a.reason for a in answers if a is not None and a.label is None)
+    return f"{it.name}: {label}   ({alts})" + (f"   [{why}]" if why else "")
 
 
 def save_seen(items: list[Item], folder) -> list[Path]:
@@ -197,8 +218,10 @@ def save_seen(items: list[Item], folder) -> list[Path]:
             is_digit = j >= len(panels) - n
             if is_digit:
                 prob = it.proba[j - (len(panels) - n)]
-                c = int(prob.argmax())
-                draw.text((x, cell + pad + 2), f"{c} ({prob[c] * 100:.0f}%)", fill=(0, 0, 0))
+                c = int(prob[:10].argmax())
+                refused = it.answers and it.answers[j - (len(panels) - n)].label is None
+                draw.text((x, cell + pad + 2), "? not a digit" if refused else f"{c} ({prob[c] * 100:.0f}%)",
+                          fill=(0, 0, 0))
             else:
                 draw.text((x, cell + pad + 2), "input", fill=(90, 90, 90))
             x += p.width + pad
@@ -222,5 +245,5 @@ def kaggle_submission(items: list[Item], out) -> Path:
     out = Path(out)
     if out.is_dir():
         raise DigitnetError(f"--kaggle-submission {out}: is a directory; give a file name like submission.csv")
-    lines = ["ImageId,Label"] + [f"{i},{int(it.proba[0].argmax())}" for i, it in enumerate(items, 1)]
+    lines = ["ImageId,Label"] + [f"{i},{int(it.proba[0][:10].argmax())}" for i, it in enumerate(items, 1)]
     return atomic_write(out, "\n".join(lines) + "\n", "--kaggle-submission")

@@ -37,7 +37,7 @@ def make_figures(model, data) -> tuple[dict, dict, list[str]]:
     from .metrics import evaluate, predict_proba
     plots.require_matplotlib()          # without it every plot would fail: an error, not an empty report
     result = evaluate(model, data)
-    proba = predict_proba(model, data.images)
+    proba = predict_proba(model, data.images)[:, :10]   # the digits (a 'not a digit' output is in result)
     figs, notes = {}, []
     makers = {
         "training_curves": lambda: plots.training_curves(model.meta.get("history", [])),

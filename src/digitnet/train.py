@@ -20,7 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .augment import KINDS as AUGMENTS
-from .augment import augment
+from .augment import augment, parse_kinds
 from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from .data import Dataset
 from .errors import DigitnetError
@@ -62,7 +62,8 @@ class TrainConfig:
     step_gamma: float = 0.1
     clip_norm: float = 0.0              # clip the global gradient norm to this (0: off)
     label_smoothing: float = 0.0
-    augment: str = "none"               # "none", "shift", "affine" or "elastic"
+    augment: str = "none"               # "none", "shift", "affine", "elastic", "real", or real-world kinds: augment.py
+    negatives: float = 0.0              # fraction of each batch that is generated non-digits (class 10); 0: none
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
     threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see nn/threads.py
@@ -92,8 +93,9 @@ class TrainConfig:
             raise DigitnetError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise DigitnetError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        if self.augment not in AUGMENTS:
-            raise DigitnetError(f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}")
+        parse_kinds(self.augment)
+        if not 0 <= self.negatives < 1:
+            raise DigitnetError(f"negatives must be a fraction in [0, 1), got {self.negatives}")
         self.betas = tuple(float(b) for b in self.betas)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise DigitnetError(f"betas must be two numbers in [0, 1), got {self.betas}")
@@ -121,6 +123,24 @@ class TrainConfig:
     def saved(self) -> dict:
         """The hyperparameters as stored in model metadata (no run plumbing)."""
         return {k: v for k, v in asdict(self).items() if k not in ("progress", "checkpoint")}
+
+
+NEGATIVE_LABEL = 10        # the "not a digit" output of a model trained with negatives
+NEGATIVE_POOL = 20000      # generated once per run; every draw is augmented afresh
+
+
+def negative_pool(model: Sequential, train: Dataset, cfg: TrainConfig) -> np.ndarray | None:
+    """The run's generated non-digits (uint8, (N, 28, 28)), or None without ``negatives``.
+
+    Seeded by the run's seed; the "several digits" family uses the training digits only.
+    """
+    if not cfg.negatives:
+        return None
+    if model.output_shape != (NEGATIVE_LABEL + 1,):
+        raise DigitnetError(f"training with negatives needs a network with {NEGATIVE_LABEL + 1} outputs "
+                            f"(the last one is 'not a digit', e.g. ...-fc11); this one has {model.output_shape}")
+    from . import negatives
+    return negatives.generate(min(NEGATIVE_POOL, len(train)), seed=cfg.seed, digits=train.images)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
@@ -195,6 +215,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     start = len(history)
     end = start if early and early.stopped else cfg.epochs     # a resumed run that had stopped early ends now
     step, whole_set = start * steps_per_epoch, {}
+    pool = negative_pool(model, train, cfg)
     for cb in callbacks:
         cb.on_train_begin(model, cfg)
     with threads.training_threads(threads.resolve(cfg.threads, model)):
@@ -204,7 +225,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
             for epoch in range(start + 1, end + 1):
                 t0 = time.perf_counter()
                 loss_sum, correct, seen = 0.0, 0, 0
-                for xb, yb in _batches(model, train, batch_size, cfg.augment, rng, whole_set):
+                for xb, yb in _batches(model, train, batch_size, cfg.augment, rng, whole_set, pool, cfg.negatives):
                     opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
                     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                         loss, pred = model.train_step(xb, yb)
@@ -244,19 +265,26 @@ def _config(config: TrainConfig | None, overrides: dict, resume: str | None) -> 
 
 
 def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng: np.random.Generator,
-             whole_set: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+             whole_set: dict, pool: np.ndarray | None = None, negatives: float = 0.0
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of model-ready ``(x, y)`` batches, in arrays reused from batch to batch.
 
-    Batches are shuffled with ``rng`` and augmented (``kind``) before they are
-    converted to floats. A single batch of the whole set needs no shuffling;
-    without augmentation it is converted once per run and kept in ``whole_set``.
+    Batches are shuffled with ``rng``, given generated non-digits from ``pool``
+    (labelled :data:`NEGATIVE_LABEL`, ``negatives`` of the enlarged batch) and
+    augmented (``kind``) before they are converted to floats. A single batch of
+    the whole set needs no shuffling; without augmentation or negatives it is
+    converted once per run and kept in ``whole_set``.
     """
-    if batch_size >= len(train) and kind == "none":
+    if batch_size >= len(train) and kind == "none" and pool is None:
         if not whole_set:
             whole_set["x"], whole_set["y"] = model.prepare(train.images), train.labels.astype(np.intp)
         yield whole_set["x"], whole_set["y"]
         return
     for xb, yb in train.batches(batch_size, rng if batch_size < len(train) else None, reuse=True):
+        if pool is not None:
+            k = round(len(yb) * negatives / (1 - negatives))
+            xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])
+            yb = np.concatenate([yb, np.full(k, NEGATIVE_LABEL, yb.dtype)])
         if kind != "none":
             xb = augment(xb, rng, kind)                                 # (B, 28, 28) float32 in [0, 1]
         yield model.prepare(xb, reuse=True), yb.astype(np.intp)

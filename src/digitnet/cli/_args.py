@@ -79,7 +79,7 @@ def threads(text: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'blas', got {text!r}") from None
 
 
-DEFAULT_MODEL = "seed"
+from ..io import DEFAULT_MODEL  # noqa: E402  (the shipped reader)
 
 
 class OneModel(argparse.Action):

@@ -21,6 +21,9 @@ def add_parser(sub, fmt) -> None:
                          "average the models' probabilities (an ensemble)")
     pr.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
+    pr.add_argument("--always-answer", action="store_true",
+                    help="always give the best digit, even for input the model reads as not a digit "
+                         "(by default such input is answered ? with the reason; in JSON \"label\": null)")
     pr.add_argument("--split", action="store_true",
                     help="read each image as a row of several digits, left to right (e.g. a written number)")
     pr.add_argument("--show", metavar="DIR",
@@ -41,7 +44,7 @@ def run(args) -> int:
     # input gets its own line and the rest go on; the exit status says whether any failed.
     items = read_items(args.files, split=args.split, keep_source=bool(args.show),
                        keep_going=not args.kaggle_submission)
-    classify(items, models)
+    classify(items, models, always_answer=args.always_answer)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)
         print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")

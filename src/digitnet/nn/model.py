@@ -42,6 +42,8 @@ class Sequential:
         self._n_inputs = int(np.prod(self.input_shape))
         self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
         self.meta: dict = {}       # filled by digitnet.fit() and io.load(): history, config, ...
+        self.classes: list[str] = [str(d) for d in range(10)]   # output names, in output order
+        self.reject_class: int | None = None    # index of the "not a digit" output, if the model has one
 
     def _check_shapes(self) -> tuple[int, ...]:
         shape = self.input_shape

@@ -175,7 +175,7 @@ def _layers_from_json(entries, rng, dtype) -> tuple[list[Layer], tuple]:
     return layers, (IMAGE_SHAPE if image else (784,))
 
 
-def build(arch: str | list, seed: int = 0, dtype=np.float32) -> Sequential:
+def build(arch: str | list, seed: int = 0, dtype=np.float32, n_classes: int = N_CLASSES) -> Sequential:
     """A fresh model from a preset name, a spec string, or a JSON list of layer configs.
 
     Parameters
@@ -187,6 +187,8 @@ def build(arch: str | list, seed: int = 0, dtype=np.float32) -> Sequential:
     seed : int
         Weights are drawn from ``np.random.default_rng(seed)``, layer by layer.
     dtype : float32 or float64
+    n_classes : int
+        Outputs the network must end with: 10 digits, or 11 with a "not a digit" class.
 
     Returns
     -------
@@ -210,9 +212,9 @@ def build(arch: str | list, seed: int = 0, dtype=np.float32) -> Sequential:
     else:
         raise DigitnetError(f"architecture must be a preset name, spec string or list, got {type(arch).__name__}")
     model = Sequential(layers, input_shape=input_shape, dtype=dtype)
-    if model.output_shape != (N_CLASSES,):
+    if model.output_shape != (n_classes,):
         raise DigitnetError(f"architecture {name!r} ends with output shape {model.output_shape}; "
-                            f"it must end with {N_CLASSES} outputs (e.g. ...-fc10)")
+                            f"it must end with {n_classes} outputs (e.g. ...-fc{n_classes})")
     model.meta["arch"] = name
     return model
 

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
+from ..reject import decide
 from . import schema
 from .inputs import check_image_bytes, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
@@ -51,12 +52,12 @@ IMAGE_TYPES = ("image/", "application/octet-stream")
 def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
     """Load models by file path or shipped name; the first one is the default.
 
-    With no specs, every shipped model is loaded, ``seed`` first.
+    With no specs, every shipped model is loaded, the default reader first.
     """
     from .. import io
     from pathlib import Path
     if not specs:
-        specs = sorted(io.shipped_models(), key=lambda n: (n != "seed", n))
+        specs = sorted(io.shipped_models(), key=lambda n: (n != io.DEFAULT_MODEL, n))
         if not specs:
             raise DigitnetError("no shipped models found and no --model given")
     models: dict[str, Sequential] = {}
@@ -185,12 +186,16 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
                                            "multipart/form-data (field 'file') or an image/* body"},
                                 status_code=415)
-        proba = net.predict_proba(x[None])[0]                              # (10,)
-        top = np.argsort(-proba, kind="stable")[:k]
+        proba = net.predict_proba(x[None])[0]                              # (10,), or (11,) with "not a digit"
+        answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
+        if request.query_params.get("always_answer") in ("1", "true"):
+            answer.label = answer.guess
+        top = np.argsort(-proba[:10], kind="stable")[:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         return JSONResponse({
-            "model": name, "label": int(top[0]),
-            "probabilities": [round(float(p), 6) for p in proba],
+            "model": name, "label": answer.label,
+            "reason": answer.reason if answer.label is None else None,
+            "probabilities": [round(float(p), 6) for p in proba[:10]],
             "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
             "image": seen.tolist(),
         })

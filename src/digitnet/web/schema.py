@@ -38,7 +38,9 @@ class TopK(BaseModel):
 
 class Prediction(BaseModel):
     model: str = Field(description="the model that answered")
-    label: int = Field(ge=0, le=9, description="the predicted digit")
+    label: int | None = Field(ge=0, le=9, description="the predicted digit; null when the model reads the "
+                              "image as not a digit (query always_answer=true gives the best digit instead)")
+    reason: str | None = Field(default=None, description="why the image was read as not a digit; null otherwise")
     probabilities: list[float] = Field(description="probability of each digit 0..9")
     top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")

@@ -131,11 +131,18 @@ function buildBars() {
 }
 
 function show(data) {
-  predictionEl.textContent = String(data.label);
-  predictionEl.dataset.label = String(data.label);
+  const refused = data.label === null;        // the model reads the drawing as not a digit
+  predictionEl.textContent = refused ? "?" : String(data.label);
+  predictionEl.dataset.label = refused ? "none" : String(data.label);
   predictionEl.classList.remove("empty");
-  const p = data.probabilities[data.label];
-  confidenceEl.textContent = `${(p * 100).toFixed(1)} % sure (${data.model})`;
+  if (refused) {
+    confidenceEl.textContent = `not a digit (${data.model})`;
+    confidenceEl.title = data.reason || "";
+  } else {
+    const p = data.probabilities[data.label];
+    confidenceEl.textContent = `${(p * 100).toFixed(1)} % sure (${data.model})`;
+    confidenceEl.title = "";
+  }
   confidenceEl.classList.remove("error");
   data.probabilities.forEach((q, d) => {
     const li = barsEl.children[d];
