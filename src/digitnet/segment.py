@@ -45,9 +45,11 @@ CUT_SPACING = 0.2           # ... and from each other
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
 # and the MNIST number sets of benchmarks/numbers.py.
 CUT_COST = 0.8              # per stroke a cut goes through
-DIGIT_COST = -1.0           # per digit read: a part of a digit often looks like a whole "1" or "7"
-WIDE = 1.0                  # a piece wider than this times the line height ...
-WIDE_COST = 10.0            # ... costs this per line height of extra width
+HOLE_COST = 2.5             # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
+DIGIT_COST = -1.0           # per digit read; a bonus: two touching digits read as one confident digit
+                            # is a commoner mistake than a part of a digit read as a whole one
+WIDE = 0.9                  # a piece wider than this times the line height ...
+WIDE_COST = 6.0             # ... costs this per line height of extra width
 SHORT = 0.7                 # a piece shorter than this fraction of the line ...
 SHORT_COST = 12.0           # ... costs this per line height it lacks
 OVERLAP = 0.15              # separate components of one piece overlapping less than this times the line height...
@@ -63,6 +65,7 @@ class Primitive:
     x0: int
     x1: int
     cut_left: int = 0       # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
+    cut_hole: bool = False  # the cut at x0 goes through a hole of the component (a closed loop)
 
 
 @dataclass
@@ -147,6 +150,15 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     return sorted(chosen)
 
 
+def hole_columns(mask: np.ndarray) -> np.ndarray:
+    """Per column of one component's mask: True where the column passes through a hole (enclosed background)."""
+    from .preprocess import components
+    background, _ = components(~np.pad(mask, 1))
+    outside = np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]])
+    hole = (background > 0) & ~np.isin(background, outside)
+    return hole[1:-1, 1:-1].any(axis=0)
+
+
 def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
     """Over-segment a line of ink: (primitives left to right, component labels, line height in pixels)."""
     labels, keep = _parts(ink)
@@ -160,11 +172,13 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         sub = mask[:, x0:x1]
         cuts = cut_columns(sub, line_h)
         crossings = column_profile(sub)[1]
+        holes = hole_columns(sub) if cuts else None
         edges = [0] + cuts + [x1 - x0]
         for a, b in zip(edges[:-1], edges[1:]):
             part = sub[:, a:b]
             centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
-            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0)))
+            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0,
+                                            bool(a and holes[a]))))
     if len(prims) > MAX_PRIMITIVES:
         raise DigitnetError(f"too many separate pieces of ink ({len(prims)}) to read as one number; "
                             f"crop the image to the number")
@@ -320,7 +334,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
 
     def cut_cost(j: int) -> float:
-        return CUT_COST * prims[j].cut_left
+        return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole
 
     path, total = best_path(n, lambda i, j: score.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
