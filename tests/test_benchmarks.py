@@ -196,3 +196,14 @@ def test_readme_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypat
     assert update_readme.main(["--summary", "a"]) == 0
     (tmp_path / "README.md").write_text("no markers\n")
     assert update_readme.main(["--summary", "a"]) == 2
+
+
+def test_busy_machine_case_times_every_thread_setting(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.busy", "--runs", "1", "--epochs", "1", "--no-load",
+                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "busy.json").read_text())
+    assert set(res["settings"]) == {"default", "--threads 1", "--threads blas"}
+    assert all(s["min"] > 0 and len(s["runs"]) == 1 for s in res["settings"].values())
+    assert "| `digitnet train --threads 1` |" in (tmp_path / "busy.md").read_text()
