@@ -27,6 +27,7 @@ class Item:
     source: object = None                  # PIL image, for --show
     split: bool = False                    # digits of one image read as a number
     proba: list[np.ndarray] = field(default_factory=list)
+    boxes: list[tuple] = field(default_factory=list)   # each digit's (x0, y0, x1, y1) in the image, when known
 
 
 def expand(patterns: list[str]) -> list[str]:
@@ -62,11 +63,14 @@ def expand(patterns: list[str]) -> list[str]:
     return out
 
 
-def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None) -> list[Item]:
+def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None,
+               models=None) -> list[Item]:
     """Load and preprocess every input; CSV files give one item per row.
 
     ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
-    only the 28x28 digits stay in memory.
+    only the 28x28 digits stay in memory. With ``models``, images are read by
+    :func:`digitnet.segment.read_number`: with ``split`` always as a number,
+    without it as a number when the image clearly holds several digits.
     """
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
@@ -84,11 +88,32 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
         else:
             img, name = open_image(f), f
         try:
-            digits = split_digits(img) if split else [to_mnist(img)]
+            if models is not None:
+                item = _number_item(img, name, split, models)
+            else:
+                item = Item(name, split_digits(img) if split else [to_mnist(img)], split=split)
         except DigitnetError as exc:
             raise DigitnetError(f"{name}: {exc}") from None
-        items.append(Item(name, digits, img if keep_source else None, split))
+        item.source = img if keep_source else None
+        items.append(item)
     return items
+
+
+def _number_item(img, name: str, split: bool, models) -> Item:
+    """One image read as a number (``split``, or clearly several digits), else as one digit."""
+    from .preprocess import to_mnist
+    from .segment import read_number
+    try:
+        reading = read_number(img, models if len(models) > 1 else models[0])
+    except DigitnetError:
+        if split:
+            raise
+        reading = None                     # e.g. too many pieces of ink for a number: read it as one digit
+    if reading is not None and (split or reading.clearly_several):
+        return Item(name, reading.digits, split=True, boxes=reading.boxes)
+    whole = [] if reading is None else [(min(b[0] for b in reading.boxes), min(b[1] for b in reading.boxes),
+                                         max(b[2] for b in reading.boxes), max(b[3] for b in reading.boxes))]
+    return Item(name, [to_mnist(img)], boxes=whole)
 
 
 def classify(items: list[Item], models) -> None:
@@ -113,9 +138,11 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
     if as_json:
         entries = [{"label": t[0][0], "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
                    for t in tops]
+        for entry, box in zip(entries, it.boxes):
+            entry["box"] = list(box)
         if not it.split:
-            return json.dumps({"input": it.name, **entries[0]})
-        return json.dumps({"input": it.name, "label": label, "digits": entries})
+            return json.dumps({"input": it.name, **entries[0], "number": label})
+        return json.dumps({"input": it.name, "number": label, "label": label, "digits": entries})
     alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
     return f"{it.name}: {label}   ({alts})"
 

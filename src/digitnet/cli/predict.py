@@ -22,7 +22,8 @@ def add_parser(sub, fmt) -> None:
     pr.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
     pr.add_argument("--split", action="store_true",
-                    help="read each image as a row of several digits, left to right (e.g. a written number)")
+                    help="read each image as a number: a row of digits, left to right (without it, an image "
+                         "that clearly holds several digits is read as a number too)")
     pr.add_argument("--show", metavar="DIR",
                     help="save, for each input, a picture of it next to what the network saw")
     pr.add_argument("--kaggle-submission", metavar="OUT",
@@ -37,7 +38,7 @@ def run(args) -> int:
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
         raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
                             f"got {' '.join(args.files)}")
-    items = read_items(args.files, split=args.split, keep_source=bool(args.show))
+    items = read_items(args.files, split=args.split, keep_source=bool(args.show), models=models)
     classify(items, models)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)

@@ -3,7 +3,8 @@
 Routes::
 
     GET  /              the drawing page (static/index.html, app.js, style.css)
-    POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28
+    POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28,
+                        and the number it holds (number, digits: see numbers.py)
     GET  /api/model     metadata of the loaded models
     GET  /healthz       liveness
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
@@ -34,6 +35,7 @@ from ..nn.model import Sequential
 from . import schema
 from .inputs import header_pixels, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
+from .numbers import number_fields, parse_split, read_image
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
 MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
@@ -131,12 +133,13 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     async def model_info():
         return {"default": default, "models": summaries}
 
-    async def decode(data: bytes) -> np.ndarray:
-        if header_pixels(data) <= INLINE_PIXELS:   # a canvas drawing: ~1 ms, cheaper than a thread hop
-            return image_to_mnist(data, max_pixels)
+    async def decode(data: bytes, net: Sequential, split: bool):
+        """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
+        if header_pixels(data) <= INLINE_PIXELS:   # a canvas drawing: a few ms, cheaper than a thread hop
+            return read_image(data, max_pixels, net, split)
         if not limiter:
             limiter.append(anyio.CapacityLimiter(image_workers))
-        return await anyio.to_thread.run_sync(image_to_mnist, data, max_pixels, limiter=limiter[0])
+        return await anyio.to_thread.run_sync(read_image, data, max_pixels, net, split, limiter=limiter[0])
 
     def pick(name) -> tuple[str, Sequential]:
         if name is None:
@@ -155,6 +158,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
         # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() like the body's fields.
         model, top_k = request.query_params.get("model"), request.query_params.get("top_k")
+        split, digits = request.query_params.get("split"), None
         content_type = request.headers.get("content-type", "")
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
@@ -171,11 +175,11 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
                                     f"got fields {', '.join(map(repr, fields)) or 'none'}")
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
-            x = await decode(fields["file"])                                # uint8 (28, 28)
+            x, digits = await decode(fields["file"], net, parse_split(fields.get("split", split)))  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
-            x = await decode(body)
+            x, digits = await decode(body, net, parse_split(split))
         else:
             return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
                                            "multipart/form-data (field 'file') or an image/* body"},
@@ -188,6 +192,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             "probabilities": [round(float(p), 6) for p in proba],
             "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
             "image": seen.tolist(),
+            **number_fields(proba, seen, digits, k),
         })
 
     return app
