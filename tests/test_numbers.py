@@ -56,7 +56,7 @@ def test_cli_split_reads_touching_digits(capsys, files, mnist):
 
 
 def test_cli_single_digit_stays_a_digit(capsys, files, mnist):
-    code, out, _ = run(capsys, "predict", "--model", "cnn", "--json", files / "single.png")
+    _, out, _ = run(capsys, "predict", "--model", "cnn", "--json", files / "single.png")
     entry = json.loads(out)
     assert entry["label"] == mnist.test.labels[4] and entry["number"] == str(entry["label"])
     assert "digits" not in entry and len(entry["box"]) == 4

@@ -107,7 +107,7 @@ def test_boxes_are_in_image_pixels_left_to_right(mnist, cnn):
 class FakeModel:
     """Outputs fixed probabilities; 11 classes, the last meaning "not a digit"."""
 
-    meta = {"reject_class": 10}
+    meta = {"reject_class": 10}  # noqa: RUF012 - read only
 
     def __init__(self, proba):
         self.proba = np.asarray(proba, np.float64)

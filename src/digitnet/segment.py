@@ -128,7 +128,7 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     A component narrower than ``MIN_CUT_WIDTH`` line heights is not cut.
     A column is cut so that its pixels go to the right-hand piece.
     """
-    h, w = mask.shape
+    w = mask.shape[1]
     if w < MIN_CUT_WIDTH * line_h:
         return []
     count, crossings, top, bottom = column_profile(mask)

@@ -33,7 +33,7 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from . import schema
-from .inputs import header_pixels, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .inputs import header_pixels, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
 from .numbers import number_fields, parse_split, read_image
 
