@@ -14,10 +14,10 @@ import sys
 from .. import __version__
 from ..errors import DigitnetError
 from ..threads import inference_threads
-from . import evaluate, export, import_pickle, info, predict, report, serve, train
+from . import evaluate, export, finetune, import_pickle, info, predict, report, serve, train
 
 EXIT_USAGE = 2
-VERBS = (train, evaluate, predict, export, report, info, import_pickle, serve)
+VERBS = (train, evaluate, predict, finetune, export, report, info, import_pickle, serve)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 SPECS_ENV = "DIGITNET_SERVE_MODELS"   # how `serve --workers N` tells its worker processes what to load
+COLLECT_ENV = "DIGITNET_SERVE_COLLECT"  # ... and where to collect drawings (serve --collect)
 
 
 def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False, workers: int = 1) -> None:
+          access_log: bool = False, workers: int = 1, collect=None) -> None:
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
     With ``workers`` > 1, uvicorn runs that many server processes on the one port (one per CPU core
@@ -23,12 +24,18 @@ def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8
 
     from .app import create_app, load_models
     models = load_models(specs)     # here too with workers: a bad model fails now, with one clear message
+    if collect is not None:
+        from .collect import Collector
+        Collector(collect, 1)       # a bad folder fails now too
+        print(f"digitnet: saving corrected drawings under {collect}/<digit>/", file=sys.stderr)
     print(f"digitnet: serving {', '.join(models)} at http://{host}:{port}/ (API reference at /docs)"
           f"{f' with {workers} worker processes' if workers > 1 else ''}", file=sys.stderr)
     if workers == 1:
-        uvicorn.run(create_app(models), host=host, port=port, access_log=access_log, log_level="info")
+        uvicorn.run(create_app(models, collect=collect), host=host, port=port, access_log=access_log, log_level="info")
         return
     os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
+    if collect is not None:
+        os.environ[COLLECT_ENV] = str(collect)
     uvicorn.run("digitnet.web:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_level="info")
 
@@ -43,4 +50,5 @@ def app_from_env():
     if not user_chose_blas_threads():     # as the one-process server, run inside inference_threads()
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=1, user_api="blas")
-    return create_app(load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None))
+    return create_app(load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None),
+                      collect=os.environ.get(COLLECT_ENV) or None)

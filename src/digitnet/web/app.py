@@ -6,6 +6,7 @@ Routes::
     POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28,
                         and the number it holds (number, digits: see numbers.py)
     GET  /api/model     metadata of the loaded models
+    POST /api/collect   a corrected drawing saved under DIR/<digit>/ (only with serve --collect DIR)
     GET  /healthz       liveness
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
 
@@ -35,6 +36,7 @@ from ..nn.model import Sequential
 from . import schema
 from .inputs import header_pixels, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
+from .collect import CollectFailed, CollectionFull, Collector
 from .numbers import number_fields, parse_split, read_image
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
@@ -78,7 +80,7 @@ def model_summary(name: str, model: Sequential) -> dict:
 
 def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = MAX_BODY,
                max_pixels: int = MAX_PIXELS, image_workers: int = 2,
-               cors_origins: list[str] | None = None) -> FastAPI:
+               cors_origins: list[str] | None = None, collect=None) -> FastAPI:
     """Build the web app around already-loaded ``models`` (name -> model; the first is the default).
 
     Parameters
@@ -93,6 +95,9 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         How many uploaded images may be decoded at the same time.
     cors_origins : list of str, optional
         Origins allowed to call the API from other sites. None (the default): CORS off.
+    collect : path or Collector, optional
+        Folder (or a configured :class:`~.collect.Collector`) where ``POST /api/collect`` saves corrected drawings (see collect.py).
+        None (the default): that route does not exist and nothing a client sends is written.
     """
     models = dict(models) if models else load_models()
     default = next(iter(models))
@@ -110,7 +115,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
 
     @app.exception_handler(DigitnetError)
     async def user_error(request: Request, exc: DigitnetError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        status = 409 if isinstance(exc, CollectionFull) else 503 if isinstance(exc, CollectFailed) else 422
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError):
@@ -194,5 +200,28 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             "image": seen.tolist(),
             **number_fields(proba, seen, digits, k),
         })
+
+    if collect is not None:
+        collector = collect if isinstance(collect, Collector) else Collector(collect, max_pixels)
+
+        @app.get("/api/collect", summary="Samples collected so far, per digit (only with serve --collect)")
+        async def collected():
+            return {"counts": collector.counts(), "max_per_digit": collector.max_per_digit,
+                    "max_total": collector.max_total}
+
+        @app.post("/api/collect", summary="Save a drawing under its right digit (only with serve --collect)",
+                  responses={409: {"model": schema.Error, "description": "the collection is full"},
+                             **schema.PREDICT_ERRORS})
+        async def collect_one(request: Request):
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+                return JSONResponse({"detail": "send multipart/form-data with fields 'file' (the drawing) "
+                                               "and 'label' (0-9)"}, status_code=415)
+            fields = parse_multipart(await request.body(), content_type)
+            if "file" not in fields or "label" not in fields:
+                raise DigitnetError(f"collect needs fields 'file' and 'label'; got "
+                                    f"{', '.join(map(repr, fields)) or 'none'}")
+            path = collector.save(fields["file"], fields["label"])
+            return {"saved": f"{path.parent.name}/{path.name}", "counts": collector.counts()}
 
     return app
