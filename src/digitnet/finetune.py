@@ -40,11 +40,11 @@ class FinetuneConfig:
     """How gently to fine-tune; names match the ``digitnet finetune`` flags."""
 
     epochs: int = 4
-    lr: float = 0.005           # SGD with momentum; MNIST training used ~0.1
+    lr: float = 0.01            # SGD with momentum (cosine decay); training from scratch uses ~0.1
     batch_size: int = 64
     replay: int = 4             # MNIST training digits replayed per own sample (at least replay_min)
-    replay_min: int = 2000
-    own_share: float = 0.3      # fraction of each epoch that is the person's samples (repeated as needed)
+    replay_min: int = 5000
+    own_share: float = 0.5      # fraction of each epoch that is the person's samples (repeated as needed)
     holdout: float = 0.25       # fraction of each class's samples kept out for measuring
     augment: str | None = None  # None: the base model's own (its training's), else "none", "shift", "affine", ...
     label_smoothing: float | None = None   # None: the base model's own (a different loss moves every weight)
