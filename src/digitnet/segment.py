@@ -40,12 +40,13 @@ LINE_HEIGHT = 64            # ... and its ink at most this tall (ample to find c
 MAX_MERGE = 6               # a piece holds at most this many primitives
 MAX_PRIMITIVES = 120        # more pieces of ink than this is not a number (a page of text, noise)
 MIN_CUT_WIDTH = 0.75        # a component narrower than this times the line height is one digit or less
-CUT_MARGIN = 0.15           # cuts stay this far (times the line height) from a component's ends ...
+CUT_MARGIN = 0.08           # cuts stay this far (times the line height) from a component's ends ...
 CUT_SPACING = 0.2           # ... and from each other
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
 # and the MNIST number sets of benchmarks/numbers.py.
 CUT_COST = 0.8              # per stroke a cut goes through
 HOLE_COST = 2.5             # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
+HOLE_SIDE = 0.06            # ... when it leaves this much of the loop (times the line height) on each side
 DIGIT_COST = -1.0           # per digit read; a bonus: two touching digits read as one confident digit
                             # is a commoner mistake than a part of a digit read as a whole one
 WIDE = 0.9                  # a piece wider than this times the line height ...
@@ -150,13 +151,24 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     return sorted(chosen)
 
 
-def hole_columns(mask: np.ndarray) -> np.ndarray:
-    """Per column of one component's mask: True where the column passes through a hole (enclosed background)."""
+def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
+    """Per column of one component's mask: True where the column cuts a hole (enclosed background) in two.
+
+    Only a cut with at least ``HOLE_SIDE`` line heights of the hole on each
+    side counts: the thin gap a "1" leaning on a "0" encloses is no loop.
+    """
     from .preprocess import components
-    background, _ = components(~np.pad(mask, 1))
-    outside = np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]])
-    hole = (background > 0) & ~np.isin(background, outside)
-    return hole[1:-1, 1:-1].any(axis=0)
+    background, n = components(~np.pad(mask, 1))
+    outside = set(np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]]).tolist())
+    side = max(1, int(round(HOLE_SIDE * line_h)))
+    cuts = np.zeros(mask.shape[1], bool)
+    for k in range(1, n + 1):
+        if k in outside:
+            continue
+        cols = np.nonzero((background[1:-1, 1:-1] == k).any(axis=0))[0]
+        if cols.size and cols[-1] - cols[0] >= 2 * side:
+            cuts[cols[0] + side:cols[-1] - side + 1] = True
+    return cuts
 
 
 def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
@@ -172,7 +184,7 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         sub = mask[:, x0:x1]
         cuts = cut_columns(sub, line_h)
         crossings = column_profile(sub)[1]
-        holes = hole_columns(sub) if cuts else None
+        holes = hole_columns(sub, line_h) if cuts else None
         edges = [0] + cuts + [x1 - x0]
         for a, b in zip(edges[:-1], edges[1:]):
             part = sub[:, a:b]
