@@ -113,7 +113,8 @@ def test_an_interrupted_write_leaves_no_file(models, tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(dio.os, "fsync", broken_fsync)
     r = client.post("/api/collect", files={"file": ("d.png", drawing())}, data={"label": "5"})
-    assert r.status_code == 503 and "No space left" in r.json()["detail"]
+    assert r.status_code == 503 and "no space left" in r.json()["detail"].lower()
+    assert str(tmp_path) not in r.json()["detail"]                     # the server's paths stay private
     assert files_under(tmp_path) == []                                  # no partial file, no temp file
 
 

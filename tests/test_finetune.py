@@ -31,7 +31,7 @@ def folder(tmp_path_factory, mnist):
         for k, im in enumerate(slanted(mnist.train.images[idx])):
             Image.fromarray(255 - im).resize((84, 84), Image.BICUBIC).save(root / str(d) / f"{k}.png")
     (root / "3" / "notes.txt").write_text("ignored: not an image")
-    (root / "3" / ".x.png.abc.tmp").write_bytes(b"half a file")      # an interrupted collect write
+    (root / "3" / ".x.abc.tmp.png").write_bytes(b"half a file")      # an interrupted collect write
     return root
 
 

@@ -75,7 +75,8 @@ def load_folder(folder) -> Dataset:
     for d in range(10):
         sub = root / str(d)
         if sub.is_dir():
-            files += [(f, d) for f in sorted(sub.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            files += [(f, d) for f in sorted(sub.iterdir())       # dot-files: hidden, or a write in progress
+                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
         if len(files) > MAX_SAMPLES:
             raise DigitnetError(f"{root}: more than {MAX_SAMPLES:,} images; fine-tuning expects a person's samples")
     if not files:

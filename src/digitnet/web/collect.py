@@ -16,7 +16,7 @@ What reaches the disk is bounded and never the client's bytes or names:
   full);
 - each file is written to a temporary name in its folder and renamed
   (atomic: a reader never sees half a file; an interrupted write leaves at
-  most a dot-file ending in ``.tmp``, which ``finetune`` ignores).
+  most a temporary dot-file, which ``finetune`` ignores).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from ..errors import DigitnetError
-from ..io import _atomic_write
+from ..fsutil import atomic_write
 from ..preprocess import open_image
 
 MAX_SIDE = 640                 # drawings are stored at most this large (longer side)
@@ -87,7 +87,7 @@ class Collector:
                                  f"and {self.max_total:,} in all)")
         path = self.folder / label / f"{time.time_ns()}-{secrets.token_hex(4)}.png"
         try:
-            _atomic_write(path, png)
-        except OSError as exc:
-            raise CollectFailed(f"could not save the drawing ({exc.strerror or type(exc).__name__})") from None
+            atomic_write(path, png)
+        except DigitnetError as exc:               # its message names the server's path: keep only the reason
+            raise CollectFailed(f"could not save the drawing: {str(exc).rsplit(': ', 1)[-1]}") from None
         return path
