@@ -38,7 +38,7 @@ from .preprocess import _as_ink, _parts, _upright, fit_mnist
 LINE_WORK_SIZE = 1024       # a line of digits is analysed at most this wide ...
 LINE_HEIGHT = 64            # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
 MAX_MERGE = 6               # a piece holds at most this many primitives
-MAX_PRIMITIVES = 120        # more pieces of ink than this is not a number (a page of text, noise)
+MAX_PRIMITIVES = 80         # more pieces of ink than this is not a number (a page of text, noise)
 MIN_CUT_WIDTH = 0.75        # a component narrower than this times the line height is one digit or less
 CUT_MARGIN = 0.08           # cuts stay this far (times the line height) from a component's ends ...
 CUT_SPACING = 0.2           # ... and from each other

@@ -11,12 +11,11 @@ Routes::
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
-takes tens of microseconds for the MLP, so it runs directly on the event loop,
-and so does preprocessing a small image such as a canvas drawing (about 1 ms:
-a hop to a worker thread costs more than that under load). A large upload (up
-to ``max_pixels``) can take far longer, so it is preprocessed in a worker
-thread, at most ``image_workers`` at a time so that concurrent large uploads
-cannot exhaust memory nor stall the other requests.
+(JSON pixels) takes tens of microseconds for the MLP, so it runs directly on
+the event loop. An image is also read as a number, which classifies every
+candidate piece of its ink, so images are preprocessed in a worker thread, at
+most ``image_workers`` at a time so that concurrent uploads cannot exhaust
+memory nor stall the other requests.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from . import schema
-from .inputs import header_pixels, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .inputs import parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
 from .collect import CollectFailed, CollectionFull, Collector
 from .numbers import number_fields, parse_split, read_image
@@ -47,7 +46,6 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
                                            "frame-ancestors 'none'; form-action 'self'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_TYPES = ("image/", "application/octet-stream")
-INLINE_PIXELS = 512 * 512         # images up to this size are preprocessed on the event loop, larger in a thread
 
 
 def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
@@ -141,8 +139,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
 
     async def decode(data: bytes, net: Sequential, split: bool):
         """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
-        if header_pixels(data) <= INLINE_PIXELS:   # a canvas drawing: a few ms, cheaper than a thread hop
-            return read_image(data, max_pixels, net, split)
+        # Reading a number classifies every candidate piece (up to segment.MAX_PRIMITIVES x MAX_MERGE of
+        # them): even a small image can take long enough to stall the event loop, so always in a thread.
         if not limiter:
             limiter.append(anyio.CapacityLimiter(image_workers))
         return await anyio.to_thread.run_sync(read_image, data, max_pixels, net, split, limiter=limiter[0])
