@@ -11,18 +11,18 @@ Routes::
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
-(JSON pixels) takes tens of microseconds for the MLP, so it runs directly on
-the event loop. An image is also read as a number, which classifies every
-candidate piece of its ink, so images are preprocessed in a worker thread, at
-most ``image_workers`` at a time so that concurrent uploads cannot exhaust
-memory nor stall the other requests.
+takes tens of microseconds for the MLP, so it runs directly on the event loop,
+and so do JSON pixels. Every uploaded image is decoded and preprocessed in a
+small thread pool (:class:`~digitnet.web.pool.DecodePool`), ``image_workers``
+at a time, each with a deadline of ``decode_timeout_s``: a hostile upload
+costs its request a 422 (or a 503 when the pool is full), never the other
+requests their event loop.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
-import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,10 +33,11 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from . import schema
-from .inputs import parse_json, parse_multipart, parse_top_k, pixels_to_array
-from .limits import BodyLimitMiddleware
+from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
 from .collect import CollectFailed, CollectionFull, Collector
 from .numbers import number_fields, parse_split, read_image
+from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
 MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
@@ -77,7 +78,7 @@ def model_summary(name: str, model: Sequential) -> dict:
 
 
 def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = MAX_BODY,
-               max_pixels: int = MAX_PIXELS, image_workers: int = 2,
+               max_pixels: int = MAX_PIXELS, image_workers: int = 2, decode_timeout_s: float = 4.0,
                cors_origins: list[str] | None = None, collect=None) -> FastAPI:
     """Build the web app around already-loaded ``models`` (name -> model; the first is the default).
 
@@ -90,22 +91,26 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     max_pixels : int
         Largest accepted uploaded image (width x height), checked before decoding.
     image_workers : int
-        How many uploaded images may be decoded at the same time.
+        How many uploaded images may be decoded at the same time (twice as many more may wait).
+    decode_timeout_s : float
+        Seconds an upload may take to decode (waiting for a thread included); longer is a 422.
     cors_origins : list of str, optional
         Origins allowed to call the API from other sites. None (the default): CORS off.
     collect : path or Collector, optional
-        Folder (or a configured :class:`~.collect.Collector`) where ``POST /api/collect`` saves corrected drawings (see collect.py).
-        None (the default): that route does not exist and nothing a client sends is written.
+        Folder (or a configured :class:`~.collect.Collector`) where ``POST /api/collect`` saves
+        corrected drawings (see collect.py). None (the default): that route does not exist and
+        nothing a client sends is written.
     """
     models = dict(models) if models else load_models()
     default = next(iter(models))
     summaries = [model_summary(n, m) for n, m in models.items()]
-    limiter: list[anyio.CapacityLimiter] = []   # created on first use, inside the event loop
+    pool = DecodePool(image_workers, decode_timeout_s)
 
     app = FastAPI(title="digitnet", version=__version__, docs_url=None, redoc_url=None,
                   description="Handwritten-digit recognition by a NumPy network. "
                               "Draw at `/`, read this reference at `/docs`.")
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    app.add_middleware(DisconnectLogMiddleware)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"])
@@ -139,11 +144,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
 
     async def decode(data: bytes, net: Sequential, split: bool):
         """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
-        # Reading a number classifies every candidate piece (up to segment.MAX_PRIMITIVES x MAX_MERGE of
-        # them): even a small image can take long enough to stall the event loop, so always in a thread.
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(image_workers))
-        return await anyio.to_thread.run_sync(read_image, data, max_pixels, net, split, limiter=limiter[0])
+        check_image_bytes(data)   # refuses a JPEG scan bomb here, before it takes a thread
+        return await pool.run(read_image, data, max_pixels, net, split)
 
     def pick(name) -> tuple[str, Sequential]:
         if name is None:
