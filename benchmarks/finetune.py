@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     stem = Path(args.model).stem
     (out / f"finetune-{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [f"Model `{args.model}`; command: `{result['command']}`", "",
-          f"| samples per digit | writer, before | writer, after | errors removed | MNIST test, before | "
-          f"MNIST test, after |", "|---|---|---|---|---|---|"]
+          ("| samples per digit | writer, before | writer, after | errors removed | MNIST test, before | "
+           "MNIST test, after |"), "|---|---|---|---|---|---|"]
     md += [f"| {r['per_digit']} | {r['own_before'] * 100:.1f} % | {r['own_after'] * 100:.1f} % | "
            f"{r['errors_removed'] * 100:.0f} % | {r['mnist_before'] * 100:.2f} % | {r['mnist_after'] * 100:.2f} % |"
            for r in rows]
