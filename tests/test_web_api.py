@@ -122,7 +122,7 @@ def test_openapi_documents_the_api(client):
     assert {"multipart/form-data", "application/json", "image/png", "image/jpeg"} <= set(body)
     assert "422" in spec["paths"]["/api/predict"]["post"]["responses"]
     query = {q["name"]: q for q in spec["paths"]["/api/predict"]["post"]["parameters"]}
-    assert set(query) == {"model", "top_k"} and query["top_k"]["schema"]["maximum"] == 10
+    assert set(query) == {"model", "top_k", "split"} and query["top_k"]["schema"]["maximum"] == 10
     page = client.get("/docs")
     assert page.status_code == 200 and "/static/docs.js" in page.text
 

@@ -303,12 +303,12 @@ def slow_decode(monkeypatch):
     """Replace the image decode with one that blocks until released (as a scan bomb would)."""
     release, started = threading.Event(), []
 
-    def decode(data, max_pixels):
+    def decode(data, max_pixels, net, split):
         started.append(1)
         release.wait(WAIT)
-        return np.zeros((28, 28), np.uint8)
+        return np.zeros((28, 28), np.uint8), None      # the image as one digit; no number in it
 
-    monkeypatch.setattr(web_app, "image_to_mnist", decode)
+    monkeypatch.setattr(web_app, "read_image", decode)
     yield release, started
     release.set()
 

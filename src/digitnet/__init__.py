@@ -20,7 +20,8 @@ from .errors import DigitnetError  # noqa: E402
 from .io import import_pickle, info, load, save  # noqa: E402
 from .metrics import evaluate  # noqa: E402
 from .nn import MLP, Sequential, build  # noqa: E402
+from .segment import read_number  # noqa: E402
 from .train import TrainConfig, fit  # noqa: E402
 
 __all__ = ["__version__", "Dataset", "MNIST", "load_mnist", "DigitnetError", "import_pickle", "info",
-           "load", "save", "evaluate", "MLP", "Sequential", "build", "TrainConfig", "fit", "Callback"]
+           "load", "save", "evaluate", "MLP", "Sequential", "build", "TrainConfig", "fit", "Callback", "read_number"]

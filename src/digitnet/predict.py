@@ -29,6 +29,7 @@ class Item:
     proba: list[np.ndarray] = field(default_factory=list)
     error: str | None = None               # why this input could not be read (the others go on)
     answers: list = field(default_factory=list)   # a reject.Decision per digit
+    boxes: list[tuple] = field(default_factory=list)   # each digit's (x0, y0, x1, y1) in the image, when known
 
 
 MAX_INPUTS = 100_000      # files one command line may expand to
@@ -93,19 +94,21 @@ def _glob(pat: str):
 
 
 def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None,
-               keep_going: bool = False) -> list[Item]:
+               keep_going: bool = False, models=None) -> list[Item]:
     """Load and preprocess every input; CSV files give one item per row.
 
     ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
     only the 28x28 digits stay in memory. With ``keep_going`` an input that
     cannot be read becomes an item with ``error`` set and the rest are read;
-    otherwise the first such input raises.
+    otherwise the first such input raises. With ``models``, images are read by
+    :func:`digitnet.segment.read_number`: with ``split`` always as a number,
+    without it as a number when the image clearly holds several digits.
     """
     errors: list[tuple[str, str]] = []
     items: list[Item] = []
     for f in expand(files, errors if keep_going else None):
         try:
-            items += _read_one(f, split, keep_source, stdin)
+            items += _read_one(f, split, keep_source, stdin, models)
         except DigitnetError as exc:
             if not keep_going:
                 raise
@@ -113,7 +116,7 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
     return [Item(name, [], error=msg) for name, msg in errors] + items
 
 
-def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
+def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> list[Item]:
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
     if f == "-":
@@ -127,10 +130,31 @@ def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
     else:
         img, name = open_image(f), f
     try:
-        digits = split_digits(img) if split else [to_mnist(img)]
+        if models is not None:
+            item = _number_item(img, name, split, models)
+        else:
+            item = Item(name, split_digits(img) if split else [to_mnist(img)], split=split)
     except DigitnetError as exc:
         raise DigitnetError(f"{name}: {exc}") from None
-    return [Item(name, digits, img if keep_source else None, split)]
+    item.source = img if keep_source else None
+    return [item]
+
+
+def _number_item(img, name: str, split: bool, models) -> Item:
+    """One image read as a number (``split``, or clearly several digits), else as one digit."""
+    from .preprocess import to_mnist
+    from .segment import read_number
+    try:
+        reading = read_number(img, models if len(models) > 1 else models[0])
+    except DigitnetError:
+        if split:
+            raise
+        reading = None                     # e.g. too many pieces of ink for a number: read it as one digit
+    if reading is not None and (split or reading.clearly_several):
+        return Item(name, reading.digits, split=True, boxes=reading.boxes)
+    whole = [] if reading is None else [(min(b[0] for b in reading.boxes), min(b[1] for b in reading.boxes),
+                                         max(b[2] for b in reading.boxes), max(b[3] for b in reading.boxes))]
+    return Item(name, [to_mnist(img)], boxes=whole)
 
 
 def classify(items: list[Item], models, always_answer: bool = False) -> None:
@@ -179,9 +203,12 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
         for e, a in zip(entries, answers):
             if a is not None and a.label is None:
                 e["reason"] = a.reason
+        for entry, box in zip(entries, it.boxes):
+            entry["box"] = list(box)
+        number = None if None in labels else label       # a piece that is not a digit: no number
         if not it.split:
-            return json.dumps({"input": it.name, **entries[0]})
-        return json.dumps({"input": it.name, "label": label, "digits": entries})
+            return json.dumps({"input": it.name, **entries[0], "number": number})
+        return json.dumps({"input": it.name, "number": number, "label": number, "digits": entries})
     alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
     why = "; ".join(a.reason for a in answers if a is not None and a.label is None)
     return f"{it.name}: {label}   ({alts})" + (f"   [{why}]" if why else "")

@@ -14,7 +14,10 @@ drawing is none of those; this module makes it so:
    by centre of mass.
 
 :func:`to_mnist` does this for one digit; :func:`split_digits` separates a
-row of digits into single ones first (left to right).
+row of digits into single ones first (left to right), by the ink alone;
+:func:`read_number` reads a row of digits with a model's help
+(segmentation by recognition, :mod:`digitnet.segment`), so digits that touch,
+overlap or are drawn in several strokes come out right.
 """
 
 from __future__ import annotations
@@ -535,3 +538,9 @@ def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
         if piece.any():
             pieces.append(piece)
     return pieces
+
+
+def read_number(img, model):
+    """Read a written number: :func:`digitnet.segment.read_number` (a Reading: ``number``, ``digits``, ``boxes``)."""
+    from .segment import read_number as read
+    return read(img, model)

@@ -14,10 +14,10 @@ import sys
 from .. import __version__
 from ..errors import DigitnetError
 from ..nn.threads import inference_threads
-from . import evaluate, export, import_pickle, info, predict, report, serve, sweep, train
+from . import evaluate, export, finetune, import_pickle, info, predict, report, serve, sweep, train
 
 EXIT_USAGE = 2
-VERBS = (train, evaluate, predict, export, report, info, import_pickle, serve, sweep)
+VERBS = (train, evaluate, predict, finetune, export, report, info, import_pickle, serve, sweep)
 
 
 class _Parser(argparse.ArgumentParser):

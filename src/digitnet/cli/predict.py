@@ -25,7 +25,8 @@ def add_parser(sub, fmt) -> None:
                     help="always give the best digit, even for input the model reads as not a digit "
                          "(by default such input is answered ? with the reason; in JSON \"label\": null)")
     pr.add_argument("--split", action="store_true",
-                    help="read each image as a row of several digits, left to right (e.g. a written number)")
+                    help="read each image as a number: a row of digits, left to right (without it, an image "
+                         "that clearly holds several digits is read as a number too)")
     pr.add_argument("--show", metavar="DIR",
                     help="save, for each input, a picture of it next to what the network saw")
     pr.add_argument("--kaggle-submission", metavar="OUT",
@@ -43,7 +44,7 @@ def run(args) -> int:
     # A submission needs every row: there the first bad input stops the command. Otherwise each bad
     # input gets its own line and the rest go on; the exit status says whether any failed.
     items = read_items(args.files, split=args.split, keep_source=bool(args.show),
-                       keep_going=not args.kaggle_submission)
+                       keep_going=not args.kaggle_submission, models=models)
     classify(items, models, always_answer=args.always_answer)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)

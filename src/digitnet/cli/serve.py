@@ -21,6 +21,9 @@ def add_parser(sub, fmt) -> None:
     sv.add_argument("--workers", type=positive_int, default=1,
                     help="server processes sharing the port (one per CPU core uses them all)")
     sv.add_argument("--access-log", action="store_true", help="log every request")
+    sv.add_argument("--collect", metavar="DIR",
+                    help="add a 'wrong? tap the right digit' control to the page that saves the drawing under "
+                         "DIR/<digit>/ (for digitnet finetune); without it nothing a client sends is written")
     sv.set_defaults(func=run)
 
 
@@ -35,5 +38,5 @@ def run(args) -> int:
                             "pip install 'digitnet[web]'") from None
     from ..web import serve
     serve(getattr(args, "model", None), host=args.host, port=args.port, access_log=args.access_log,
-          workers=args.workers)
+          workers=args.workers, collect=args.collect)
     return 0

@@ -3,8 +3,10 @@
 Routes::
 
     GET  /              the drawing page (static/index.html, app.js, style.css)
-    POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28
+    POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28,
+                        and the number it holds (number, digits: see numbers.py)
     GET  /api/model     metadata of the loaded models
+    POST /api/collect   a corrected drawing saved under DIR/<digit>/ (only with serve --collect DIR)
     GET  /healthz       liveness
     GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
 
@@ -32,8 +34,10 @@ from ..errors import DigitnetError
 from ..nn.model import Sequential
 from ..reject import decide
 from . import schema
-from .inputs import check_image_bytes, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
+from .collect import CollectFailed, CollectionFull, Collector
+from .numbers import number_fields, parse_split, read_image
 from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
@@ -79,7 +83,7 @@ def model_summary(name: str, model: Sequential) -> dict:
 
 def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = MAX_BODY,
                max_pixels: int = MAX_PIXELS, image_workers: int = 2, decode_timeout_s: float = 4.0,
-               cors_origins: list[str] | None = None) -> FastAPI:
+               cors_origins: list[str] | None = None, collect=None) -> FastAPI:
     """Build the web app around already-loaded ``models`` (name -> model; the first is the default).
 
     Parameters
@@ -96,6 +100,10 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         Seconds an upload may take to decode (waiting for a thread included); longer is a 422.
     cors_origins : list of str, optional
         Origins allowed to call the API from other sites. None (the default): CORS off.
+    collect : path or Collector, optional
+        Folder (or a configured :class:`~.collect.Collector`) where ``POST /api/collect`` saves
+        corrected drawings (see collect.py). None (the default): that route does not exist and
+        nothing a client sends is written.
     """
     models = dict(models) if models else load_models()
     default = next(iter(models))
@@ -114,7 +122,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
 
     @app.exception_handler(DigitnetError)
     async def user_error(request: Request, exc: DigitnetError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        status = 409 if isinstance(exc, CollectionFull) else 503 if isinstance(exc, CollectFailed) else 422
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(request: Request, exc: RequestValidationError):
@@ -137,9 +146,10 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     async def model_info():
         return {"default": default, "models": summaries}
 
-    async def decode(data: bytes) -> np.ndarray:
+    async def decode(data: bytes, net: Sequential, split: bool):
+        """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
         check_image_bytes(data)   # refuses a JPEG scan bomb here, before it takes a thread
-        return await pool.run(image_to_mnist, data, max_pixels)
+        return await pool.run(read_image, data, max_pixels, net, split)
 
     def pick(name) -> tuple[str, Sequential]:
         if name is None:
@@ -158,6 +168,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
         # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() like the body's fields.
         model, top_k = request.query_params.get("model"), request.query_params.get("top_k")
+        split, digits = request.query_params.get("split"), None
         content_type = request.headers.get("content-type", "")
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
@@ -177,11 +188,11 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
                                     f"got fields {', '.join(map(repr, fields)) or 'none'}")
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
-            x = await decode(fields["file"])                                # uint8 (28, 28)
+            x, digits = await decode(fields["file"], net, parse_split(fields.get("split", split)))  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
-            x = await decode(body)
+            x, digits = await decode(body, net, parse_split(split))
         else:
             return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
                                            "multipart/form-data (field 'file') or an image/* body"},
@@ -198,6 +209,30 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             "probabilities": [round(float(p), 6) for p in proba[:10]],
             "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
             "image": seen.tolist(),
+            **number_fields(proba, seen, digits, k),
         })
+
+    if collect is not None:
+        collector = collect if isinstance(collect, Collector) else Collector(collect, max_pixels)
+
+        @app.get("/api/collect", summary="Samples collected so far, per digit (only with serve --collect)")
+        async def collected():
+            return {"counts": collector.counts(), "max_per_digit": collector.max_per_digit,
+                    "max_total": collector.max_total}
+
+        @app.post("/api/collect", summary="Save a drawing under its right digit (only with serve --collect)",
+                  responses={409: {"model": schema.Error, "description": "the collection is full"},
+                             **schema.PREDICT_ERRORS})
+        async def collect_one(request: Request):
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+                return JSONResponse({"detail": "send multipart/form-data with fields 'file' (the drawing) "
+                                               "and 'label' (0-9)"}, status_code=415)
+            fields = parse_multipart(await request.body(), content_type)
+            if "file" not in fields or "label" not in fields:
+                raise DigitnetError(f"collect needs fields 'file' and 'label'; got "
+                                    f"{', '.join(map(repr, fields)) or 'none'}")
+            path = collector.save(fields["file"], fields["label"])
+            return {"saved": f"{path.parent.name}/{path.name}", "counts": collector.counts()}
 
     return app

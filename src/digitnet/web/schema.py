@@ -44,6 +44,17 @@ class Prediction(BaseModel):
     probabilities: list[float] = Field(description="probability of each digit 0..9")
     top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
+    number: str = Field(description="the digits read, left to right: several when the image clearly holds "
+                                    "several digits or split=true was asked, else the one label")
+    digits: list[Digit] = Field(description="each digit of the number, left to right")
+
+
+class Digit(BaseModel):
+    label: int = Field(ge=0, le=9, description="the digit read")
+    top_k: list[TopK]
+    box: list[int] | None = Field(description="(x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive; "
+                                              "null for JSON pixels")
+    image: list[list[int]] = Field(description="the 28x28 image the network saw for this digit")
 
 
 class Error(BaseModel):
@@ -62,7 +73,9 @@ Send one of:
   (default) or `"0-1"` for floats in [0, 1].
 
 Images go through the same preprocessing as `digitnet predict` (greyscale, inverted when the
-background is light, cropped, scaled to 20 px, centred by mass in 28x28). `model` and `top_k` may
+background is light, cropped, scaled to 20 px, centred by mass in 28x28). The answer has `number`
+and `digits` too: an image that holds several digits (or any image, with `split=true`) is read as a
+number, digit by digit, each with its `box` in the image. `model` and `top_k` may
 also be given as query parameters. Bodies over 2 MB (JSON ones over 64 kB) are refused with 413, an
 unknown Content-Type with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
 larger than the pixel limit, a JPEG of more than 100 scans, one that takes over 4 s to decode) with
@@ -78,7 +91,8 @@ _PIXELS = {"description": "28 rows of 28 numbers, or 784 numbers; 0-255 (or 0-1 
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "the image"},
-        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}}}},
+        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
+        "split": {"type": "boolean", "description": "read the image as a number"}}}},
     "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
         "pixels": _PIXELS, "range": {"type": "string", "enum": ["0-255", "0-1"], "default": "0-255"},
         "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}},
@@ -93,6 +107,9 @@ PREDICT_QUERY = {"parameters": [
     {"name": "top_k", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": 10},
      "description": "how many classes to list (default 3)"},
+    {"name": "split", "in": "query", "required": False, "schema": {"type": "boolean"},
+     "description": "read an image as a number (a row of digits); without it, an image that clearly holds "
+                    "several digits is read as a number too"},
 ]}
 
 PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB (a JSON one over 64 kB)"},

@@ -9,10 +9,17 @@ const predictionEl = document.getElementById("prediction");
 const confidenceEl = document.getElementById("confidence");
 const barsEl = document.getElementById("bars");
 const modelEl = document.getElementById("model");
+const numberModeEl = document.getElementById("number-mode");
+const numberEl = document.getElementById("number");
+const numberTextEl = document.getElementById("number-text");
+const digitsEl = document.getElementById("digits");
+const collectEl = document.getElementById("collect");
+const collectStatusEl = document.getElementById("collect-status");
+let collecting = false;   // the server was started with --collect
 
 // MNIST strokes are about 2-3 px wide in a 20 px digit; a digit drawn across most of the
 // canvas is scaled down by ~12x, so a line of 1/10 of the canvas ends up MNIST-like.
-const STROKE = pad.width / 10;
+const STROKE = pad.height / 10;     // the same in number mode, where the canvas is 3x as wide
 const DEBOUNCE_MS = 120;
 
 let drawing = false;
@@ -83,6 +90,17 @@ document.addEventListener("keydown", (e) => {
 });
 modelEl.addEventListener("change", () => { dirty = true; predict(); });
 
+// Number mode: a canvas three times as wide, read as a row of digits (split=true)
+numberModeEl.addEventListener("change", () => {
+  const wide = numberModeEl.checked;
+  document.body.classList.toggle("wide", wide);
+  pad.width = wide ? 3 * pad.height : pad.height;      // resizing also clears the canvas
+  pad.setAttribute("aria-label", wide ? "drawing area: write a number" : "drawing area: draw one digit");
+  numberEl.hidden = !wide;
+  collectEl.hidden = wide || !collecting;
+  clearPad();
+});
+
 function schedule() {
   if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, DEBOUNCE_MS);
   markBusy();
@@ -103,6 +121,7 @@ function predict() {
     const form = new FormData();
     form.append("file", blob, "digit.png");
     if (modelEl.value) form.append("model", modelEl.value);
+    if (numberModeEl.checked) form.append("split", "true");
     form.append("top_k", "3");
     try {
       const res = await fetch("/api/predict", { method: "POST", body: form });
@@ -157,6 +176,40 @@ function show(data) {
     img.data[i + 3] = 255;
   }));
   seenCtx.putImageData(img, 0, 0);
+  showNumber(data);
+}
+
+function paint28(canvas, rows) {
+  const c = canvas.getContext("2d");
+  const img = c.createImageData(28, 28);
+  rows.forEach((row, y) => row.forEach((v, x) => {
+    const i = 4 * (y * 28 + x);
+    img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+    img.data[i + 3] = 255;
+  }));
+  c.putImageData(img, 0, 0);
+}
+
+// The number and, for each digit found, what the network saw and its reading
+function showNumber(data) {
+  numberTextEl.textContent = data.number;
+  numberTextEl.dataset.number = data.number;
+  numberTextEl.classList.remove("empty");
+  digitsEl.replaceChildren();
+  for (const d of data.digits) {
+    const li = document.createElement("li");
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 28;
+    paint28(canvas, d.image);
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = String(d.label);
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = `${(d.top_k[0].probability * 100).toFixed(0)} %`;
+    li.append(canvas, label, pct);
+    digitsEl.appendChild(li);
+  }
 }
 
 function showEmpty() {
@@ -172,6 +225,53 @@ function showEmpty() {
   }
   seenCtx.fillStyle = "#000";
   seenCtx.fillRect(0, 0, 28, 28);
+  numberTextEl.textContent = "?";
+  numberTextEl.dataset.number = "";
+  numberTextEl.classList.add("empty");
+  digitsEl.replaceChildren();
+}
+
+// "Wrong? tap the right digit": only when the server collects (serve --collect DIR)
+async function setUpCollect() {
+  try {
+    const res = await fetch("/api/collect");
+    if (!res.ok) return;                   // 404: not collecting
+  } catch (err) {
+    return;
+  }
+  collecting = true;
+  const buttons = document.getElementById("collect-digits");
+  for (let d = 0; d < 10; d++) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = String(d);
+    b.dataset.digit = String(d);
+    b.addEventListener("click", () => collect(d));
+    buttons.appendChild(b);
+  }
+  collectEl.hidden = numberModeEl.checked;
+}
+
+function collect(digit) {
+  if (predictionEl.dataset.label === "") {
+    collectStatusEl.textContent = "draw a digit first";
+    return;
+  }
+  pad.toBlob(async (blob) => {
+    const form = new FormData();
+    form.append("file", blob, "drawing.png");
+    form.append("label", String(digit));
+    try {
+      const res = await fetch("/api/collect", { method: "POST", body: form });
+      const data = await res.json();
+      collectStatusEl.textContent = res.ok
+        ? `saved as a ${digit} (${data.counts[String(digit)]} of ${digit} so far)`
+        : (data.detail || res.statusText);
+      collectStatusEl.dataset.saved = res.ok ? String(digit) : "";
+    } catch (err) {
+      collectStatusEl.textContent = "server unreachable";
+    }
+  }, "image/png");
 }
 
 function showError(message) {
@@ -194,6 +294,7 @@ async function loadModels() {
   } catch (err) {
     showError("could not list models");
   }
+  await setUpCollect();
   document.body.dataset.ready = "true";
 }
 

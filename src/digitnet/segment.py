@@ -1,0 +1,359 @@
+"""Read a written number: segmentation by recognition.
+
+Cutting a line of ink into digits before reading them fails on digits that
+touch, overlap or are drawn in several strokes: no rule on the ink alone
+knows where one digit ends. So, as the classic cheque readers do, cut too
+often and let the classifier decide:
+
+1. **candidate cuts** (:func:`primitives`): the ink's connected components,
+   and within a component wide enough to hold two digits, vertical cuts at
+   the minima of its column projection and of its upper and lower contours
+   (where two touching digits meet). The result is a left-to-right list of
+   *primitives*, each no more than one digit;
+2. **scoring** (:class:`Scorer`, :func:`piece_score`): a *piece* is a run of
+   consecutive primitives. Each piece goes through the same 28x28
+   normalisation as a single digit (:func:`digitnet.preprocess.fit_mnist`)
+   and the model; its score is the log-probability of its best digit plus
+   priors: too wide for one digit, too short for the line, parts far apart,
+   a cut through strokes. A model with a not-a-digit class (metadata
+   ``reject_class``) lowers the score of pieces that are not digits through
+   that class's share of the probability;
+3. **the search** (:func:`best_path`): the reading is the sequence of pieces
+   covering all primitives with the highest total score, found by dynamic
+   programming over the cut graph (nodes: the gaps between primitives; edges:
+   pieces).
+
+:func:`read_number` does all three for one image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DigitnetError
+from .preprocess import _as_ink, _parts, _upright, fit_mnist
+
+LINE_WORK_SIZE = 1024       # a line of digits is analysed at most this wide ...
+LINE_HEIGHT = 64            # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
+MAX_MERGE = 6               # a piece holds at most this many primitives
+MAX_PRIMITIVES = 80         # more pieces of ink than this is not a number (a page of text, noise)
+MIN_CUT_WIDTH = 0.75        # a component narrower than this times the line height is one digit or less
+CUT_MARGIN = 0.08           # cuts stay this far (times the line height) from a component's ends ...
+CUT_SPACING = 0.2           # ... and from each other
+# Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
+# and the MNIST number sets of benchmarks/numbers.py.
+CUT_COST = 0.8              # per stroke a cut goes through
+HOLE_COST = 2.5             # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
+HOLE_SIDE = 0.06            # ... when it leaves this much of the loop (times the line height) on each side
+DIGIT_COST = -1.0           # per digit read; a bonus: two touching digits read as one confident digit
+                            # is a commoner mistake than a part of a digit read as a whole one
+WIDE = 0.9                  # a piece wider than this times the line height ...
+WIDE_COST = 6.0             # ... costs this per line height of extra width
+SHORT = 0.7                 # a piece shorter than this fraction of the line ...
+SHORT_COST = 12.0           # ... costs this per line height it lacks
+OVERLAP = 0.15              # separate components of one piece overlapping less than this times the line height...
+APART_COST = 20.0           # ... cost this per line height of the shortfall
+CLEAR_MARGIN = 2.0          # "clearly several digits": the best reading beats one digit by this much
+
+
+@dataclass
+class Primitive:
+    """Part of one connected component of ink: its pixels in columns ``x0 <= x < x1``."""
+
+    component: int
+    x0: int
+    x1: int
+    cut_left: int = 0       # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
+    cut_hole: bool = False  # the cut at x0 goes through a hole of the component (a closed loop)
+
+
+@dataclass
+class Reading:
+    """A number read from an image: one entry per digit, left to right."""
+
+    digits: list[np.ndarray]                    # (28, 28) uint8 each, as the network saw them
+    proba: list[np.ndarray]                     # the model's probabilities for each
+    boxes: list[tuple[int, int, int, int]]      # (x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive
+    score: float = 0.0                          # total score of this reading
+    single_score: float = float("-inf")         # score of reading all the ink as one digit
+    labels: list = field(default_factory=list)  # each digit's label (None: not a digit)
+
+    @property
+    def number(self) -> str:
+        return "".join("?" if lab is None else str(lab) for lab in self.labels)
+
+    @property
+    def clearly_several(self) -> bool:
+        """True when the image holds several digits beyond doubt (not merely splittable)."""
+        return len(self.digits) > 1 and self.score - self.single_score >= CLEAR_MARGIN
+
+
+# --------------------------------------------------------------------------- 1. candidate cuts
+def line_ink(img) -> tuple[np.ndarray, float]:
+    """The image's ink (bright on 0, specks dropped) at a working size, and original pixels per working pixel."""
+    img = _upright(img)
+    w, h = img.size
+    size = min(max(w, h), LINE_WORK_SIZE)
+    ink = _as_ink(img, size)
+    rows = np.nonzero(ink.any(axis=1))[0]
+    if rows.size and rows[-1] - rows[0] + 1 > LINE_HEIGHT:      # tall ink: shrink, keeping the aspect
+        size = max(8, int(size * LINE_HEIGHT / (rows[-1] - rows[0] + 1)))
+        ink = _as_ink(img, size)
+    labels, keep = _parts(ink)
+    ink = ink * np.isin(labels, keep)
+    return ink, max(w, h) / max(ink.shape)
+
+
+def column_profile(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of a boolean image: ink count, stroke crossings, top and bottom ink row (-1 where none)."""
+    h, w = mask.shape
+    count = mask.sum(axis=0)
+    padded = np.zeros((h + 1, w), bool)
+    padded[1:] = mask
+    crossings = (padded[1:] & ~padded[:-1]).sum(axis=0)         # runs start where ink follows background
+    any_ink = count > 0
+    top = np.where(any_ink, mask.argmax(axis=0), -1)
+    bottom = np.where(any_ink, h - 1 - mask[::-1].argmax(axis=0), -1)
+    return count, crossings, top, bottom
+
+
+def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
+    """Candidate columns to cut one component at: where two touching digits would meet.
+
+    Strict local minima of the column ink count (lightly smoothed), valleys
+    of the upper contour (its lowest points) and peaks of the lower contour
+    (its highest points), each at least ``CUT_MARGIN`` line heights from the
+    component's ends and ``CUT_SPACING`` from each other (least ink first).
+    A component narrower than ``MIN_CUT_WIDTH`` line heights is not cut.
+    A column is cut so that its pixels go to the right-hand piece.
+    """
+    w = mask.shape[1]
+    if w < MIN_CUT_WIDTH * line_h:
+        return []
+    count, crossings, top, bottom = column_profile(mask)
+    margin = max(2, int(round(CUT_MARGIN * line_h)))
+    window = max(2, int(round(CUT_SPACING * line_h / 2)))
+    smooth = np.convolve(count.astype(float), np.ones(3) / 3, mode="same")
+    candidates = set()
+    for signal in (smooth, -top.astype(float), bottom.astype(float)):
+        for c in range(margin, w - margin + 1):
+            around = np.r_[signal[max(0, c - window):c], signal[c + 1:c + 1 + window]]
+            # a minimum, and not inside a flat stretch (the middle of a flat stretch is its own candidate)
+            if signal[c] <= around.min() and signal[c] < around.max():
+                candidates.add(c)
+    spacing = max(2, int(round(CUT_SPACING * line_h)))
+    chosen: list[int] = []
+    for c in sorted(candidates, key=lambda c: (crossings[c], count[c], c)):
+        if all(abs(c - d) >= spacing for d in chosen):
+            chosen.append(c)
+    return sorted(chosen)
+
+
+def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
+    """Per column of one component's mask: True where the column cuts a hole (enclosed background) in two.
+
+    Only a cut with at least ``HOLE_SIDE`` line heights of the hole on each
+    side counts: the thin gap a "1" leaning on a "0" encloses is no loop.
+    """
+    from .preprocess import components
+    background, n = components(~np.pad(mask, 1))
+    outside = set(np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]]).tolist())
+    side = max(1, int(round(HOLE_SIDE * line_h)))
+    cuts = np.zeros(mask.shape[1], bool)
+    for k in range(1, n + 1):
+        if k in outside:
+            continue
+        cols = np.nonzero((background[1:-1, 1:-1] == k).any(axis=0))[0]
+        if cols.size and cols[-1] - cols[0] >= 2 * side:
+            cuts[cols[0] + side:cols[-1] - side + 1] = True
+    return cuts
+
+
+def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
+    """Over-segment a line of ink: (primitives left to right, component labels, line height in pixels)."""
+    labels, keep = _parts(ink)
+    rows = np.nonzero(np.isin(labels, keep).any(axis=1))[0]
+    line_h = float(rows[-1] - rows[0] + 1)
+    prims: list[tuple[float, Primitive]] = []
+    for k in keep:
+        mask = labels == k
+        cols = np.nonzero(mask.any(axis=0))[0]
+        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        sub = mask[:, x0:x1]
+        cuts = cut_columns(sub, line_h)
+        crossings = column_profile(sub)[1]
+        holes = hole_columns(sub, line_h) if cuts else None
+        edges = [0] + cuts + [x1 - x0]
+        for a, b in zip(edges[:-1], edges[1:]):
+            part = sub[:, a:b]
+            centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
+            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0,
+                                            bool(a and holes[a]))))
+    if len(prims) > MAX_PRIMITIVES:
+        raise DigitnetError(f"too many separate pieces of ink ({len(prims)}) to read as one number; "
+                            f"crop the image to the number")
+    prims.sort(key=lambda cp: cp[0])
+    return [p for _, p in prims], labels, line_h
+
+
+def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
+    """Boolean image of the pixels of some primitives."""
+    mask = np.zeros(labels.shape, bool)
+    for p in prims:
+        mask[:, p.x0:p.x1] |= labels[:, p.x0:p.x1] == p.component
+    return mask
+
+
+# --------------------------------------------------------------------------- 2. scoring
+class Scorer:
+    """Turns the model's probabilities into digit probabilities and piece scores.
+
+    ``model``: one model or a list (an ensemble, probabilities averaged). When a
+    model's metadata names a ``reject_class`` (an output meaning "not a
+    digit"), that column is kept out of the digits: a piece the model calls
+    "not a digit" has little probability left for its best digit, so it
+    scores badly, and :meth:`labels` reports it as None.
+    """
+
+    def __init__(self, model):
+        self.models = list(model) if isinstance(model, (list, tuple)) else [model]
+        rejects = {m.meta.get("reject_class") if isinstance(getattr(m, "meta", None), dict) else None
+                   for m in self.models}
+        if len(rejects) > 1:
+            raise DigitnetError("the models of an ensemble disagree about a not-a-digit class")
+        self.reject = rejects.pop()
+
+    def proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) uint8 -> (N, C) probabilities, averaged over the models."""
+        from .metrics import predict_proba
+        return np.asarray(predict_proba(self.models if len(self.models) > 1 else self.models[0], images),
+                          np.float64)
+
+    def digit_columns(self, n_outputs: int) -> np.ndarray:
+        cols = np.arange(n_outputs)
+        return cols[cols != self.reject] if isinstance(self.reject, int) else cols
+
+    def log_best(self, proba: np.ndarray) -> np.ndarray:
+        """Log-probability of each row's most likely digit."""
+        digit = proba[:, self.digit_columns(proba.shape[1])]
+        return np.log(np.maximum(digit.max(axis=1), 1e-12))
+
+    def labels(self, proba: np.ndarray) -> list:
+        """Each row's label: its most likely output, None when that is the not-a-digit class."""
+        cols = self.digit_columns(proba.shape[1])
+        out = []
+        for p in proba:
+            best = int(p.argmax())
+            out.append(None if isinstance(self.reject, int) and best == self.reject else int(cols[p[cols].argmax()]))
+        return out
+
+
+def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> float:
+    """The shape part of a piece's score (<= 0): too wide, too short, or parts far apart."""
+    mask = piece_mask(prims, labels)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    score = -WIDE_COST * max(0.0, w / line_h - WIDE)
+    score -= SHORT_COST * max(0.0, SHORT - h / line_h)
+    spans: dict[int, list[int]] = {}                           # each component's columns in the piece
+    for p in prims:
+        span = spans.setdefault(p.component, [p.x0, p.x1])
+        span[0], span[1] = min(span[0], p.x0), max(span[1], p.x1)
+    ordered = sorted(spans.values())
+    reach, apart = ordered[0][1], -np.inf                       # how far apart side by side the components are
+    for a, b in ordered[1:]:
+        apart, reach = max(apart, a - reach), max(reach, b)
+    if len(ordered) > 1:
+        # the strokes of one digit overlap horizontally (the bar of a "5" over its body); digits side by side don't
+        score -= APART_COST * max(0.0, apart / line_h + OVERLAP)
+    return score
+
+
+def piece_image(prims: list[Primitive], labels: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """A piece as the network sees it, (28, 28) uint8, and its box (x0, y0, x1, y1) in working pixels."""
+    mask = piece_mask(prims, labels)
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return fit_mnist((ink * mask)[y0:y1, x0:x1]), (x0, y0, x1, y1)
+
+
+# --------------------------------------------------------------------------- 3. the search
+def best_path(n: int, edge_score, max_len: int = MAX_MERGE, cut_cost=lambda j: 0.0) -> tuple[list[int], float]:
+    """The best way to cover primitives 0..n-1 with consecutive pieces, by dynamic programming.
+
+    ``edge_score(i, j)`` scores the piece of primitives i..j-1 (or returns
+    None when it is not allowed); ``cut_cost(j)`` is what placing a boundary
+    before primitive j costs. Returns the boundaries ``[0, ..., n]`` of the
+    best reading and its total score.
+    """
+    best = np.full(n + 1, -np.inf)
+    back = np.zeros(n + 1, np.intp)
+    best[0] = 0.0
+    for j in range(1, n + 1):
+        for i in range(max(0, j - max_len), j):
+            if best[i] == -np.inf:
+                continue
+            s = edge_score(i, j)
+            if s is None:
+                continue
+            total = best[i] + s - (cut_cost(i) if i else 0.0)
+            if total > best[j]:
+                best[j], back[j] = total, i
+    if best[n] == -np.inf:
+        raise DigitnetError("no way to read this ink as digits")
+    path = [n]
+    while path[-1]:
+        path.append(int(back[path[-1]]))
+    return path[::-1], float(best[n])
+
+
+def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
+    """Read the digits of a line of ink (a written number), left to right.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image, str, Path, bytes or file object
+        Any image :func:`digitnet.preprocess.to_mnist` accepts.
+    model : Sequential or list of Sequential
+        The classifier (a list: an ensemble).
+    max_merge : int
+        The most primitives one digit may be made of.
+
+    Returns
+    -------
+    Reading
+        ``number`` (text), and per digit its 28x28 image, probabilities,
+        label and box in the image's pixels.
+    """
+    scorer = Scorer(model)
+    ink, scale = line_ink(img)
+    prims, labels, line_h = primitives(ink)
+    n = len(prims)
+    spans = [(i, j) for j in range(1, n + 1) for i in range(max(0, j - max_merge), j)]
+    if (0, n) not in spans:
+        spans.append((0, n))                                    # all the ink as one digit, for comparison
+    images, boxes, priors = [], {}, {}
+    for i, j in spans:
+        img28, box = piece_image(prims[i:j], labels, ink)
+        images.append(img28)
+        boxes[i, j] = box
+        priors[i, j] = piece_prior(prims[i:j], labels, line_h)
+    proba = scorer.proba(np.stack(images))
+    log_best = scorer.log_best(proba)
+    row = {span: k for k, span in enumerate(spans)}
+    score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
+
+    def cut_cost(j: int) -> float:
+        return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole
+
+    path, total = best_path(n, lambda i, j: score.get((i, j)), max_merge, cut_cost)
+    pieces = list(zip(path[:-1], path[1:]))
+    k = [row[p] for p in pieces]
+    return Reading(
+        digits=[images[r] for r in k],
+        proba=[proba[r] for r in k],
+        boxes=[tuple(int(round(v * scale)) for v in boxes[p]) for p in pieces],
+        score=total, single_score=score[0, n],
+        labels=scorer.labels(proba[k]))

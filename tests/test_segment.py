@@ -1,0 +1,144 @@
+"""Segmentation by recognition: candidate cuts, piece scores, the dynamic programme, read_number."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import digitnet
+from digitnet import segment
+from digitnet.errors import DigitnetError
+from digitnet.preprocess import components
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return digitnet.load("cnn")
+
+
+def row(mnist, indices, spacing):
+    """MNIST test digits side by side, black on white; ``spacing`` < 0 makes them share columns."""
+    canvas, x, joins = np.zeros((40, 16 + 40 * len(indices))), 6, []
+    for i in indices:
+        d = mnist.test.images[i].astype(float)
+        cols = np.nonzero(d.any(axis=0))[0]
+        d = d[:, cols[0]:cols[-1] + 1]
+        canvas[6:34, x:x + d.shape[1]] = np.maximum(canvas[6:34, x:x + d.shape[1]], d)
+        x += d.shape[1] + spacing
+        joins.append(x)
+    return Image.fromarray(255 - canvas[:, :x + 6].astype(np.uint8)), joins[:-1]
+
+
+def five_in_two_strokes():
+    img = Image.new("L", (160, 200), 255)
+    d = ImageDraw.Draw(img)
+    d.line([(50, 40), (50, 95)], fill=0, width=12)                  # the body: down, then the belly
+    d.arc((35, 75, 125, 165), start=-110, end=140, fill=0, width=12)
+    d.line([(62, 35), (125, 30)], fill=0, width=12)                 # the bar, drawn apart
+    return img
+
+
+def wide_zero(aspect):
+    img = Image.new("L", (int(120 * aspect) + 40, 160), 255)
+    ImageDraw.Draw(img).ellipse((20, 20, 20 + int(120 * aspect), 140), outline=0, width=12)
+    return img
+
+
+def test_best_path_picks_the_best_cover():
+    good = {(0, 2): -0.1, (2, 3): -0.2, (3, 4): -0.1}
+    path, total = segment.best_path(4, lambda i, j: good.get((i, j), -5.0))
+    assert path == [0, 2, 3, 4] and total == pytest.approx(-0.4)
+    # a boundary that costs more than it gains is not placed
+    path, _ = segment.best_path(4, lambda i, j: good.get((i, j), -5.0) if (i, j) != (0, 4) else -1.0,
+                                cut_cost=lambda j: 1.0)
+    assert path == [0, 4]
+    path, _ = segment.best_path(4, lambda i, j: 0.0, max_len=2)     # pieces of at most 2 primitives
+    assert max(b - a for a, b in zip(path[:-1], path[1:])) <= 2
+    with pytest.raises(DigitnetError):
+        segment.best_path(3, lambda i, j: None)
+
+
+def test_touching_digits_get_a_cut_near_the_join_and_read_right(mnist, cnn):
+    img, joins = row(mnist, [0, 1], spacing=-1)                     # "72", sharing a column
+    ink, _ = segment.line_ink(img)
+    assert components(ink > 0)[1] == 1                              # really one piece of ink
+    prims, _, line_h = segment.primitives(ink)
+    starts = [p.x0 for p in prims if p.cut_left]
+    assert any(abs(s - joins[0]) <= 0.15 * line_h for s in starts), (starts, joins)
+    reading = segment.read_number(img, cnn)
+    assert reading.number == "72" and reading.clearly_several
+
+
+@pytest.mark.parametrize("indices", [[3, 2, 1], [11, 12, 13, 14], [20, 21]])
+def test_touching_rows_read_right(mnist, cnn, indices):
+    img, _ = row(mnist, indices, spacing=-1)
+    want = "".join(str(mnist.test.labels[i]) for i in indices)
+    assert segment.read_number(img, cnn).number == want
+
+
+def test_a_five_in_two_strokes_stays_one_digit(cnn):
+    img = five_in_two_strokes()
+    ink, _ = segment.line_ink(img)
+    assert components(ink > 0)[1] >= 2                              # drawn apart: separate pieces of ink
+    reading = segment.read_number(img, cnn)
+    assert reading.number == "5" and len(reading.boxes) == 1 and not reading.clearly_several
+
+
+@pytest.mark.parametrize("aspect", [1.2, 1.5])
+def test_a_wide_zero_is_not_cut(cnn, aspect):
+    img = wide_zero(aspect)
+    ink, _ = segment.line_ink(img)
+    prims, _, _ = segment.primitives(ink)
+    assert len(prims) > 1                                           # the search had cuts to choose from
+    assert any(p.cut_hole for p in prims)
+    assert segment.read_number(img, cnn).number == "0"
+
+
+def test_boxes_are_in_image_pixels_left_to_right(mnist, cnn):
+    img, _ = row(mnist, [0, 1, 2], spacing=8)
+    big = img.resize((img.width * 4, img.height * 4))
+    reading = segment.read_number(big, cnn)
+    assert reading.number == "721"
+    xs = [b[0] for b in reading.boxes]
+    assert xs == sorted(xs) and all(0 <= b[0] < b[2] <= big.width and 0 <= b[1] < b[3] <= big.height
+                                    for b in reading.boxes)
+    assert all(d.shape == (28, 28) and d.dtype == np.uint8 for d in reading.digits)
+
+
+class FakeModel:
+    """Outputs fixed probabilities; 11 classes, the last meaning "not a digit"."""
+
+    meta = {"reject_class": 10}  # noqa: RUF012 - read only
+
+    def __init__(self, proba):
+        self.proba = np.asarray(proba, np.float64)
+
+    def predict_proba(self, images, batch_size=2048):
+        return np.repeat(self.proba[None], len(images), axis=0)
+
+
+def test_scorer_keeps_the_not_a_digit_class_out_of_digits():
+    p = np.full(11, 0.01)
+    p[10], p[3] = 0.8, 0.11
+    scorer = segment.Scorer(FakeModel(p / p.sum()))
+    proba = scorer.proba(np.zeros((2, 28, 28), np.uint8))
+    assert scorer.labels(proba) == [None, None]
+    assert scorer.log_best(proba)[0] == pytest.approx(np.log(0.11 / p.sum()))
+    q = p.copy()
+    q[10], q[3] = 0.01, 0.9
+    assert segment.Scorer(FakeModel(q / q.sum())).labels(proba[:1] * 0 + q / q.sum()) == [3]
+
+
+def test_not_a_digit_scores_badly_and_reads_as_question_mark(mnist):
+    p = np.full(11, 0.001)
+    p[10] = 0.99
+    reading = segment.read_number(row(mnist, [0, 1], spacing=8)[0], FakeModel(p / p.sum()))
+    assert set(reading.number) == {"?"} and reading.score < -4
+
+
+def test_too_many_pieces_of_ink_is_a_clear_error(cnn):
+    rng = np.random.default_rng(0)
+    noise = np.full((200, 1000), 255, np.uint8)
+    for y, x in zip(rng.integers(5, 190, 400), rng.integers(5, 990, 400)):
+        noise[y:y + 4, x:x + 4] = 0
+    with pytest.raises(DigitnetError, match="too many separate pieces"):
+        segment.read_number(Image.fromarray(noise), cnn)
