@@ -131,3 +131,23 @@ def test_train_with_negatives_gives_a_model_that_can_refuse(tmp_path, capsys, mn
     assert code == 2 and "fc11" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "train", "--augment", "slant,mixup", "--quiet")
     assert code == 2 and "invalid choice" in err
+
+
+
+def test_api_number_fields_follow_the_not_a_digit_answer(reader):
+    """A refused image has no number, and its one digit entry says why; always_answer gives the guess."""
+    pytest.importorskip("httpx")
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from digitnet.web.app import create_app
+    client = TestClient(create_app({"reader": reader}))
+    buf = io.BytesIO()
+    scribble().save(buf, format="PNG")
+    r = client.post("/api/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
+    body = r.json()
+    assert r.status_code == 200 and body["label"] is None
+    assert body["number"] is None and body["digits"][0]["label"] is None and body["digits"][0]["reason"]
+    r = client.post("/api/predict?always_answer=true", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.json()["number"] == str(r.json()["label"]) and r.json()["digits"][0]["label"] is not None

@@ -199,7 +199,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
                                 status_code=415)
         proba = net.predict_proba(x[None])[0]                              # (10,), or (11,) with "not a digit"
         answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
-        if request.query_params.get("always_answer") in ("1", "true"):
+        always = request.query_params.get("always_answer") in ("1", "true")
+        if always:
             answer.label = answer.guess
         top = np.argsort(-proba[:10], kind="stable")[:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
@@ -209,7 +210,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             "probabilities": [round(float(p), 6) for p in proba[:10]],
             "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
             "image": seen.tolist(),
-            **number_fields(proba, seen, digits, k),
+            **number_fields(proba, seen, digits, k, net, always),
         })
 
     if collect is not None:

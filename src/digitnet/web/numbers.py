@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DigitnetError
 from ..preprocess import open_image, to_mnist
+from ..reject import decide
 from ..segment import read_number
 
 SPLIT_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -57,19 +58,29 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
 
 
 def top_k(proba: np.ndarray, k: int) -> list[dict]:
-    top = np.argsort(-proba, kind="stable")[:k]
+    top = np.argsort(-proba[:10], kind="stable")[:k]          # the digits only, not "not a digit"
     return [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top]
 
 
-def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None, k: int) -> dict:
-    """``number`` and ``digits`` for the response (one digit: the whole image's reading)."""
-    if digits is None:
-        label = int(np.argmax(proba))
-        return {"number": str(label), "digits": [{"label": label, "top_k": top_k(proba, k), "box": None,
-                                                  "image": seen.tolist()}]}
+def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None, k: int, net=None,
+                  always_answer: bool = False) -> dict:
+    """``number`` and ``digits`` for the response (one digit: the whole image's reading).
+
+    A digit the model refuses (it has a "not a digit" output) has ``label`` null and a ``reason``;
+    a number with such a piece has ``number`` null.
+    """
+    pieces = [(proba, None, seen)] if digits is None else [(d["proba"], d["box"], d["image"]) for d in digits]
     entries = []
-    for d in digits:
-        label = int(np.argmax(d["proba"]))
-        entries.append({"label": label, "top_k": top_k(d["proba"], k), "box": d["box"],
-                        "image": d["image"].tolist()})
-    return {"number": "".join(str(e["label"]) for e in entries), "digits": entries}
+    for p, box, image in pieces:
+        if net is not None:
+            answer = decide(p, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
+            label, reason = (answer.guess, "") if always_answer else (answer.label, answer.reason)
+        else:
+            label, reason = int(np.argmax(p[:10])), ""
+        entry = {"label": label, "top_k": top_k(p, k), "box": box, "image": np.asarray(image).tolist()}
+        if label is None:
+            entry["reason"] = reason
+        entries.append(entry)
+    labels = [e["label"] for e in entries]
+    number = None if None in labels else "".join(str(lab) for lab in labels)
+    return {"number": number, "digits": entries}

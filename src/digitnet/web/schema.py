@@ -44,13 +44,15 @@ class Prediction(BaseModel):
     probabilities: list[float] = Field(description="probability of each digit 0..9")
     top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
-    number: str = Field(description="the digits read, left to right: several when the image clearly holds "
-                                    "several digits or split=true was asked, else the one label")
+    number: str | None = Field(description="the digits read, left to right: several when the image clearly "
+                                           "holds several digits or split=true was asked, else the one label; "
+                                           "null when a piece is read as not a digit")
     digits: list[Digit] = Field(description="each digit of the number, left to right")
 
 
 class Digit(BaseModel):
-    label: int = Field(ge=0, le=9, description="the digit read")
+    label: int | None = Field(ge=0, le=9, description="the digit read; null when the piece is not a digit")
+    reason: str | None = Field(default=None, description="why the piece was read as not a digit")
     top_k: list[TopK]
     box: list[int] | None = Field(description="(x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive; "
                                               "null for JSON pixels")
