@@ -192,8 +192,10 @@ function paint28(canvas, rows) {
 
 // The number and, for each digit found, what the network saw and its reading
 function showNumber(data) {
-  numberTextEl.textContent = data.number;
-  numberTextEl.dataset.number = data.number;
+  // a piece read as not a digit has a null label, and the number is then null too
+  const text = data.number ?? data.digits.map((d) => (d.label === null ? "?" : String(d.label))).join("");
+  numberTextEl.textContent = text;
+  numberTextEl.dataset.number = data.number ?? "";
   numberTextEl.classList.remove("empty");
   digitsEl.replaceChildren();
   for (const d of data.digits) {
@@ -203,7 +205,8 @@ function showNumber(data) {
     paint28(canvas, d.image);
     const label = document.createElement("span");
     label.className = "label";
-    label.textContent = String(d.label);
+    label.textContent = d.label === null ? "?" : String(d.label);
+    if (d.label === null) label.title = d.reason || "not a digit";
     const pct = document.createElement("span");
     pct.className = "pct";
     pct.textContent = `${(d.top_k[0].probability * 100).toFixed(0)} %`;
