@@ -23,7 +23,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     y = data.labels.astype(np.int64)
     pred = proba.argmax(axis=1)
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
-    cm = confusion_matrix(y, pred)
+    cm = confusion_matrix(y, pred, proba.shape[1])
     tp = np.diag(cm).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.nan_to_num(tp / cm.sum(axis=0))
@@ -37,7 +37,14 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
         "recall": recall.tolist(),
         "f1": f1.tolist(),
         "confusion_matrix": cm.tolist(),
+        "classes": class_names(model),
     }
+
+
+def class_names(models) -> list[str]:
+    """The output names of a model (or of the first of an ensemble)."""
+    model = models[0] if isinstance(models, (list, tuple)) else models
+    return list(getattr(model, "classes", None) or [str(c) for c in range(10)])
 
 
 def predict_proba(models, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
@@ -69,11 +76,15 @@ def format_report(result: dict) -> str:
     """Human-readable text: accuracy, loss, per-class table, confusion matrix."""
     lines = [f"accuracy {result['accuracy'] * 100:.2f} %  ({result['n']} images)   loss {result['loss']:.4f}", "",
              "class  precision  recall     f1"]
-    for c in range(10):
-        lines.append(f"{c:>5}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
+    names = result.get("classes") or [str(c) for c in range(len(result["precision"]))]
+    w = max(5, *(len(n) for n in names))
+    lines[-1] = f"{'class':>{w}}  precision  recall     f1"
+    for c, name in enumerate(names):
+        lines.append(f"{name:>{w}}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
                      f"{result['f1'][c] * 100:6.2f}%")
+    cw = max(6, *(len(n) + 1 for n in names))
     lines += ["", "confusion matrix (rows: true label, columns: predicted)",
-              "      " + "".join(f"{c:>6}" for c in range(10))]
-    for t, row in enumerate(result["confusion_matrix"]):
-        lines.append(f"{t:>6}" + "".join(f"{v:>6}" for v in row))
+              " " * (w + 1) + "".join(f"{n:>{cw}}" for n in names)]
+    for name, row in zip(names, result["confusion_matrix"]):
+        lines.append(f"{name:>{w + 1}}" + "".join(f"{v:>{cw}}" for v in row))
     return "\n".join(lines)
