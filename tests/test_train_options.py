@@ -79,7 +79,7 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
 
 
 @pytest.mark.parametrize("arch,env,expect", [
-    ("fc16-relu-fc10", {}, None),                                  # an MLP: left to the BLAS
+    ("fc16-relu-fc10", {}, 1),                                     # an MLP: one thread, BLAS included
     ("conv4k3-pool-bn-relu-fc10", {}, "cores"),                    # a convnet: one own thread per core
     ("conv4k3-pool-bn-relu-fc10", {"OMP_NUM_THREADS": "1"}, None),  # the user's setting is respected
 ])
@@ -90,7 +90,7 @@ def test_auto_threads(monkeypatch, arch, env, expect):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     model = build(arch, seed=0)
-    want = threads.available_cores() if expect == "cores" else None
+    want = threads.available_cores() if expect == "cores" else expect
     assert threads.resolve("auto", model) == want
     assert threads.resolve(3, model) == 3 and threads.resolve(None, model) is None
     assert TrainConfig().threads == "auto"
@@ -225,3 +225,19 @@ def test_own_threads_limit_only_the_blas(small):
     finally:
         torch.set_num_threads(before)
     assert seen == [2]
+
+
+def test_inference_runs_on_one_blas_thread_unless_the_user_chose(monkeypatch):
+    from digitnet import threads
+    from digitnet.threads import blas_info
+    if blas_info() is None:
+        pytest.skip("no BLAS found by threadpoolctl")
+    for v in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    before = blas_info()["threads"]
+    with threads.inference_threads():
+        assert blas_info()["threads"] == 1
+    assert blas_info()["threads"] == before
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(before))
+    with threads.inference_threads():
+        assert blas_info()["threads"] == before

@@ -11,11 +11,11 @@
   everything else runs on one core.
 * ``"auto"`` (the default): if any of those variables is set, they are
   respected (as ``None``); otherwise convolutional networks get one of
-  digitnet's threads per available core, and other networks, whose time is
-  mostly large matrix products, are left to the BLAS (as ``None``).
-
-On the project's 2-core machine the ``cnn`` preset trains ~1.5x faster with its
-own two threads than on one or with the BLAS's own two.
+  digitnet's threads per available core, and other networks run on one
+  thread (as ``1``). The BLAS's own threads spin while they wait for work;
+  when another process holds a core, the spinning thread and the busy core
+  fight over it and a small network's epoch becomes many times slower, while
+  digitnet's threads sleep in a queue and lose only their share of the core.
 The setting can change the last bits of float32 results, so it is saved with
 the model's training options and the thread counts actually used in its
 metadata; the same seed, setting and machine give the same weights.
@@ -55,15 +55,35 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def user_chose_blas_threads() -> bool:
+    """True when one of the BLAS thread variables is set: the user's choice wins over digitnet's defaults."""
+    return any(os.environ.get(v) for v in THREAD_VARIABLES)
+
+
+@contextlib.contextmanager
+def inference_threads() -> Iterator[None]:
+    """One BLAS thread inside the block (evaluate, predict, serve), unless the user chose otherwise.
+
+    A prediction's matrix products are small, so a second BLAS thread gains little when the machine
+    is idle and, spinning beside another busy process, costs many times that when it is not.
+    """
+    if user_chose_blas_threads():
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def resolve(threads: int | str | None, model) -> int | None:
     """The thread count a training run of ``model`` uses for ``threads`` (see the module docstring)."""
     if threads != "auto":
         return threads
-    if any(os.environ.get(v) for v in THREAD_VARIABLES):
+    if user_chose_blas_threads():
         return None
     from .nn.conv import Conv2D
     if not any(isinstance(layer, Conv2D) for layer in model.layers):
-        return None
+        return 1
     return available_cores()
 
 

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DigitnetError
+from ..errors import DigitnetError
+from . import _args
 
 ADAM_LR = 1e-3   # default peak lr for adam/adamw (the TrainConfig default 0.1 is SGD's)
 
 
-def add_train_parser(sub, fmt, types) -> None:
-    from .nn.spec import PRESETS
-    from .train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+def add_parser(sub, fmt) -> None:
+    from ..nn.spec import PRESETS
+    from ..train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
     d = TrainConfig()
     t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
                        description="Train a network (default: the seed's 784-64-10 MLP) and save it. "
@@ -25,43 +26,43 @@ def add_train_parser(sub, fmt, types) -> None:
     t.add_argument("--arch", metavar="NAME|SPEC", default=None,
                    help="preset (seed, mlp, cnn, cnn-large), a spec like conv32k5p2-bn-relu-pool2-fc128-relu-fc10, "
                         "or a JSON list of layers [default: the MLP given by --hidden]")
-    t.add_argument("--hidden", type=types["hidden"], default=None, metavar="N[,N...]",
+    t.add_argument("--hidden", type=_args.hidden, default=None, metavar="N[,N...]",
                    help="hidden layer sizes of an MLP, e.g. 128,64 [default: 64]")
-    t.add_argument("--epochs", type=types["positive_int"], default=None,
+    t.add_argument("--epochs", type=_args.positive_int, default=None,
                    help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch 300]")
-    t.add_argument("--batch-size", type=types["batch_size"], default=d.batch_size, metavar="N|full",
+    t.add_argument("--batch-size", type=_args.batch_size, default=d.batch_size, metavar="N|full",
                    help="mini-batch size, or 'full' for the seed's full-batch gradient descent")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
-    t.add_argument("--lr", type=types["positive_float"], default=None,
+    t.add_argument("--lr", type=_args.positive_float, default=None,
                    help=f"peak learning rate [default: sgd {d.lr}, adam/adamw {ADAM_LR}; full-batch 0.5]")
-    t.add_argument("--momentum", type=types["fraction"], default=d.momentum, help="SGD momentum (0 for plain SGD)")
+    t.add_argument("--momentum", type=_args.fraction, default=d.momentum, help="SGD momentum (0 for plain SGD)")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
-    t.add_argument("--betas", type=_betas, default=d.betas, metavar="B1,B2", help="Adam/AdamW betas")
+    t.add_argument("--betas", type=_args.betas, default=d.betas, metavar="B1,B2", help="Adam/AdamW betas")
     t.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help="L2 weight decay (decoupled for adamw)")
     t.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="learning-rate schedule")
     t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear lr warm-up (epochs)")
-    t.add_argument("--step-epochs", type=types["positive_int"], default=d.step_epochs,
+    t.add_argument("--step-epochs", type=_args.positive_int, default=d.step_epochs,
                    help="step schedule: decay every N epochs")
     t.add_argument("--step-gamma", type=float, default=d.step_gamma, help="step schedule: decay factor")
     t.add_argument("--clip-norm", type=float, default=d.clip_norm, help="clip the gradient norm (0: off)")
-    t.add_argument("--label-smoothing", type=types["fraction"], default=d.label_smoothing)
+    t.add_argument("--label-smoothing", type=_args.fraction, default=d.label_smoothing)
     t.add_argument("--augment", choices=AUGMENTS, default=d.augment,
                    help="per-batch augmentation: shift; affine = shift + rotate + scale; elastic = affine + "
                         "elastic distortion")
-    t.add_argument("--patience", type=types["nonneg_int"], default=d.patience,
+    t.add_argument("--patience", type=_args.nonneg_int, default=d.patience,
                    help="early stopping: stop after N epochs without a better validation accuracy and keep "
                         "the best epoch's weights (0: off)")
-    t.add_argument("--val-size", type=types["nonneg_int"], default=d.val_size,
+    t.add_argument("--val-size", type=_args.nonneg_int, default=d.val_size,
                    help="training images held out for validation (0: none)")
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--threads", type=_threads, default="auto", metavar="N|auto|blas",
+    t.add_argument("--threads", type=_args.threads, default="auto", metavar="N|auto|blas",
                    help="threads while training. N: the layers split each batch over N threads of digitnet's own "
                         "and the BLAS runs on one; blas: leave it to the BLAS (OPENBLAS_NUM_THREADS, "
-                        "OMP_NUM_THREADS or its own choice); auto: blas if one of those variables is set or the "
-                        "network has no convolution, else one thread per core. Saved with the model")
-    t.add_argument("--ensemble", type=types["positive_int"], default=1, metavar="N",
+                        "OMP_NUM_THREADS or its own choice); auto: blas if one of those variables is set, else one "
+                        "thread per core for a convnet and one thread for other networks. Saved with the model")
+    t.add_argument("--ensemble", type=_args.positive_int, default=1, metavar="N",
                    help="train N models with seeds seed..seed+N-1, saved as OUTPUT-STEM.K.safetensors")
     t.add_argument("-o", "--output", default=None, help="where to save the model "
                    "[default: digitnet-model.safetensors, or the resumed run's output]")
@@ -72,31 +73,7 @@ def add_train_parser(sub, fmt, types) -> None:
                    help="continue the run that wrote CHECKPOINT exactly where it stopped "
                         "(its architecture and options are used; --epochs may extend it)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    t.set_defaults(func=cmd_train)
-
-
-def _threads(text: str) -> int | str | None:
-    import argparse
-    if text in ("auto", "blas"):
-        return None if text == "blas" else text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'blas', got {text!r}")
-    return n
-
-
-def _betas(text: str) -> tuple[float, float]:
-    import argparse
-    try:
-        b = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        b = ()
-    if len(b) != 2 or not all(0 <= x < 1 for x in b):
-        raise argparse.ArgumentTypeError(f"expected two numbers in [0, 1) like 0.9,0.999, got {text!r}")
-    return b
+    t.set_defaults(func=run)
 
 
 def _options(args) -> dict:
@@ -112,10 +89,10 @@ def _options(args) -> dict:
     return opts
 
 
-def cmd_train(args) -> int:
-    from . import checkpoint
-    from .data import load_mnist
-    from .nn.spec import build, mlp_spec
+def run(args) -> int:
+    from .. import checkpoint
+    from ..data import load_mnist
+    from ..nn.spec import build, mlp_spec
 
     if args.resume and args.ensemble > 1:
         raise DigitnetError("--resume continues one run; it cannot be combined with --ensemble")
@@ -154,7 +131,7 @@ def cmd_train(args) -> int:
     for i, (model, ckpt, opts) in enumerate(runs):
         models.append(_train_one(args, model, mnist, ckpt, opts, i, len(runs)))
     if len(models) > 1 and mnist.test is not None and mnist.test.labels is not None:
-        from .metrics import evaluate
+        from ..metrics import evaluate
         acc = evaluate(models, mnist.test)["accuracy"]
         files = " ".join(shlex.quote(m.meta["output"]) for m in models)
         print(f"ensemble of {len(models)}: test accuracy {acc * 100:.2f} % "
@@ -163,9 +140,9 @@ def cmd_train(args) -> int:
 
 
 def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
-    from . import io
-    from .metrics import evaluate
-    from .train import fit
+    from .. import io
+    from ..metrics import evaluate
+    from ..train import fit
     out = Path(model.meta["output"]) if not args.output or n > 1 else Path(args.output)
     model.meta["output"] = str(out)
     val_size = opts.get("val_size", model.meta.get("checkpoint", {}).get("config", {}).get("val_size", 0))

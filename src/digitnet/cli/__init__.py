@@ -1,0 +1,70 @@
+"""The ``digitnet`` command: ``main(argv) -> int``, one module per verb.
+
+Each verb module has ``add_parser(sub, fmt)``, which declares its arguments,
+and ``run(args) -> int``, which does the work. User errors (bad files, bad
+flags, bad shapes) print one line on stderr and exit with status 2;
+``--traceback`` shows the full trace instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import DigitnetError
+from ..threads import inference_threads
+from . import evaluate, export, import_pickle, info, predict, report, serve, train
+
+EXIT_USAGE = 2
+VERBS = (train, evaluate, predict, export, report, info, import_pickle, serve)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every error takes the same path."""
+
+    def error(self, message):
+        raise DigitnetError(f"{self.prog}: {message}")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except 'None' (options whose help text says what happens without them)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="digitnet", formatter_class=_HelpFormatter,
+                description="Handwritten-digit recognition with from-scratch NumPy networks.")
+    p.add_argument("--version", action="version", version=f"digitnet {__version__}")
+    p.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for verb in VERBS:
+        verb.add_parser(sub, _HelpFormatter)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_trace = "--traceback" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = [a for a in argv if a != "--traceback"]
+        if args.command == "train":          # fit() sets its own threads (--threads)
+            return args.func(args)
+        with inference_threads():
+            return args.func(args)
+    except DigitnetError as exc:
+        if show_trace:
+            raise
+        print(f"digitnet: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("digitnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

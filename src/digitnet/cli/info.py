@@ -1,0 +1,57 @@
+"""``digitnet info``: a model file's metadata, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from ._args import DEFAULT_MODEL
+
+
+def add_parser(sub, fmt) -> None:
+    i = sub.add_parser("info", help="show a model's metadata", formatter_class=fmt)
+    i.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help="model file or shipped model name")
+    i.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
+    i.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import io
+    meta = io.info(args.model)
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    arch = " -> ".join(_layer_text(layer) for layer in meta["architecture"])
+    rows = [("model", str(io.resolve(args.model))), ("architecture", arch),
+            *([("spec", meta["arch"])] if "arch" in meta else []),
+            ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
+            ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
+            ("digitnet version", meta.get("digitnet_version", "?"))]
+    if "test_accuracy" in meta:
+        rows.append(("test accuracy", f"{meta['test_accuracy'] * 100:.2f} %"))
+    if "command" in meta:
+        rows.append(("trained with", meta["command"]))
+    if "seed" in meta:
+        rows.append(("seed", str(meta["seed"])))
+    if "train_config" in meta:
+        rows.append(("config", ", ".join(f"{k}={v}" for k, v in meta["train_config"].items())))
+    if "history" in meta and meta["history"]:
+        h = meta["history"]
+        rows.append(("epochs", f"{len(h)} ({sum(e['time'] for e in h):.2f} s training)"))
+    if isinstance(meta.get("blas"), dict):
+        b = meta["blas"]
+        rows.append(("BLAS", f"{b.get('library')} {b.get('version')}, {b.get('threads')} thread(s) while training"))
+    if isinstance(meta.get("layer_threads"), int) and meta["layer_threads"] > 1:
+        rows.append(("layer threads", f"{meta['layer_threads']} (layers split each batch over them)"))
+    if "dataset_sha256" in meta:
+        rows.append(("dataset sha256", meta["dataset_sha256"]))
+    width = max(len(r[0]) for r in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _layer_text(layer: dict) -> str:
+    if layer["type"] == "Dense":
+        return f"Dense({layer['in_features']}->{layer['out_features']})"
+    args = ",".join(f"{k}={v}" for k, v in layer.items() if k != "type")
+    return f"{layer['type']}({args})" if args else layer["type"]

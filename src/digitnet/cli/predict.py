@@ -1,0 +1,53 @@
+"""``digitnet predict``: classify images (files, folders, globs, stdin) or CSV rows."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import DigitnetError
+from ._args import DEFAULT_MODEL, positive_int
+
+
+def add_parser(sub, fmt) -> None:
+    pr = sub.add_parser("predict", help="classify images (files, folders, globs, stdin) or CSV rows",
+                        formatter_class=fmt,
+                        description="Classify images of digits. Each image is turned into an MNIST-like 28x28 "
+                                    "input first (greyscale, light backgrounds inverted, cropped, scaled, centred).")
+    pr.add_argument("files", nargs="+", metavar="INPUT",
+                    help="image files (PNG, JPEG, ...), folders of them, glob patterns ('digits/*.png', "
+                         "quoted or not), CSV files of 784-pixel rows, or - for image bytes on stdin")
+    pr.add_argument("--model", action="append", metavar="M",
+                    help=f"model file or shipped model name (default: {DEFAULT_MODEL}); give it several times to "
+                         "average the models' probabilities (an ensemble)")
+    pr.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list")
+    pr.add_argument("--json", action="store_true", help="print JSON lines")
+    pr.add_argument("--split", action="store_true",
+                    help="read each image as a row of several digits, left to right (e.g. a written number)")
+    pr.add_argument("--show", metavar="DIR",
+                    help="save, for each input, a picture of it next to what the network saw")
+    pr.add_argument("--kaggle-submission", metavar="OUT",
+                    help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV")
+    pr.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import io
+    from ..predict import classify, format_item, kaggle_submission, read_items, save_seen
+    models = [io.load(m) for m in (args.model or [DEFAULT_MODEL])]
+    if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
+        raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
+                            f"got {' '.join(args.files)}")
+    items = read_items(args.files, split=args.split, keep_source=bool(args.show))
+    classify(items, models)
+    if args.kaggle_submission:
+        out = kaggle_submission(items, args.kaggle_submission)
+        print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
+        return 0
+    k = min(args.top_k, 10)
+    for it in items:
+        print(format_item(it, k, args.json))
+    if args.show:
+        written = save_seen(items, args.show)
+        plural = "s" if len(written) != 1 else ""
+        print(f"saved {len(written)} picture{plural} of what the network saw in {args.show}", file=sys.stderr)
+    return 0
