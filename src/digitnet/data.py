@@ -350,7 +350,9 @@ def bundled_dir() -> Path:
 def load_mnist(path=None, verify: bool = True) -> MNIST:
     """Load MNIST from the bundled copy (``path=None``) or any supported layout.
 
-    ``path`` may be a directory holding a dataset or a single file. A single
+    ``path`` may be a directory holding a dataset or a single file, a folder
+    of class folders of images (:mod:`digitnet.folders`), or Fashion-MNIST,
+    KMNIST or EMNIST files (:mod:`digitnet.variants`). A single
     file is the training set unless its name says test (``test``, ``t10k``);
     a sibling file with the other part is picked up when present.
     The bundled files are checked against their SHA-256 when ``verify``.
@@ -366,7 +368,13 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
     path = Path(path)
     if not path.exists():
         raise DigitnetError(f"{path}: no such file or directory")
+    from . import folders, variants
+    named = variants.load(path)              # Fashion-MNIST, KMNIST, EMNIST: their class names
+    if named is not None:
+        return named
     if path.is_dir():
+        if folders.is_class_folders(path):   # DIR/<class>/*.png: your own classes
+            return folders.load_folders(path)
         return _load_dir(path)
     return _load_file(path)
 

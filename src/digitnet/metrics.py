@@ -20,7 +20,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     if data.labels is None:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
     proba = predict_proba(model, data.images, batch_size)
-    y = data.labels.astype(np.int64)
+    y = _labels_as_outputs(model, data)
     pred = proba.argmax(axis=1)
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
     cm = confusion_matrix(y, pred, proba.shape[1])
@@ -39,6 +39,19 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
         "confusion_matrix": cm.tolist(),
         "classes": class_names(model),
     }
+
+
+def _labels_as_outputs(model, data: Dataset) -> np.ndarray:
+    """The labels as the model's output indices (a named data set's classes matched to the model's by name)."""
+    y = data.labels.astype(np.int64)
+    names = class_names(model)
+    if data.classes is None or list(data.classes) == names:
+        return y
+    unknown = [c for c in data.classes if c not in names]
+    if unknown:
+        raise DigitnetError(f"{data.name or 'dataset'} has classes the model does not know: {unknown[:5]}; "
+                            f"the model's: {names[:12]}")
+    return np.array([names.index(c) for c in data.classes], np.int64)[y]
 
 
 def class_names(models) -> list[str]:

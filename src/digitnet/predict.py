@@ -107,16 +107,20 @@ def _top(p: np.ndarray, k: int) -> list[tuple[int, float]]:
     return [(int(c), float(p[c])) for c in top]
 
 
-def format_item(it: Item, k: int, as_json: bool) -> str:
+def format_item(it: Item, k: int, as_json: bool, classes=None) -> str:
+    """One result line; ``classes`` names the outputs (default: the digits). JSON adds ``"class"`` names."""
+    names = list(classes) if classes is not None else [str(c) for c in range(len(it.proba[0]))]
     tops = [_top(p, k) for p in it.proba]
-    label = "".join(str(t[0][0]) for t in tops)
+    sep = "" if all(len(names[t[0][0]]) == 1 for t in tops) else " "
+    label = sep.join(names[t[0][0]] for t in tops)
     if as_json:
-        entries = [{"label": t[0][0], "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
+        entries = [{"label": t[0][0], "class": names[t[0][0]],
+                    "top_k": [{"label": c, "class": names[c], "probability": round(p, 6)} for c, p in t]}
                    for t in tops]
         if not it.split:
-            return json.dumps({"input": it.name, **entries[0]})
-        return json.dumps({"input": it.name, "label": label, "digits": entries})
-    alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
+            return json.dumps({"input": it.name, **entries[0]}, ensure_ascii=False)
+        return json.dumps({"input": it.name, "label": label, "digits": entries}, ensure_ascii=False)
+    alts = " | ".join("  ".join(f"{names[c]}: {p * 100:5.1f}%" for c, p in t) for t in tops)
     return f"{it.name}: {label}   ({alts})"
 
 

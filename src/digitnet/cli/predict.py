@@ -43,9 +43,12 @@ def run(args) -> int:
         out = kaggle_submission(items, args.kaggle_submission)
         print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
         return 0
-    k = min(args.top_k, 10)
+    classes = models[0].classes
+    if any(m.classes != classes for m in models[1:]):
+        raise DigitnetError("the models of an ensemble must have the same classes in the same order")
+    k = min(args.top_k, len(classes))
     for it in items:
-        print(format_item(it, k, args.json))
+        print(format_item(it, k, args.json, classes))
     if args.show:
         written = save_seen(items, args.show)
         plural = "s" if len(written) != 1 else ""
