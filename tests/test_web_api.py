@@ -123,13 +123,22 @@ def test_openapi_documents_the_api(client):
     query = {q["name"]: q for q in spec["paths"]["/api/predict"]["post"]["parameters"]}
     assert set(query) == {"model", "top_k"} and query["top_k"]["schema"]["maximum"] == 10
     page = client.get("/docs")
-    assert page.status_code == 200 and "/static/docs.js" in page.text
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+
+
+def test_docs_page_is_swagger_ui_served_by_the_app(client):
+    page = client.get("/docs")
+    assert "default-src 'self'" in page.headers["content-security-policy"] and "<script>" not in page.text
+    bundle = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text and len(bundle.content) > 500_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert "/openapi.json" in client.get("/static/docs.js").text
 
 
 def test_page_and_assets_are_served_by_the_app(client):
     page = client.get("/")
     assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js", "/static/docs.css"):
+    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js"):
         assert client.get(asset).status_code == 200, asset
     # no outside URL anywhere in what the page loads
     for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):

@@ -6,7 +6,7 @@ Routes::
     POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28
     GET  /api/model     metadata of the loaded models
     GET  /healthz       liveness
-    GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
+    GET  /docs          API reference: Swagger UI on /openapi.json (assets served locally, no CDN)
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
 takes tens of microseconds for the MLP, so it runs directly on the event loop,
@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
-from . import schema
+from . import docs, schema
 from .inputs import header_pixels, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware
 
@@ -119,9 +119,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     async def page():
         return FileResponse(str(STATIC / "index.html"), headers=PAGE_HEADERS)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return FileResponse(str(STATIC / "docs.html"), headers=PAGE_HEADERS)
+    docs.mount(app, PAGE_HEADERS)               # /docs: Swagger UI, served locally
 
     @app.get("/healthz", summary="Liveness check", response_model=schema.Health)
     async def healthz():
