@@ -100,3 +100,30 @@ def test_labels_beyond_the_outputs_are_refused():
     images, labels = _blobs(5)
     with pytest.raises(DigitnetError, match="has label 4 but the model has only 3 outputs"):
         MLP((8,), n_classes=3).fit(Dataset(images, labels, "blobs"), epochs=1, val_size=0, progress=False)
+
+
+def test_curves_say_whether_there_is_a_validation_curve():
+    pytest.importorskip("matplotlib")
+    from digitnet.plots import training_curves
+    without = [{"epoch": 1, "loss": 1.0, "train_acc": 0.5, "val_acc": None, "val_loss": None},
+               {"epoch": 2, "loss": 0.5, "train_acc": 0.7, "val_acc": None, "val_loss": None}]
+    fig = training_curves(without)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert all("no validation set" in t for t in titles) and not any("vs validation" in t for t in titles)
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+    with_val = [dict(h, val_acc=0.6, val_loss=0.9) for h in without]
+    fig = training_curves(with_val)
+    assert all("training vs validation" in ax.get_title() for ax in fig.axes)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+
+
+def test_report_of_a_named_model_without_validation(tmp_path):
+    pytest.importorskip("matplotlib")
+    from digitnet.report import write_report
+    images, labels = _blobs(3)
+    data = Dataset(images, labels, "blobs", ("red", "green", "blue"))
+    model = MLP((16,), n_classes=3, seed=0)
+    model.fit(data, epochs=2, val_size=0, progress=False)
+    page = write_report(model, tmp_path, data=data)["html"].read_text()
+    assert "<td>green</td>" in page and "no validation curve" in page
+    assert "training vs validation" not in page

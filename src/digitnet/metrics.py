@@ -20,7 +20,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     if data.labels is None:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
     proba = predict_proba(model, data.images, batch_size)
-    y = _labels_as_outputs(model, data)
+    y = labels_as_outputs(model, data)
     pred = proba.argmax(axis=1)
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
     cm = confusion_matrix(y, pred, proba.shape[1])
@@ -41,7 +41,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     }
 
 
-def _labels_as_outputs(model, data: Dataset) -> np.ndarray:
+def labels_as_outputs(model, data: Dataset) -> np.ndarray:
     """The labels as the model's output indices (a named data set's classes matched to the model's by name)."""
     y = data.labels.astype(np.int64)
     names = class_names(model)
