@@ -322,3 +322,15 @@ def test_random_bodies_never_crash_the_server(client, content_type):
         assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str)
 
     check()
+
+
+def test_named_classes_come_back_by_name(tmp_path):
+    from fastapi.testclient import TestClient
+    from digitnet.nn import MLP
+    from digitnet.web.app import create_app
+    model = MLP((8,), n_classes=3, classes=["cat", "dog", "<b>fish</b>"], seed=0)
+    client = TestClient(create_app({"pets": model}))
+    got = client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "top_k": 3}).json()
+    assert got["classes"] == ["cat", "dog", "<b>fish</b>"] and got["class"] == got["classes"][got["label"]]
+    assert [t["class"] for t in got["top_k"]] == [got["classes"][t["label"]] for t in got["top_k"]]
+    assert client.get("/api/model").json()["models"][0]["classes"] == ["cat", "dog", "<b>fish</b>"]

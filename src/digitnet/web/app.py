@@ -71,6 +71,7 @@ def model_summary(name: str, model: Sequential) -> dict:
     keep = ("test_accuracy", "seed", "command", "digitnet_version", "train_time_s", "dataset")
     return {"name": name, "architecture": model.architecture(), "input_shape": list(model.input_shape),
             "dtype": model.dtype.name, "n_params": int(model.n_params),
+            "classes": model.classes, "reject_class": model.reject_class,
             **{k: model.meta[k] for k in keep if k in model.meta}}
 
 
@@ -178,13 +179,14 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
                                            "multipart/form-data (field 'file') or an image/* body"},
                                 status_code=415)
-        proba = net.predict_proba(x[None])[0]                              # (10,)
+        proba = net.predict_proba(x[None])[0]                              # (n_classes,)
         top = np.argsort(-proba, kind="stable")[:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         return JSONResponse({
-            "model": name, "label": int(top[0]),
+            "model": name, "label": int(top[0]), "class": net.classes[top[0]], "classes": net.classes,
             "probabilities": [round(float(p), 6) for p in proba],
-            "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
+            "top_k": [{"label": int(c), "class": net.classes[c], "probability": round(float(proba[c]), 6)}
+                      for c in top],
             "image": seen.tolist(),
         })
 

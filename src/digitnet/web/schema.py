@@ -20,6 +20,8 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     dtype: str
     n_params: int
+    classes: list[str] = Field(description="the name of each output, in output order")
+    reject_class: int | None = Field(None, description='index of the "none of these" output, if the model has one')
     test_accuracy: float | None = Field(None, description="accuracy on the MNIST test set, from the metadata")
     seed: int | None = None
     command: str | None = Field(None, description="the command that trained it")
@@ -32,15 +34,18 @@ class ModelsInfo(BaseModel):
 
 
 class TopK(BaseModel):
-    label: int = Field(ge=0, le=9)
+    label: int = Field(ge=0, description="output index")
+    class_: str = Field(alias="class", description="the output's class name")
     probability: float
 
 
 class Prediction(BaseModel):
     model: str = Field(description="the model that answered")
-    label: int = Field(ge=0, le=9, description="the predicted digit")
-    probabilities: list[float] = Field(description="probability of each digit 0..9")
-    top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
+    label: int = Field(ge=0, description="index of the predicted class (the digit, for a digit model)")
+    class_: str = Field(alias="class", description="name of the predicted class")
+    classes: list[str] = Field(description="the model's class names, in the order of probabilities")
+    probabilities: list[float] = Field(description="probability of each class")
+    top_k: list[TopK] = Field(description="the k most likely classes, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
 
 

@@ -121,17 +121,21 @@ function predict() {
   }, "image/png");
 }
 
-function buildBars() {
+// One bar per class of the answering model (the digits until a model says otherwise).
+function buildBars(classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]) {
   barsEl.replaceChildren();
-  for (let d = 0; d < 10; d++) {
+  barsEl.dataset.classes = JSON.stringify(classes);
+  for (const name of classes) {
     const li = document.createElement("li");
-    li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    li.firstChild.textContent = name;          // a name from a model file: text, never markup
     barsEl.appendChild(li);
   }
 }
 
 function show(data) {
-  predictionEl.textContent = String(data.label);
+  if (data.classes && JSON.stringify(data.classes) !== barsEl.dataset.classes) buildBars(data.classes);
+  predictionEl.textContent = data.class ?? String(data.label);
   predictionEl.dataset.label = String(data.label);
   predictionEl.classList.remove("empty");
   const p = data.probabilities[data.label];
