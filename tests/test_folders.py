@@ -5,13 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run
 from PIL import Image, ImageDraw
 
 import digitnet
 from digitnet import DigitnetError
 from digitnet.data import load_mnist
 from digitnet.folders import load_folders
-from helpers import run
 
 SHAPES = ("circle", "cross", "square", "triangle")
 

@@ -87,8 +87,8 @@ def test_installed_wheel_trains_and_predicts_with_the_shipped_model(venv, mnist)
     bin_dir, env, home = venv
     tr, te = mnist.train.subset(slice(0, 600)), mnist.test.subset(slice(0, 200))
     np.savez(home / "mnist.npz", x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
-    out = _run([bin_dir / "digitnet", "train", "--data", "mnist.npz", "--epochs", "1", "--quiet", "-o", "m.safetensors"],
-               cwd=home, env=env)
+    out = _run([bin_dir / "digitnet", "train", "--data", "mnist.npz", "--epochs", "1", "--quiet",
+                "-o", "m.safetensors"], cwd=home, env=env)
     assert "test accuracy" in out and (home / "m.safetensors").is_file()
     Image.fromarray(255 - mnist.test.images[0]).resize((112, 112)).save(home / "digit.png")   # dark on light
     out = _run([bin_dir / "digitnet", "predict", "digit.png"], cwd=home, env=env)
