@@ -91,7 +91,7 @@ def test_training_on_named_classes_names_the_model():
     images, labels = _blobs(3)
     data = Dataset(images, labels, "blobs", ("red", "green", "blue"))
     model = MLP((16,), n_classes=3, seed=0)
-    model.fit(data, epochs=3, val_size=0, progress=False)
+    digitnet.fit(model, data, epochs=3, val_size=0, progress=False)
     assert model.classes == ["red", "green", "blue"]
     assert digitnet.evaluate(model, data)["accuracy"] > 0.9
 
@@ -99,7 +99,8 @@ def test_training_on_named_classes_names_the_model():
 def test_labels_beyond_the_outputs_are_refused():
     images, labels = _blobs(5)
     with pytest.raises(DigitnetError, match="has label 4 but the model has only 3 outputs"):
-        MLP((8,), n_classes=3).fit(Dataset(images, labels, "blobs"), epochs=1, val_size=0, progress=False)
+        digitnet.fit(MLP((8,), n_classes=3), Dataset(images, labels, "blobs"), epochs=1, val_size=0,
+                     progress=False)
 
 
 def test_curves_say_whether_there_is_a_validation_curve():
@@ -123,7 +124,7 @@ def test_report_of_a_named_model_without_validation(tmp_path):
     images, labels = _blobs(3)
     data = Dataset(images, labels, "blobs", ("red", "green", "blue"))
     model = MLP((16,), n_classes=3, seed=0)
-    model.fit(data, epochs=2, val_size=0, progress=False)
+    digitnet.fit(model, data, epochs=2, val_size=0, progress=False)
     page = write_report(model, tmp_path, data=data)["html"].read_text()
     assert "<td>green</td>" in page and "no validation curve" in page
     assert "training vs validation" not in page

@@ -190,5 +190,5 @@ def test_emnist_digits_look_like_mnist_to_a_trained_model(tmp_path, mnist):
     data = load_mnist(tmp_path)
     assert digitnet.evaluate(digitnet.load("seed"), data.test)["accuracy"] > 0.9
     model = digitnet.build("fc16-relu-fc10", classes=data.train.classes)
-    model.fit(data.train, epochs=1, val_size=0, progress=False)
+    digitnet.fit(model, data.train, epochs=1, val_size=0, progress=False)
     assert model.classes == list("0123456789")

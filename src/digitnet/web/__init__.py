@@ -38,7 +38,7 @@ def app_from_env():
     import json
     import os
 
-    from ..threads import user_chose_blas_threads
+    from ..nn.threads import user_chose_blas_threads
     from .app import create_app, load_models
     if not user_chose_blas_threads():     # as the one-process server, run inside inference_threads()
         from threadpoolctl import threadpool_limits
