@@ -107,6 +107,8 @@ def test_four_classes_of_own_images_train_and_predict_by_name(tmp_path, capsys):
     assert len(labels) == 8 and labels.count("triangle") >= 6
     code, out, err = run(capsys, "evaluate", "--model", model_path, "--data", root)
     assert code == 0 and "triangle" in out and "square" in out
+    code, out, err = run(capsys, "info", model_path)
+    assert code == 0 and "4: circle, cross, square, triangle" in out
 
 
 # --------------------------------------------------------------------------- MNIST-layout datasets
