@@ -46,12 +46,13 @@ def venv(dists, tmp_path_factory):
     _run([sys.executable, "-m", "venv", env_dir], cwd=home)
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
-    _run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", dists[0][0]], cwd=home)
-    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=home).strip())
-    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (site / "zz-test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
+    # no PYTHONPATH: a source tree on it would make pip think digitnet is installed already
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    _run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", dists[0][0]], cwd=home, env=env)
+    site = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=home, env=env)
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(site.strip()) / "zz-test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     return bin_dir, env, home
 
 
