@@ -124,13 +124,22 @@ def test_openapi_documents_the_api(client):
     query = {q["name"]: q for q in spec["paths"]["/api/predict"]["post"]["parameters"]}
     assert set(query) == {"model", "top_k", "split"} and query["top_k"]["schema"]["maximum"] == 10
     page = client.get("/docs")
-    assert page.status_code == 200 and "/static/docs.js" in page.text
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+
+
+def test_docs_page_is_swagger_ui_served_by_the_app(client):
+    page = client.get("/docs")
+    assert "default-src 'self'" in page.headers["content-security-policy"] and "<script>" not in page.text
+    bundle = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text and len(bundle.content) > 500_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert "/openapi.json" in client.get("/static/docs.js").text
 
 
 def test_page_and_assets_are_served_by_the_app(client):
     page = client.get("/")
     assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js", "/static/docs.css"):
+    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js"):
         assert client.get(asset).status_code == 200, asset
     # no outside URL anywhere in what the page loads
     for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
@@ -363,3 +372,15 @@ def test_random_bodies_never_crash_the_server(client, content_type):
         assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str)
 
     check()
+
+
+def test_named_classes_come_back_by_name(tmp_path):
+    from fastapi.testclient import TestClient
+    from digitnet.nn import MLP
+    from digitnet.web.app import create_app
+    model = MLP((8,), n_classes=3, classes=["cat", "dog", "<b>fish</b>"], seed=0)
+    client = TestClient(create_app({"pets": model}))
+    got = client.post("/api/predict", json={"pixels": [[0] * 28] * 28, "top_k": 3}).json()
+    assert got["classes"] == ["cat", "dog", "<b>fish</b>"] and got["class"] == got["classes"][got["label"]]
+    assert [t["class"] for t in got["top_k"]] == [got["classes"][t["label"]] for t in got["top_k"]]
+    assert client.get("/api/model").json()["models"][0]["classes"] == ["cat", "dog", "<b>fish</b>"]

@@ -265,7 +265,7 @@ def test_phone_sized_screen_and_api_docs_page(browser, server):
         assert settled_label(page) == "7"
         page.screenshot(path=str(ARTIFACTS / "web-phone.png"), full_page=True)
         page.goto(server + "/docs")
-        page.locator("h2", has_text="/api/predict").wait_for()
+        page.locator(".opblock-summary-path", has_text="/api/predict").wait_for()    # rendered by Swagger UI
         page.screenshot(path=str(ARTIFACTS / "web-docs.png"))
         assert only_the_app(requests, server) == []
     finally:

@@ -47,11 +47,16 @@ BUNDLED_SHA256 = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images (N, 28, 28) uint8 and labels (N,) uint8, or ``None`` when unlabelled."""
+    """Images (N, 28, 28) uint8 and labels (N,) uint8, or ``None`` when unlabelled.
+
+    ``classes`` names the labels (label ``i`` is ``classes[i]``); None means
+    the digits "0" ... "9".
+    """
 
     images: np.ndarray
     labels: np.ndarray | None
     name: str = ""
+    classes: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -67,7 +72,7 @@ class Dataset:
 
     def subset(self, index, name: str | None = None) -> "Dataset":
         labels = None if self.labels is None else self.labels[index]
-        return Dataset(self.images[index], labels, self.name if name is None else name)
+        return Dataset(self.images[index], labels, self.name if name is None else name, self.classes)
 
     def batches(self, batch_size: int, rng: np.random.Generator | None = None, reuse: bool = False
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -124,8 +129,11 @@ class MNIST:
 
 
 # --------------------------------------------------------------------------- validation
-def validate(images, labels, where: str) -> Dataset:
-    """Check and normalise raw arrays into a :class:`Dataset` (uint8, (N, 28, 28))."""
+def validate(images, labels, where: str, classes=None) -> Dataset:
+    """Check and normalise raw arrays into a :class:`Dataset` (uint8, (N, 28, 28)).
+
+    Labels must be 0 .. ``len(classes) - 1`` (0-9 without ``classes``).
+    """
     images = np.asarray(images)
     if images.size == 0 or images.shape[0] == 0:
         raise DigitnetError(f"{where}: no images found (empty)")
@@ -141,8 +149,8 @@ def validate(images, labels, where: str) -> Dataset:
             raise DigitnetError(f"{where}: expected labels of shape (N,), got {labels.shape}")
         if len(labels) != len(images):
             raise DigitnetError(f"{where}: {len(images)} images but {len(labels)} labels")
-        labels = _to_uint8(labels, where, "label", N_CLASSES - 1)
-    return Dataset(images, labels, where)
+        labels = _to_uint8(labels, where, "label", (N_CLASSES if classes is None else len(classes)) - 1)
+    return Dataset(images, labels, where, None if classes is None else tuple(classes))
 
 
 def _to_uint8(a: np.ndarray, where: str, what: str, hi: int) -> np.ndarray:
@@ -487,7 +495,9 @@ def bundled_dir() -> Path:
 def load_mnist(path=None, verify: bool = True) -> MNIST:
     """Load MNIST from the bundled copy (``path=None``) or any supported layout.
 
-    ``path`` may be a directory holding a dataset or a single file. A single
+    ``path`` may be a directory holding a dataset or a single file, a folder
+    of class folders of images (:mod:`digitnet.folders`), or Fashion-MNIST,
+    KMNIST or EMNIST files (:mod:`digitnet.variants`). A single
     file is the training set unless its name says test (``test``, ``t10k``);
     a sibling file with the other part is picked up when present.
     The bundled files are checked against their SHA-256 when ``verify``.
@@ -503,7 +513,13 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
     path = Path(path)
     if not path.exists():
         raise DigitnetError(f"{path}: no such file or directory")
+    from . import folders, variants
+    named = variants.load(path)              # Fashion-MNIST, KMNIST, EMNIST: their class names
+    if named is not None:
+        return named
     if path.is_dir():
+        if folders.is_class_folders(path):   # DIR/<class>/*.png: your own classes
+            return folders.load_folders(path)
         return _load_dir(path)
     return _load_file(path)
 

@@ -7,6 +7,7 @@ run code. digitnet stores one metadata entry, ``digitnet``, holding JSON::
 
     {"format": 1, "digitnet_version": ..., "architecture": [...],
      "input_shape": [784], "dtype": "float32",
+     "classes": ["0", ..., "9"], "reject_class": null,
      "preprocessing": {"pixel_scale": 1/255, "input": "28x28 uint8, white digit on black"},
      "train_config": {...}, "seed": 0, "command": "...", "history": [...],
      "test_accuracy": 0.97, "dataset_sha256": "...", "tensors_sha256": "..."}
@@ -59,13 +60,12 @@ def model_metadata(model: Sequential) -> dict:
         "input_shape": list(model.input_shape),
         "dtype": model.dtype.name,
         "n_params": int(model.n_params),
+        "classes": list(model.classes),
+        "reject_class": model.reject_class,
         "preprocessing": {"pixel_scale": PIXEL_SCALE,
                           "input": "28x28 grey, white digit on black, 0-255 scaled by pixel_scale"},
         "tensors_sha256": _tensors_sha256(tensors),
     }
-    if model.reject_class is not None or list(model.classes) != [str(d) for d in range(10)]:
-        meta["classes"] = list(model.classes)
-        meta["reject_class"] = model.reject_class
     for k, v in model.meta.items():
         meta.setdefault(k, v)
     return meta
@@ -180,25 +180,17 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
         raise DigitnetError(f"{where}: {exc}") from None
     if _tensors_sha256(model.state_dict()) != meta.get("tensors_sha256"):
         raise DigitnetError(f"{where}: tensors do not match the checksum in the metadata (file altered?)")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise DigitnetError(f"{where}: metadata \"classes\" must be a list of strings, got {classes!r:.80}")
+    try:
+        model.classes, model.reject_class = classes, meta.get("reject_class")
+    except DigitnetError as exc:
+        raise DigitnetError(f"{where}: {exc}") from None
     model.meta = {k: v for k, v in meta.items()
                   if k not in ("format", "architecture", "input_shape", "dtype", "tensors_sha256",
                                "classes", "reject_class")}
-    model.classes, model.reject_class = _classes(meta, model.output_shape, where)
     return model
-
-
-def _classes(meta: dict, output_shape: tuple, where: str) -> tuple[list[str], int | None]:
-    """The ``classes`` and ``reject_class`` metadata, checked against the model's outputs."""
-    classes = meta.get("classes", [str(d) for d in range(10)])
-    reject = meta.get("reject_class")
-    if (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
-            or (len(classes),) != tuple(output_shape)):
-        raise DigitnetError(f"{where}: metadata 'classes' must list one name per output "
-                            f"({output_shape[0] if output_shape else 0}), got {classes!r}")
-    if reject is not None and (isinstance(reject, bool) or not isinstance(reject, int)
-                               or not 0 <= reject < len(classes)):
-        raise DigitnetError(f"{where}: metadata 'reject_class' must be an output index or null, got {reject!r}")
-    return classes, reject
 
 
 DEFAULT_MODEL = "reader"

@@ -20,10 +20,12 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     if data.labels is None:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
     proba = predict_proba(model, data.images, batch_size)
-    y = data.labels.astype(np.int64)
-    pred = proba[:, :10].argmax(axis=1)         # the best digit; a "not a digit" output is counted below
+    y = labels_as_outputs(model, data)
+    reject = getattr(model, "reject_class", None)
+    scores = proba if reject is None else np.where(np.arange(proba.shape[1]) == reject, -np.inf, proba)
+    pred = scores.argmax(axis=1)                # the best real class; a "not a digit" output is counted below
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
-    cm = confusion_matrix(y, pred)
+    cm = confusion_matrix(y, pred, proba.shape[1])
     tp = np.diag(cm).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.nan_to_num(tp / cm.sum(axis=0))
@@ -37,6 +39,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
         "recall": recall.tolist(),
         "f1": f1.tolist(),
         "confusion_matrix": cm.tolist(),
+        "classes": class_names(model),
         **_refusals(model, proba, pred == y),
     }
 
@@ -49,6 +52,25 @@ def _refusals(model, proba: np.ndarray, right: np.ndarray) -> dict:
     from .reject import refused
     no = refused(proba, reject, model.meta.get("reject_threshold", 0.0))
     return {"refused": float(no.mean()), "accuracy_answering": float((right & ~no).mean())}
+
+
+def labels_as_outputs(model, data: Dataset) -> np.ndarray:
+    """The labels as the model's output indices (a named data set's classes matched to the model's by name)."""
+    y = data.labels.astype(np.int64)
+    names = class_names(model)
+    if data.classes is None or list(data.classes) == names:
+        return y
+    unknown = [c for c in data.classes if c not in names]
+    if unknown:
+        raise DigitnetError(f"{data.name or 'dataset'} has classes the model does not know: {unknown[:5]}; "
+                            f"the model's: {names[:12]}")
+    return np.array([names.index(c) for c in data.classes], np.int64)[y]
+
+
+def class_names(models) -> list[str]:
+    """The output names of a model (or of the first of an ensemble)."""
+    model = models[0] if isinstance(models, (list, tuple)) else models
+    return list(getattr(model, "classes", None) or [str(c) for c in range(10)])
 
 
 def predict_proba(models, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
@@ -78,12 +100,15 @@ def format_report(result: dict) -> str:
     if "refused" in result:
         lines.append(f"refused as 'not a digit' {result['refused'] * 100:.2f} %; accuracy counting those as wrong "
                      f"{result['accuracy_answering'] * 100:.2f} %")
-    lines += ["", "class  precision  recall     f1"]
-    for c in range(10):
-        lines.append(f"{c:>5}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
+    names = result.get("classes") or [str(c) for c in range(len(result["precision"]))]
+    w = max(5, *(len(n) for n in names))
+    lines += ["", f"{'class':>{w}}  precision  recall     f1"]
+    for c, name in enumerate(names):
+        lines.append(f"{name:>{w}}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
                      f"{result['f1'][c] * 100:6.2f}%")
+    cw = max(6, *(len(n) + 1 for n in names))
     lines += ["", "confusion matrix (rows: true label, columns: predicted)",
-              "      " + "".join(f"{c:>6}" for c in range(10))]
-    for t, row in enumerate(result["confusion_matrix"]):
-        lines.append(f"{t:>6}" + "".join(f"{v:>6}" for v in row))
+              " " * (w + 1) + "".join(f"{n:>{cw}}" for n in names)]
+    for name, row in zip(names, result["confusion_matrix"]):
+        lines.append(f"{name:>{w + 1}}" + "".join(f"{v:>{cw}}" for v in row))
     return "\n".join(lines)

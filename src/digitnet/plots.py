@@ -31,32 +31,47 @@ def _figure(figsize):
     return require_matplotlib()(figsize=figsize, layout="constrained")
 
 
+def has_validation(history: list[dict]) -> bool:
+    """Whether a training history holds validation measurements (a run with ``val_size=0`` has none)."""
+    return any(h.get("val_loss") is not None or h.get("val_acc") is not None for h in history)
+
+
 def training_curves(history: list[dict]):
-    """Loss and accuracy per epoch, training vs validation, from ``model.meta["history"]``."""
+    """Loss and accuracy per epoch from ``model.meta["history"]``: training, and validation when it was measured.
+
+    The titles say which curves are drawn: a model trained without a
+    validation set gets training curves only, titled so.
+    """
     if not history:
         raise DigitnetError("no training history: this model was not trained with digitnet.fit "
                             "(an imported model has none)")
     fig = _figure((10, 3.8))
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
+    val = has_validation(history)
+    which = "training vs validation" if val else "training set only (no validation set)"
     ax_loss.plot(epochs, [h["loss"] for h in history], "o-", label="train")
-    if any(h.get("val_loss") is not None for h in history):
+    if val:
         ax_loss.plot(epochs, [h.get("val_loss") for h in history], "s-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", yscale="log")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title=f"Loss: {which}", yscale="log")
     ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train")
-    if any(h.get("val_acc") is not None for h in history):
+    if val:
         ax_acc.plot(epochs, [100 * h["val_acc"] if h.get("val_acc") is not None else None for h in history],
                     "s-", label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"Accuracy: {which}")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
 
 
-def confusion_matrix(y_true, y_pred, n_classes: int = 10):
-    """Counts of true (rows) vs predicted (columns) labels, diagonal in the colour scale's range too."""
+def confusion_matrix(y_true, y_pred, n_classes: int | None = None, classes=None):
+    """Counts of true (rows) vs predicted (columns) labels, diagonal in the colour scale's range too.
+
+    ``classes`` names the labels (default 0 ... n_classes - 1; n_classes defaults to 10 or ``len(classes)``).
+    """
     from .metrics import confusion_matrix as cm_counts
+    n_classes = n_classes or (len(classes) if classes is not None else 10)
     cm = cm_counts(np.asarray(y_true), np.asarray(y_pred), n_classes)
     fig = _figure((6.2, 5.4))
     ax = fig.subplots()
@@ -69,6 +84,9 @@ def confusion_matrix(y_true, y_pred, n_classes: int = 10):
                         color="white" if np.log1p(cm[t, p]) > 0.6 * np.log1p(cm.max()) else "black")
     ax.set(xticks=range(n_classes), yticks=range(n_classes), xlabel="predicted", ylabel="true",
            title=f"Confusion matrix ({int(cm.trace())}/{int(cm.sum())} correct)")
+    if classes is not None:
+        ax.set_xticklabels(classes, rotation=90 if max(len(str(c)) for c in classes) > 2 else 0)
+        ax.set_yticklabels(classes)
     fig.colorbar(im, ax=ax, label="log(1 + count)")
     return fig
 
@@ -91,15 +109,19 @@ def digit_grid(images, titles, ncols: int = 8, title: str | None = None, colors=
     return fig
 
 
-def worst_mistakes(images, labels, proba, n: int = 24):
+def _namer(classes):
+    return (lambda c: str(c)) if classes is None else (lambda c: str(classes[c]))
+
+
+def worst_mistakes(images, labels, proba, n: int = 24, classes=None):
     """The misclassified digits the model was most sure about: true label, prediction, confidence."""
-    proba, labels = np.asarray(proba), np.asarray(labels)
+    proba, labels, name = np.asarray(proba), np.asarray(labels), _namer(classes)
     pred = proba.argmax(axis=1)
     wrong = np.nonzero(pred != labels)[0]
     if wrong.size == 0:
         raise DigitnetError("no misclassified digits to show: every prediction is right")
     order = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
-    titles = [f"true {labels[i]} → {pred[i]}\n{proba[i, pred[i]] * 100:.0f}% sure" for i in order]
+    titles = [f"true {name(labels[i])} → {name(pred[i])}\n{proba[i, pred[i]] * 100:.0f}% sure" for i in order]
     return digit_grid(images[order], titles,
                       title=f"Most confident mistakes ({wrong.size} of {len(labels)} misclassified)")
 
@@ -108,12 +130,14 @@ def per_class_metrics(result: dict):
     """Precision, recall and F1 per digit, from :func:`digitnet.evaluate`'s result."""
     fig = _figure((8, 3.6))
     ax = fig.subplots()
-    x = np.arange(10)
+    x = np.arange(len(result["precision"]))
     for k, (name, off) in enumerate((("precision", -0.27), ("recall", 0), ("f1", 0.27))):
         ax.bar(x + off, 100 * np.asarray(result[name]), width=0.27, label=name)
     lo = min(min(result[m]) for m in ("precision", "recall", "f1")) * 100
-    ax.set(xticks=x, xlabel="digit", ylabel="%", ylim=(max(0, lo - 3), 100.5),
+    ax.set(xticks=x, xlabel="class", ylabel="%", ylim=(max(0, lo - 3), 100.5),
            title=f"Per-class metrics (accuracy {result['accuracy'] * 100:.2f} %)")
+    if result.get("classes"):
+        ax.set_xticklabels(result["classes"], rotation=90 if max(len(c) for c in result["classes"]) > 2 else 0)
     ax.legend(loc="lower right", ncols=3)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -144,15 +168,15 @@ def first_layer_weights(model, n: int = 32):
     return fig
 
 
-def sample_predictions(images, proba, labels=None, n: int = 24, seed: int = 0):
+def sample_predictions(images, proba, labels=None, n: int = 24, seed: int = 0, classes=None):
     """Random digits with the predicted label and confidence (red when wrong)."""
-    proba = np.asarray(proba)
+    proba, name = np.asarray(proba), _namer(classes)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
     pred = proba.argmax(axis=1)
-    titles = [f"{pred[i]} ({proba[i, pred[i]] * 100:.0f}%)" for i in idx]
+    titles = [f"{name(pred[i])} ({proba[i, pred[i]] * 100:.0f}%)" for i in idx]
     colors = None
     if labels is not None:
         colors = ["black" if pred[i] == labels[i] else "red" for i in idx]
-        titles = [t + ("" if c == "black" else f"\ntrue {labels[i]}") for t, c, i in zip(titles, colors, idx)]
+        titles = [t + ("" if c == "black" else f"\ntrue {name(labels[i])}") for t, c, i in zip(titles, colors, idx)]
     return digit_grid(np.asarray(images)[idx], titles, colors=colors, title="Sample predictions")

@@ -184,21 +184,26 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
         k += len(it.digits)
 
 
-def _top(p: np.ndarray, k: int) -> list[tuple[int, float]]:
-    p = p[:10]                                     # digits only; "not a digit" is said by the label
-    top = np.argsort(-p, kind="stable")[:k]
-    return [(int(c), float(p[c])) for c in top]
+def _top(p: np.ndarray, k: int, reject_class: int | None = None) -> list[tuple[int, float]]:
+    """The k most likely classes; a "not a digit" output is left out (the label says it)."""
+    order = [int(c) for c in np.argsort(-p, kind="stable") if c != reject_class]
+    return [(c, float(p[c])) for c in order[:k]]
 
 
-def format_item(it: Item, k: int, as_json: bool) -> str:
+def format_item(it: Item, k: int, as_json: bool, classes=None, reject_class: int | None = None) -> str:
+    """One result line; ``classes`` names the outputs (default: the digits). JSON adds ``"class"`` names."""
     if it.error is not None:
         return json.dumps({"input": it.name, "error": it.error}) if as_json else f"{it.name}: error: {it.error}"
-    tops = [_top(p, k) for p in it.proba]
+    names = list(classes) if classes is not None else [str(c) for c in range(len(it.proba[0]))]
+    tops = [_top(p, k, reject_class) for p in it.proba]
     answers = it.answers or [None] * len(tops)
     labels = [t[0][0] if a is None else a.label for t, a in zip(tops, answers)]
-    label = "".join("?" if lab is None else str(lab) for lab in labels)
+    words = ["?" if lab is None else names[lab] for lab in labels]
+    sep = "" if all(len(w) == 1 for w in words) else " "
+    label = sep.join(words)
     if as_json:
-        entries = [{"label": lab, "top_k": [{"label": c, "probability": round(p, 6)} for c, p in t]}
+        entries = [{"label": lab, "class": None if lab is None else names[lab],
+                    "top_k": [{"label": c, "class": names[c], "probability": round(p, 6)} for c, p in t]}
                    for lab, t in zip(labels, tops)]
         for e, a in zip(entries, answers):
             if a is not None and a.label is None:
@@ -207,9 +212,10 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
             entry["box"] = list(box)
         number = None if None in labels else label       # a piece that is not a digit: no number
         if not it.split:
-            return json.dumps({"input": it.name, **entries[0], "number": number})
-        return json.dumps({"input": it.name, "number": number, "label": number, "digits": entries})
-    alts = " | ".join("  ".join(f"{c}: {p * 100:5.1f}%" for c, p in t) for t in tops)
+            return json.dumps({"input": it.name, **entries[0], "number": number}, ensure_ascii=False)
+        return json.dumps({"input": it.name, "number": number, "label": number, "digits": entries},
+                          ensure_ascii=False)
+    alts = " | ".join("  ".join(f"{names[c]}: {p * 100:5.1f}%" for c, p in t) for t in tops)
     why = "; ".join(a.reason for a in answers if a is not None and a.label is None)
     return f"{it.name}: {label}   ({alts})" + (f"   [{why}]" if why else "")
 

@@ -29,27 +29,28 @@ class Decision:
     reason: str                   # why it was refused, e.g. "not a digit (93 %)"; "" when not
 
 
-def digit_columns(classes) -> list[int]:
-    """Indices of the outputs that are digits 0-9, in digit order."""
-    classes = list(classes)
-    return [classes.index(d) for d in DIGITS if d in classes]
+def answer_columns(n_outputs: int, reject_class: int | None) -> list[int]:
+    """The outputs that are answers (the digits, or a data set's classes): all but the reject class."""
+    return [i for i in range(n_outputs) if i != reject_class]
 
 
 def decide(proba: np.ndarray, classes=DIGITS, reject_class: int | None = None,
            threshold: float = 0.0) -> list[Decision]:
-    """Decisions for probabilities ``proba`` (N, n_classes)."""
+    """Decisions for probabilities ``proba`` (N, n_classes); a label is an output index."""
     proba = np.atleast_2d(proba)
-    cols = digit_columns(classes)
-    digits = proba[:, cols]
-    best = digits.argmax(axis=1)
-    p_best = digits.max(axis=1)
+    cols = answer_columns(proba.shape[1], reject_class)
+    answers = proba[:, cols]
+    best = answers.argmax(axis=1)
+    p_best = answers.max(axis=1)
+    names = list(classes)
     out = []
     for i in range(len(proba)):
-        guess = int(DIGITS.index(list(classes)[cols[best[i]]]))
+        guess = int(cols[best[i]])
         if reject_class is not None and proba[i, reject_class] > p_best[i]:
             reason = f"not a digit ({proba[i, reject_class] * 100:.0f} %)"
-        elif p_best[i] < threshold:
-            reason = f"not a digit: no digit is likely enough (best {guess} at {p_best[i] * 100:.0f} %)"
+        elif reject_class is not None and p_best[i] < threshold:
+            reason = (f"not a digit: no digit is likely enough (best {names[guess]} at "
+                      f"{p_best[i] * 100:.0f} %)")
         else:
             out.append(Decision(guess, guess, ""))
             continue
@@ -58,13 +59,12 @@ def decide(proba: np.ndarray, classes=DIGITS, reject_class: int | None = None,
 
 
 def refused(proba: np.ndarray, reject_class: int | None, threshold: float) -> np.ndarray:
-    """Boolean mask of the inputs refused (vectorised :func:`decide` for the default digit order)."""
+    """Boolean mask of the inputs refused (vectorised :func:`decide`)."""
     proba = np.atleast_2d(proba)
-    p_best = proba[:, :10].max(axis=1)
-    mask = p_best < threshold
-    if reject_class is not None:
-        mask |= proba[:, reject_class] > p_best
-    return mask
+    if reject_class is None:
+        return np.zeros(len(proba), bool)
+    p_best = proba[:, answer_columns(proba.shape[1], reject_class)].max(axis=1)
+    return (p_best < threshold) | (proba[:, reject_class] > p_best)
 
 
 def calibrate(proba_digits: np.ndarray, proba_negatives: np.ndarray, reject_class: int,
@@ -81,7 +81,7 @@ def calibrate(proba_digits: np.ndarray, proba_negatives: np.ndarray, reject_clas
     -------
     dict with ``threshold`` and the fractions refused at it: ``digits_refused``, ``negatives_refused``.
     """
-    p_best = proba_digits[:, :10].max(axis=1)
+    p_best = proba_digits[:, answer_columns(proba_digits.shape[1], reject_class)].max(axis=1)
     by_class = proba_digits[:, reject_class] > p_best
     budget = int(np.floor(max_refused * len(p_best))) - int(by_class.sum())
     if budget <= 0:

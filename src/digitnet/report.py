@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import DigitnetError
 from .fsutil import atomic_path, atomic_write, make_dirs
+from .plots import has_validation
 
 PLOTS = ["training_curves", "confusion_matrix", "per_class_metrics", "worst_mistakes",
          "first_layer_weights", "sample_predictions"]
@@ -34,18 +35,25 @@ CAPTIONS = {
 def make_figures(model, data) -> tuple[dict, dict, list[str]]:
     """All report figures for ``model`` on the labelled ``data``: (figures, evaluate() result, notes)."""
     from . import plots
-    from .metrics import evaluate, predict_proba
+    from .metrics import evaluate, labels_as_outputs, predict_proba
     plots.require_matplotlib()          # without it every plot would fail: an error, not an empty report
     result = evaluate(model, data)
-    proba = predict_proba(model, data.images)[:, :10]   # the digits (a 'not a digit' output is in result)
+    proba = predict_proba(model, data.images)
+    names = result["classes"]
+    if model.reject_class is not None:       # plots over the real classes; the refusals are in result
+        keep = [i for i in range(proba.shape[1]) if i != model.reject_class]
+        proba, names = proba[:, keep], [names[i] for i in keep]
+    labels = labels_as_outputs(model, data)
+    digits = names == [str(c) for c in range(10)]
+    classes = None if digits else names
     figs, notes = {}, []
     makers = {
         "training_curves": lambda: plots.training_curves(model.meta.get("history", [])),
-        "confusion_matrix": lambda: plots.confusion_matrix(data.labels, proba.argmax(1)),
+        "confusion_matrix": lambda: plots.confusion_matrix(labels, proba.argmax(1), proba.shape[1], classes),
         "per_class_metrics": lambda: plots.per_class_metrics(result),
-        "worst_mistakes": lambda: plots.worst_mistakes(data.images, data.labels, proba),
+        "worst_mistakes": lambda: plots.worst_mistakes(data.images, labels, proba, classes=classes),
         "first_layer_weights": lambda: plots.first_layer_weights(model),
-        "sample_predictions": lambda: plots.sample_predictions(data.images, proba, data.labels),
+        "sample_predictions": lambda: plots.sample_predictions(data.images, proba, labels, classes=classes),
     }
     for name in PLOTS:
         try:
@@ -97,16 +105,22 @@ def _html(model, data, result, paths, notes, title) -> str:
         if key in meta:
             facts.append((label, str(meta[key])))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
+    names = result.get("classes") or [str(c) for c in range(len(result["precision"]))]
     per_class = "".join(
-        f"<tr><td>{c}</td><td>{result['precision'][c] * 100:.2f}</td><td>{result['recall'][c] * 100:.2f}</td>"
-        f"<td>{result['f1'][c] * 100:.2f}</td><td>{sum(result['confusion_matrix'][c])}</td></tr>" for c in range(10))
+        f"<tr><td>{html.escape(name)}</td><td>{result['precision'][c] * 100:.2f}</td>"
+        f"<td>{result['recall'][c] * 100:.2f}</td><td>{result['f1'][c] * 100:.2f}</td>"
+        f"<td>{sum(result['confusion_matrix'][c])}</td></tr>" for c, name in enumerate(names))
+    captions = dict(CAPTIONS)
+    if not has_validation(meta.get("history", [])):
+        captions["training_curves"] = ("Loss and accuracy per epoch on the training set; the model was trained "
+                                       "without a validation set, so there is no validation curve.")
     sections = []
     for name in PLOTS:
         if name not in paths:
             continue
         data_uri = "data:image/png;base64," + base64.b64encode(paths[name].read_bytes()).decode()
         heading = name.replace("_", " ").capitalize()
-        sections.append(f'<section id="{name}"><h2>{heading}</h2><p>{html.escape(CAPTIONS[name])}</p>'
+        sections.append(f'<section id="{name}"><h2>{heading}</h2><p>{html.escape(captions[name])}</p>'
                         f'<img src="{data_uri}" alt="{heading}" data-file="{paths[name].name}">'
                         f'<p class="file">also saved as <a href="{paths[name].name}">{paths[name].name}</a></p>'
                         "</section>")
@@ -122,7 +136,7 @@ border-bottom: 1px solid #ddd; }} img {{ max-width: 100%; }} .file {{ color: #77
 <table>{rows}</table>
 {f"<ul class='notes'>{note_html}</ul>" if notes else ""}
 <h2>Per-class precision, recall, F1 (%)</h2>
-<table><tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
+<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
 {"".join(sections)}
 <p class="file">digitnet {__version__}, {time.strftime("%Y-%m-%d %H:%M")}</p>
 </body></html>

@@ -192,6 +192,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     cfg, state = _config(config, overrides, resume)
     if train.labels is None:
         raise DigitnetError(f"{train.name or 'training set'} has no labels: cannot train on it")
+    _check_classes(model, train)
     if val is None and cfg.val_size:
         train, val = train.split(cfg.val_size, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -251,6 +252,19 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
             for cb in callbacks:
                 cb.on_train_end(model, history)
     return history
+
+
+def _check_classes(model: Sequential, train: Dataset) -> None:
+    """The labels must index the model's outputs; a dataset's class names become the model's."""
+    top = int(train.labels.max()) if len(train.labels) else 0
+    if top >= model.n_classes:
+        raise DigitnetError(f"{train.name or 'training set'} has label {top} but the model has only "
+                            f"{model.n_classes} outputs; build it with n_classes >= {top + 1}")
+    if train.classes is not None:
+        if len(train.classes) != model.n_classes:
+            raise DigitnetError(f"{train.name or 'training set'} has {len(train.classes)} classes but the model "
+                                f"has {model.n_classes} outputs")
+        model.classes = train.classes
 
 
 def _config(config: TrainConfig | None, overrides: dict, resume: str | None) -> tuple[TrainConfig, dict | None]:

@@ -27,6 +27,10 @@ def run(args) -> int:
             ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
             ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
             ("digitnet version", meta.get("digitnet_version", "?"))]
+    classes = meta.get("classes")
+    if isinstance(classes, list) and classes != [str(d) for d in range(10)]:
+        shown = ", ".join(map(str, classes[:20])) + (", ..." if len(classes) > 20 else "")
+        rows.append(("classes", f"{len(classes)}: {shown}"))
     if "test_accuracy" in meta:
         rows.append(("test accuracy", f"{meta['test_accuracy'] * 100:.2f} %"))
     if "command" in meta:

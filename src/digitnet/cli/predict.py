@@ -50,13 +50,17 @@ def run(args) -> int:
         out = kaggle_submission(items, args.kaggle_submission)
         print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
         return 0
-    k = min(args.top_k, 10)
+    classes = models[0].classes
+    if any(m.classes != classes for m in models[1:]):
+        raise DigitnetError("the models of an ensemble must have the same classes in the same order")
+    reject = models[0].reject_class
+    k = min(args.top_k, len(classes) - (reject is not None))
     failed = [it for it in items if it.error is not None]
     for it in items:
         if it.error is not None:                 # on stderr always; with --json also as a JSON line
             print(f"digitnet: error: {it.error}", file=sys.stderr)
         if it.error is None or args.json:
-            print(format_item(it, k, args.json), flush=True)
+            print(format_item(it, k, args.json, classes, reject), flush=True)
     if args.show and len(failed) < len(items):
         written = save_seen(items, args.show)
         plural = "s" if len(written) != 1 else ""

@@ -20,7 +20,8 @@ def add_parser(sub, fmt) -> None:
     t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
                        description="Train a network (default: the seed's 784-64-10 MLP) and save it. "
                                    f"Presets: {', '.join(f'{k} = {v}' for k, v in PRESETS.items())}.")
-    t.add_argument("--data", metavar="PATH", help="dataset file or folder (IDX, CSV, .npz, .pkl.gz); "
+    t.add_argument("--data", metavar="PATH", help="dataset file or folder (IDX, CSV, .npz, .pkl.gz; Fashion-MNIST, "
+                   "KMNIST, EMNIST; or a folder of class folders of images, DIR/<class>/*.png); "
                    "default: the bundled MNIST")
     t.add_argument("--arch", metavar="NAME|SPEC", default=None,
                    help="preset (seed, mlp, cnn, cnn-large), a spec like conv32k5p2-bn-relu-pool2-fc128-relu-fc10, "
@@ -103,6 +104,14 @@ def _options(args) -> dict:
     return {k: v for k, v in opts.items() if not (k in ("epochs", "lr") and v is None)}
 
 
+def _val_size(args, n_train: int) -> int:
+    """--val-size, or for a training set too small for the default, a sixth of it (MNIST's 10,000 of 60,000)."""
+    given = any(a == "--val-size" or a.startswith("--val-size=") for a in args.argv)
+    if given or args.val_size < n_train // 2:
+        return args.val_size
+    return n_train // 6
+
+
 def run(args) -> int:
     from .. import checkpoint
     from ..data import load_mnist
@@ -129,20 +138,29 @@ def run(args) -> int:
         print(f"resuming {args.resume} after epoch {len(model.meta.get('history', []))}", file=sys.stderr)
     else:
         out = Path(args.output or "digitnet-model.safetensors")
-        arch = args.arch or mlp_spec(args.hidden or (64,))
+        classes = mnist.train.classes            # None: the digits
+        n_classes = 10 if classes is None else len(classes)
+        arch = args.arch or mlp_spec(args.hidden or (64,), n_classes)
         runs = []
         for k in range(args.ensemble):
             seed = args.seed + k
-            model = build(arch, seed=seed, dtype=np.dtype(args.dtype), n_classes=11 if args.negatives else 10)
             if args.negatives:
                 from ..reject import NOT_A_DIGIT
                 from ..train import NEGATIVE_LABEL
-                model.classes, model.reject_class = model.classes + [NOT_A_DIGIT], NEGATIVE_LABEL
+                if classes is not None and list(classes) != [str(d) for d in range(10)]:
+                    raise DigitnetError("--negatives adds generated non-digits to a digit model; "
+                                        f"this data set's classes are {', '.join(classes[:6])}...")
+                digits = [str(d) for d in range(10)]
+                model = build(arch, seed=seed, dtype=np.dtype(args.dtype), classes=[*digits, NOT_A_DIGIT])
+                model.reject_class = NEGATIVE_LABEL
+            else:
+                model = build(arch, seed=seed, dtype=np.dtype(args.dtype), classes=classes)
             path = out if args.ensemble == 1 else out.with_name(f"{out.stem}.{k}{out.suffix or '.safetensors'}")
             model.meta.update({"command": command, "output": str(path),
                                "dataset": mnist.source if args.data else "bundled MNIST",
                                "dataset_sha256": mnist.train.checksum()})
-            runs.append((model, args.checkpoint or str(path) + ".ckpt", {**_options(args), "seed": seed}))
+            runs.append((model, args.checkpoint or str(path) + ".ckpt",
+                         {**_options(args), "seed": seed, "val_size": _val_size(args, len(mnist.train))}))
     if out.is_dir():
         raise DigitnetError(f"-o {out}: is a directory; give a file name")
     for model, ckpt, _ in runs:                 # a read-only or missing folder is found now, not after training

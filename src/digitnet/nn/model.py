@@ -23,10 +23,16 @@ class Sequential:
         for a convnet. Images given as uint8 are scaled to [0, 1] and reshaped
         to it.
     dtype : float32 (default) or float64
+    classes : list of str, optional
+        The name of each output, in output order; by default "0", "1", ...
+        (the digits, for a 10-output model). Saved in the model file.
+    reject_class : int or None
+        Index of an output that means "none of the classes" (e.g. not a
+        digit), or None when the model has no such output.
     """
 
     def __init__(self, layers: list[Layer], input_shape=(784,), dtype=np.float32,
-                 loss: SoftmaxCrossEntropy | None = None) -> None:
+                 loss: SoftmaxCrossEntropy | None = None, classes=None, reject_class: int | None = None) -> None:
         self.layers = list(layers)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = np.dtype(dtype)
@@ -42,8 +48,38 @@ class Sequential:
         self._n_inputs = int(np.prod(self.input_shape))
         self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
         self.meta: dict = {}       # filled by digitnet.fit() and io.load(): history, config, ...
-        self.classes: list[str] = [str(d) for d in range(10)]   # output names, in output order
-        self.reject_class: int | None = None    # index of the "not a digit" output, if the model has one
+        self.classes = classes
+        self.reject_class = reject_class
+
+    @property
+    def n_classes(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    @property
+    def classes(self) -> list[str]:
+        """Output names in output order (``"0"`` ... ``"9"`` for a digit model)."""
+        return self._classes
+
+    @classes.setter
+    def classes(self, names) -> None:
+        names = [str(i) for i in range(self.n_classes)] if names is None else [str(c) for c in names]
+        if len(names) != self.n_classes:
+            raise DigitnetError(f"{len(names)} class names given for a model with {self.n_classes} outputs")
+        if len(set(names)) != len(names):
+            raise DigitnetError(f"class names must be distinct, got {names}")
+        self._classes = names
+
+    @property
+    def reject_class(self) -> int | None:
+        """Index of the "none of these" output, or None."""
+        return self._reject_class
+
+    @reject_class.setter
+    def reject_class(self, index) -> None:
+        if index is not None and (isinstance(index, bool) or not isinstance(index, (int, np.integer))
+                                  or not 0 <= index < self.n_classes):
+            raise DigitnetError(f"reject_class must be an output index 0-{self.n_classes - 1} or None, got {index!r}")
+        self._reject_class = None if index is None else int(index)
 
     def _check_shapes(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -167,7 +203,7 @@ class Sequential:
         return out
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Class probabilities, shape (N, 10) (a new array)."""
+        """Class probabilities, shape (N, n_classes) (a new array)."""
         x = np.asarray(images)
         n = len(x) if x.ndim > 1 else 1
         if n <= batch_size:
@@ -178,7 +214,7 @@ class Sequential:
         return out
 
     def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Predicted labels, shape (N,) (a new array)."""
+        """Predicted output indices, shape (N,) (a new array); ``classes`` names them."""
         x = np.asarray(images)
         n = len(x) if x.ndim > 1 else 1
         if n <= batch_size:
@@ -194,11 +230,12 @@ class Sequential:
 
 
 def MLP(hidden=(64,), n_inputs: int = 784, n_classes: int = 10, seed: int = 0,
-        dtype=np.float32) -> Sequential:
+        dtype=np.float32, classes=None) -> Sequential:
     """Multi-layer perceptron ``n_inputs -> hidden... -> n_classes`` with ReLU.
 
     ``MLP((64,))`` is the seed notebook's 784-64-10 network. He-normal weights,
-    zero biases, drawn from ``np.random.default_rng(seed)``.
+    zero biases, drawn from ``np.random.default_rng(seed)``. ``classes``
+    names the outputs (default ``"0"`` ... ``"<n_classes - 1>"``).
     """
     if isinstance(hidden, int):
         hidden = (hidden,)
@@ -211,4 +248,4 @@ def MLP(hidden=(64,), n_inputs: int = 784, n_classes: int = 10, seed: int = 0,
         layers.append(Dense(int(a), int(b), rng=rng, dtype=dtype))
         if i < len(sizes) - 2:
             layers.append(ReLU())
-    return Sequential(layers, input_shape=(n_inputs,), dtype=dtype)
+    return Sequential(layers, input_shape=(n_inputs,), dtype=dtype, classes=classes)

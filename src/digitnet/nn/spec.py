@@ -68,15 +68,15 @@ _PATTERNS = [
 ]
 
 
-def parse_spec(spec: str) -> list[tuple[str, tuple]]:
+def parse_spec(spec: str, n_inputs: int = 784, n_classes: int = N_CLASSES) -> list[tuple[str, tuple]]:
     """Split a spec string into ``(kind, groups)`` tokens; errors name the bad token."""
     tokens = [t.strip().lower() for t in spec.strip().split("-")]
     if not spec.strip() or any(not t for t in tokens):
         raise DigitnetError(f"architecture spec {spec!r} has an empty token; layers are separated by single '-'")
     if all(t.isdigit() for t in tokens):          # 784-128-10: the classic MLP notation
         sizes = [int(t) for t in tokens]
-        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != N_CLASSES:
-            raise DigitnetError(f"MLP spec {spec!r} must start with 784 and end with {N_CLASSES}")
+        if len(sizes) < 2 or sizes[0] != n_inputs or sizes[-1] != n_classes:
+            raise DigitnetError(f"MLP spec {spec!r} must start with {n_inputs} and end with {n_classes}")
         out: list[tuple[str, tuple]] = []
         for n in sizes[1:-1]:
             out += [("dense", (str(n),)), ("act", ("relu",))]
@@ -99,9 +99,10 @@ def _int(v, default=None):
     return default if v is None else int(v)
 
 
-def _layers_from_tokens(spec: str, tokens, rng, dtype) -> tuple[list[Layer], tuple]:
+def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tuple[list[Layer], tuple]:
     image = any(k in ("conv", "maxpool", "avgpool", "gap") for k, _ in tokens)
-    shape: tuple = IMAGE_SHAPE if image else (784,)
+    shape: tuple = input_shape or (IMAGE_SHAPE if image else (784,))
+    first = shape
     layers: list[Layer] = []
     for (kind, g), text in zip(tokens, _token_texts(spec, tokens)):
         try:
@@ -134,7 +135,7 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype) -> tuple[list[Layer], tup
         except DigitnetError as exc:
             raise DigitnetError(f"layer {text!r} in architecture spec {spec!r}: {exc}") from None
         layers.append(layer)
-    return layers, (IMAGE_SHAPE if image else (784,))
+    return layers, first
 
 
 def _token_texts(spec: str, tokens) -> list[str]:
@@ -146,13 +147,14 @@ _INPUT_KEYS = {"Dense": "in_features", "Conv2D": "in_channels",
                "BatchNorm1D": "num_features", "BatchNorm2D": "num_features"}
 
 
-def _layers_from_json(entries, rng, dtype) -> tuple[list[Layer], tuple]:
+def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer], tuple]:
     if not isinstance(entries, list) or not entries or \
             not all(isinstance(e, dict) and isinstance(e.get("type"), str) for e in entries):
         raise DigitnetError("a JSON architecture must be a non-empty list of {\"type\": ..., ...} objects")
     image = any(e["type"] in ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2D", "Flatten")
                 for e in entries)
-    shape: tuple = IMAGE_SHAPE if image else (784,)
+    shape: tuple = input_shape or (IMAGE_SHAPE if image else (784,))
+    first = shape
     layers: list[Layer] = []
     for i, e in enumerate(entries):
         name, kw = e["type"], {k: v for k, v in e.items() if k != "type"}
@@ -172,10 +174,11 @@ def _layers_from_json(entries, rng, dtype) -> tuple[list[Layer], tuple]:
         except DigitnetError as exc:
             raise DigitnetError(f"JSON architecture entry {i} ({name}): {exc}") from None
         layers.append(layer)
-    return layers, (IMAGE_SHAPE if image else (784,))
+    return layers, first
 
 
-def build(arch: str | list, seed: int = 0, dtype=np.float32, n_classes: int = N_CLASSES) -> Sequential:
+def build(arch: str | list, seed: int = 0, dtype=np.float32, classes=None, n_classes: int | None = None,
+          input_shape=None) -> Sequential:
     """A fresh model from a preset name, a spec string, or a JSON list of layer configs.
 
     Parameters
@@ -187,8 +190,14 @@ def build(arch: str | list, seed: int = 0, dtype=np.float32, n_classes: int = N_
     seed : int
         Weights are drawn from ``np.random.default_rng(seed)``, layer by layer.
     dtype : float32 or float64
-    n_classes : int
-        Outputs the network must end with: 10 digits, or 11 with a "not a digit" class.
+    classes : list of str, optional
+        Output names; their number sets ``n_classes``.
+    n_classes : int, optional
+        Number of outputs (default: ``len(classes)``, else 10). A preset's
+        last layer is sized to it; a spec must end with that many outputs.
+    input_shape : tuple, optional
+        Per-sample input shape; default (1, 28, 28) for specs with
+        convolutions or pooling, else (784,).
 
     Returns
     -------
@@ -197,31 +206,40 @@ def build(arch: str | list, seed: int = 0, dtype=np.float32, n_classes: int = N_
     """
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
+    if n_classes is None:
+        n_classes = N_CLASSES if classes is None else len(classes)
+    if input_shape is not None:
+        input_shape = tuple(int(d) for d in input_shape)
     if isinstance(arch, str) and arch.strip().startswith("["):
         try:
             arch = json.loads(arch)
         except ValueError as exc:
             raise DigitnetError(f"architecture looks like JSON but does not parse: {exc}") from None
     if isinstance(arch, list):
-        layers, input_shape = _layers_from_json(arch, rng, dtype)
+        layers, input_shape = _layers_from_json(arch, rng, dtype, input_shape)
         name = json.dumps(arch)
     elif isinstance(arch, str):
         name = arch.strip()
         spec = PRESETS.get(name.lower(), name)
-        layers, input_shape = _layers_from_tokens(spec, parse_spec(spec), rng, dtype)
+        if name.lower() in PRESETS:         # a preset's output layer: one unit per class
+            spec = spec.rsplit("-", 1)[0] + f"-fc{n_classes}"
+        n_inputs = int(np.prod(input_shape)) if input_shape else 784
+        layers, input_shape = _layers_from_tokens(spec, parse_spec(spec, n_inputs, n_classes), rng, dtype,
+                                                  input_shape)
     else:
         raise DigitnetError(f"architecture must be a preset name, spec string or list, got {type(arch).__name__}")
     model = Sequential(layers, input_shape=input_shape, dtype=dtype)
     if model.output_shape != (n_classes,):
         raise DigitnetError(f"architecture {name!r} ends with output shape {model.output_shape}; "
                             f"it must end with {n_classes} outputs (e.g. ...-fc{n_classes})")
+    model.classes = classes
     model.meta["arch"] = name
     return model
 
 
-def mlp_spec(hidden) -> str:
+def mlp_spec(hidden, n_classes: int = N_CLASSES) -> str:
     """The spec of an MLP with ReLU hidden layers: ``(128, 64)`` -> ``fc128-relu-fc64-relu-fc10``."""
-    return "-".join([f"fc{h}-relu" for h in hidden] + [f"fc{N_CLASSES}"])
+    return "-".join([f"fc{h}-relu" for h in hidden] + [f"fc{n_classes}"])
 
 
 __all__ = ["PRESETS", "build", "parse_spec", "mlp_spec"]

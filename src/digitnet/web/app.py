@@ -8,7 +8,7 @@ Routes::
     GET  /api/model     metadata of the loaded models
     POST /api/collect   a corrected drawing saved under DIR/<digit>/ (only with serve --collect DIR)
     GET  /healthz       liveness
-    GET  /docs          API reference rendered from /openapi.json (served locally, no CDN)
+    GET  /docs          API reference: Swagger UI on /openapi.json (assets served locally, no CDN)
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
 takes tens of microseconds for the MLP, so it runs directly on the event loop,
@@ -32,8 +32,8 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
-from ..reject import decide
-from . import schema
+from ..reject import answer_columns, decide
+from . import docs, schema
 from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
 from .collect import CollectFailed, CollectionFull, Collector
@@ -78,6 +78,7 @@ def model_summary(name: str, model: Sequential) -> dict:
     keep = ("test_accuracy", "seed", "command", "digitnet_version", "train_time_s", "dataset")
     return {"name": name, "architecture": model.architecture(), "input_shape": list(model.input_shape),
             "dtype": model.dtype.name, "n_params": int(model.n_params),
+            "classes": model.classes, "reject_class": model.reject_class,
             **{k: model.meta[k] for k in keep if k in model.meta}}
 
 
@@ -134,9 +135,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     async def page():
         return FileResponse(str(STATIC / "index.html"), headers=PAGE_HEADERS)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return FileResponse(str(STATIC / "docs.html"), headers=PAGE_HEADERS)
+    docs.mount(app, PAGE_HEADERS)               # /docs: Swagger UI, served locally
 
     @app.get("/healthz", summary="Liveness check", response_model=schema.Health)
     async def healthz():
@@ -197,18 +196,22 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
                                            "multipart/form-data (field 'file') or an image/* body"},
                                 status_code=415)
-        proba = net.predict_proba(x[None])[0]                              # (10,), or (11,) with "not a digit"
+        proba = net.predict_proba(x[None])[0]                    # (n_classes,), the reader's with "not a digit"
         answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
         always = request.query_params.get("always_answer") in ("1", "true")
         if always:
             answer.label = answer.guess
-        top = np.argsort(-proba[:10], kind="stable")[:k]
+        cols = answer_columns(len(proba), net.reject_class)
+        top = [c for c in np.argsort(-proba, kind="stable") if c != net.reject_class][:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         return JSONResponse({
             "model": name, "label": answer.label,
+            "class": None if answer.label is None else net.classes[answer.label],
+            "classes": [net.classes[c] for c in cols],
             "reason": answer.reason if answer.label is None else None,
-            "probabilities": [round(float(p), 6) for p in proba[:10]],
-            "top_k": [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top],
+            "probabilities": [round(float(proba[c]), 6) for c in cols],
+            "top_k": [{"label": int(c), "class": net.classes[c], "probability": round(float(proba[c]), 6)}
+                      for c in top],
             "image": seen.tolist(),
             **number_fields(proba, seen, digits, k, net, always),
         })

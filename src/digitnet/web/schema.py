@@ -20,6 +20,8 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     dtype: str
     n_params: int
+    classes: list[str] = Field(description="the name of each output, in output order")
+    reject_class: int | None = Field(None, description='index of the "none of these" output, if the model has one')
     test_accuracy: float | None = Field(None, description="accuracy on the MNIST test set, from the metadata")
     seed: int | None = None
     command: str | None = Field(None, description="the command that trained it")
@@ -32,17 +34,21 @@ class ModelsInfo(BaseModel):
 
 
 class TopK(BaseModel):
-    label: int = Field(ge=0, le=9)
+    label: int = Field(ge=0, description="output index")
+    class_: str = Field(alias="class", description="the output's class name")
     probability: float
 
 
 class Prediction(BaseModel):
     model: str = Field(description="the model that answered")
-    label: int | None = Field(ge=0, le=9, description="the predicted digit; null when the model reads the "
-                              "image as not a digit (query always_answer=true gives the best digit instead)")
+    label: int | None = Field(ge=0, description="index of the predicted class (the digit, for a digit model); "
+                              "null when the model reads the image as not a digit (query always_answer=true "
+                              "gives the best guess instead)")
+    class_: str | None = Field(alias="class", description="name of the predicted class; null with label")
+    classes: list[str] = Field(description="the model's class names, in the order of probabilities")
     reason: str | None = Field(default=None, description="why the image was read as not a digit; null otherwise")
-    probabilities: list[float] = Field(description="probability of each digit 0..9")
-    top_k: list[TopK] = Field(description="the k most likely digits, most likely first")
+    probabilities: list[float] = Field(description="probability of each class")
+    top_k: list[TopK] = Field(description="the k most likely classes, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
     number: str | None = Field(description="the digits read, left to right: several when the image clearly "
                                            "holds several digits or split=true was asked, else the one label; "

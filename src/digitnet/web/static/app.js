@@ -140,18 +140,22 @@ function predict() {
   }, "image/png");
 }
 
-function buildBars() {
+// One bar per class of the answering model (the digits until a model says otherwise).
+function buildBars(classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]) {
   barsEl.replaceChildren();
-  for (let d = 0; d < 10; d++) {
+  barsEl.dataset.classes = JSON.stringify(classes);
+  for (const name of classes) {
     const li = document.createElement("li");
-    li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    li.firstChild.textContent = name;          // a name from a model file: text, never markup
     barsEl.appendChild(li);
   }
 }
 
 function show(data) {
+  if (data.classes && JSON.stringify(data.classes) !== barsEl.dataset.classes) buildBars(data.classes);
   const refused = data.label === null;        // the model reads the drawing as not a digit
-  predictionEl.textContent = refused ? "?" : String(data.label);
+  predictionEl.textContent = refused ? "?" : (data.class ?? String(data.label));
   predictionEl.dataset.label = refused ? "none" : String(data.label);
   predictionEl.classList.remove("empty");
   if (refused) {
