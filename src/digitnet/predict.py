@@ -174,9 +174,11 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
     digits = np.stack([d for it in items for d in it.digits])
     proba = predict_proba(models if len(models) > 1 else models[0], digits)
     first = models[0]
-    reject = None if always_answer else first.reject_class
-    threshold = 0.0 if always_answer else max(m.meta.get("reject_threshold", 0.0) for m in models)
-    answers = decide(proba, first.classes, reject, threshold)
+    threshold = max(m.meta.get("reject_threshold", 0.0) for m in models)
+    answers = decide(proba, first.classes, first.reject_class, threshold)
+    if always_answer:                              # the best answer even where the model refuses
+        for a in answers:
+            a.label, a.reason = a.guess, ""
     k = 0
     for it in items:
         it.proba = list(proba[k:k + len(it.digits)])

@@ -165,7 +165,8 @@ val_size, checkpoint, progress
 
     def _config(self, **override) -> TrainConfig:
         """The TrainConfig for these parameters (digitnet's own validation and messages)."""
-        names = [f.name for f in fields(TrainConfig) if f.name != "seed"]
+        # negatives: generated non-digits for a digit model's "not a digit" output, not an estimator option
+        names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "negatives")]
         options = {name: getattr(self, name) for name in names}
         rs = self.random_state
         options["seed"] = rs if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) \
