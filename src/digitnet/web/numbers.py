@@ -57,9 +57,11 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
                    for d, b, p in zip(reading.digits, reading.boxes, reading.proba)]
 
 
-def top_k(proba: np.ndarray, k: int) -> list[dict]:
-    top = np.argsort(-proba[:10], kind="stable")[:k]          # the digits only, not "not a digit"
-    return [{"label": int(c), "probability": round(float(proba[c]), 6)} for c in top]
+def top_k(proba: np.ndarray, k: int, classes=None, reject_class: int | None = None) -> list[dict]:
+    """The k most likely classes, a "not a digit" output left out (the label says it)."""
+    names = list(classes) if classes is not None else [str(c) for c in range(len(proba))]
+    top = [int(c) for c in np.argsort(-proba, kind="stable") if c != reject_class][:k]
+    return [{"label": c, "class": names[c], "probability": round(float(proba[c]), 6)} for c in top]
 
 
 def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None, k: int, net=None,
@@ -72,12 +74,12 @@ def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None
     pieces = [(proba, None, seen)] if digits is None else [(d["proba"], d["box"], d["image"]) for d in digits]
     entries = []
     for p, box, image in pieces:
-        if net is not None:
-            answer = decide(p, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
-            label, reason = (answer.guess, "") if always_answer else (answer.label, answer.reason)
-        else:
-            label, reason = int(np.argmax(p[:10])), ""
-        entry = {"label": label, "top_k": top_k(p, k), "box": box, "image": np.asarray(image).tolist()}
+        classes, reject = (net.classes, net.reject_class) if net is not None else (None, None)
+        answer = decide(p, classes or [str(c) for c in range(len(p))], reject,
+                        net.meta.get("reject_threshold", 0.0) if net is not None else 0.0)[0]
+        label, reason = (answer.guess, "") if always_answer else (answer.label, answer.reason)
+        entry = {"label": label, "top_k": top_k(p, k, classes, reject), "box": box,
+                 "image": np.asarray(image).tolist()}
         if label is None:
             entry["reason"] = reason
         entries.append(entry)

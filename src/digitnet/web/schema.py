@@ -57,7 +57,7 @@ class Prediction(BaseModel):
 
 
 class Digit(BaseModel):
-    label: int | None = Field(ge=0, le=9, description="the digit read; null when the piece is not a digit")
+    label: int | None = Field(ge=0, description="the class read (the digit); null when the piece is not a digit")
     reason: str | None = Field(default=None, description="why the piece was read as not a digit")
     top_k: list[TopK]
     box: list[int] | None = Field(description="(x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive; "
