@@ -19,7 +19,7 @@ from digitnet.nn.threads import resolve as resolve_threads
 from digitnet.nn.threads import training_threads
 
 from . import profile, torch_port
-from .common import Context, median, skipped, torch_ready
+from .common import Context, median, ratio_spread, skipped, spread, torch_ready
 
 RECIPE = dict(optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="onecycle", batch_size=128)
 TARGET = 0.99
@@ -84,6 +84,7 @@ def cnn_case(ctx: Context) -> dict:
         res["torch"] = _summary(torch_run.times, torch_run.accs)
         d, t = res["digitnet"], res["torch"]
         res["ratio_epoch_vs_torch"] = d["seconds_per_epoch"] / t["seconds_per_epoch"]
+        res["ratio_spread"] = {"epoch_vs_torch": ratio_spread(d["epoch_seconds"], t["epoch_seconds"])}
         if d["time_to_target"] is not None and t["time_to_target"] is not None:
             res["ratio_time_to_99_vs_torch"] = d["time_to_target"] / t["time_to_target"]
     return res
@@ -92,7 +93,7 @@ def cnn_case(ctx: Context) -> dict:
 def _summary(times: list[float], accs: list[float]) -> dict:
     cum = np.cumsum(times)
     hit = next((i for i, a in enumerate(accs) if a >= TARGET), None)
-    return {"epoch_seconds": [round(t, 3) for t in times], "test_accuracy": accs,
+    return {"epoch_seconds": [round(t, 3) for t in times], "epoch_spread": spread(times), "test_accuracy": accs,
             "seconds_per_epoch": median(times), "time_to_target": float(cum[hit]) if hit is not None else None,
             "epochs_to_target": hit + 1 if hit is not None else None}
 

@@ -58,6 +58,17 @@ def median(xs) -> float:
     return float(statistics.median(xs))
 
 
+def spread(xs) -> dict:
+    """``{"min", "median", "max"}`` of repeated measurements: a wide range says the machine was noisy."""
+    xs = [float(x) for x in xs]
+    return {"min": min(xs), "median": median(xs), "max": max(xs)}
+
+
+def ratio_spread(ours, theirs) -> dict:
+    """min / median / max of ``ours[i] / theirs[i]``: each repeat's two timings were taken back to back."""
+    return spread([a / b for a, b in zip(ours, theirs)])
+
+
 def per_call(fn, calls: int) -> float:
     """Seconds per call of ``fn`` averaged over ``calls`` back-to-back calls."""
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import digitnet
 from digitnet.train import fit
 
 from . import profile, torch_port
-from .common import Context, median, reference_threads
+from .common import Context, median, ratio_spread, reference_threads, spread
 
 LR = 0.5
 
@@ -74,6 +74,8 @@ def fullbatch_case(ctx: Context) -> dict:
                           "seed_style_float64": [round(t, 5) for t in seed_times[1:]]}
     s = res["seconds_per_iteration"]
     res["ratio_vs_seed_style"] = s["digitnet"] / s["seed_style_float64"]
+    res["spread"] = {"digitnet": spread(digitnet_times[1:]), "seed_style_float64": spread(seed_times[1:])}
+    res["ratio_spread"] = {"vs_seed_style": ratio_spread(digitnet_times[1:], seed_times[1:])}
     f32, f64 = median(f32_gemms[1:]), median(f64_gemms[1:])
     res["profile"] = {"gemm_only_seconds": {"digitnet_float32": f32, "seed_style_float64": f64},
                       "gemm_only_ratio": f32 / f64,

@@ -19,7 +19,8 @@ import digitnet
 from digitnet.train import fit
 
 from . import profile, torch_port
-from .common import (LR, MOMENTUM, Context, epoch_gflop, median, optional, per_call, reference_threads, skipped,
+from .common import (LR, MOMENTUM, Context, epoch_gflop, median, optional, per_call, ratio_spread,
+                     reference_threads, skipped, spread,
                      torch_ready)
 
 SGD_RECIPE = dict(lr=LR, momentum=MOMENTUM, weight_decay=0.0, schedule="constant", val_size=0, progress=False)
@@ -104,10 +105,17 @@ def train_case(ctx: Context, bs: int) -> dict:
         if r == 0 and torch is not None:         # same weights, data order and optimizer -> same result
             after = torch_port.torch_state_in_digitnet_layout(net, model)
             res["torch_max_param_diff_after_1_epoch"] = torch_port.max_abs_diff(model.params, after)
-    floor = median(times.pop("gemm_only"))
+    gemm_only = times.pop("gemm_only")
+    floor = median(gemm_only)
     res["seconds_per_epoch"] = {k: median(v) for k, v in times.items() if v}
     res["all_seconds"] = {k: [round(x, 5) for x in v] for k, v in times.items() if v}
+    res["spread"] = {k: spread(v) for k, v in times.items() if v}
+    res["ratio_spread"] = {"vs_gemm_only": ratio_spread(times["digitnet"], gemm_only)}
+    for lib in ("torch", "sklearn"):
+        if times[lib]:
+            res["ratio_spread"][f"vs_{lib}"] = ratio_spread(times["digitnet"], times[lib])
     d = res["seconds_per_epoch"]["digitnet"]
+    res["ratio_vs_gemm_only"] = d / floor
     res["profile"] = {"gemm_only_seconds_per_epoch": floor, "gemm_only_gflops": round(epoch_gflop(n) / floor, 1),
                       "overhead_share_of_digitnet_epoch": round(max(d - floor, 0.0) / d, 3)}
     res["gflops_effective"] = {k: round(epoch_gflop(n) / v, 1) for k, v in res["seconds_per_epoch"].items()}
@@ -153,7 +161,12 @@ def inference_case(ctx: Context, batch: int) -> dict:
             for k, v in t.items():
                 times[k].append(v)
     res["seconds_per_call"] = {k: median(v) for k, v in times.items()}
-    res["profile"] = {"minimal_numpy_forward_float_input": _minimal_forward_seconds(model, images, calls, ctx.repeats)}
+    res["spread"] = {k: spread(v) for k, v in times.items()}
+    if torch is not None:
+        res["ratio_spread"] = {"vs_torch": ratio_spread(times["digitnet"], times["torch"])}
+    bare = _minimal_forward_seconds(model, images, calls, ctx.repeats)
+    res["profile"] = {"minimal_numpy_forward_float_input": bare}
+    res["ratio_vs_bare_forward"] = res["seconds_per_call"]["digitnet"] / bare
     res["samples_per_second"] = {k: batch / v for k, v in res["seconds_per_call"].items()}
     res["ratio_vs_torch"] = (res["seconds_per_call"]["digitnet"] / res["seconds_per_call"]["torch"]
                              if torch is not None else None)

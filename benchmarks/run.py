@@ -17,7 +17,7 @@ from digitnet.nn.threads import training_threads
 from . import env
 from .common import Context
 from .profile import peak_gemm_gflops
-from .report import markdown
+from .report import markdown, worst, worst_markdown
 
 CASES = ("mlp_train_bs32", "mlp_train_bs128", "mlp_train_bs512", "fullbatch_gd", "infer_b1", "infer_b10000",
          "peak_rss", "cnn")
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digitnet's setting, as `digitnet train --threads`: N (its layers split batches over N "
                         "threads, its BLAS on one; torch and the references get N threads too), blas (the "
                         "BLAS's own threads) or auto (digitnet's default)")
+    p.add_argument("--repeat-runs", type=int, default=1, metavar="K",
+                   help="run the whole suite K times in a row and report, per target, each run's ratio and the "
+                        "worst of the K")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results", help="folder for results.json and results.md")
     return p
@@ -100,23 +103,32 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["peak_sgemm_n"] = n = 512 if args.tiny else 2048
     results["machine"]["peak_sgemm_gflops"] = round(peak_gemm_gflops(n), 1)
     t_start = time.perf_counter()
-    for name in cases:
-        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        case_ctx = ctx
-        if name == "cnn" and args.quick and not args.tiny:
-            case_ctx = Context(**{**ctx.__dict__, "train": cnn_train})
-        try:
-            with training_threads(n_threads):   # as fit(threads=N) would for each training run
-                results["cases"][name] = run_case(name, case_ctx)
-        except Exception as exc:                       # record and go on: one broken case keeps the rest
-            results["cases"][name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-        results["cases"][name]["wall_seconds_case"] = round(time.perf_counter() - t0, 2)
-        _write(out, results)
+    runs = []
+    for k in range(max(1, args.repeat_runs)):
+        if runs:
+            results["cases"] = {}
+        for name in cases:
+            print(f"[benchmarks] {name} ..." + (f" (run {k + 1}/{args.repeat_runs})" if args.repeat_runs > 1 else ""),
+                  file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            case_ctx = ctx
+            if name == "cnn" and args.quick and not args.tiny:
+                case_ctx = Context(**{**ctx.__dict__, "train": cnn_train})
+            try:
+                with training_threads(n_threads):   # as fit(threads=N) would for each training run
+                    results["cases"][name] = run_case(name, case_ctx)
+            except Exception as exc:                       # record and go on: one broken case keeps the rest
+                results["cases"][name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            results["cases"][name]["wall_seconds_case"] = round(time.perf_counter() - t0, 2)
+            _write(out, results)
+        runs.append({"cases": results["cases"]})
+        if args.repeat_runs > 1:
+            results["runs"] = runs
+            results["worst"] = worst(runs)
     results["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     results["blas"] = env.blas_info()                  # after the cases: every library is loaded by now
     _write(out, results)
-    print(markdown(results))
+    print((out / "results.md").read_text(), end="")
     print(f"[benchmarks] wrote {out / 'results.json'} and {out / 'results.md'} "
           f"({results['wall_seconds']} s)", file=sys.stderr)
     return 1 if any(c.get("status") == "error" for c in results["cases"].values()) else 0
@@ -126,4 +138,7 @@ def _write(out: Path, results: dict) -> None:
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=1, default=str))
     os.replace(tmp, out / "results.json")
-    (out / "results.md").write_text(markdown(results))
+    text = markdown(results)
+    if results.get("worst"):
+        text += "\n" + worst_markdown(results["worst"])
+    (out / "results.md").write_text(text)

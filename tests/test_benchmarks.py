@@ -207,3 +207,18 @@ def test_busy_machine_case_times_every_thread_setting(tmp_path):
     assert set(res["settings"]) == {"default", "--threads 1", "--threads blas"}
     assert all(s["min"] > 0 and len(s["runs"]) == 1 for s in res["settings"].values())
     assert "| `digitnet train --threads 1` |" in (tmp_path / "busy.md").read_text()
+
+
+def test_repeat_runs_report_every_runs_ratio_and_the_worst(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--repeat-runs", "2", "--cases",
+                           "mlp_train_bs128,infer_b1", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["runs"]) == 2
+    gemm = next(w for w in results["worst"] if w["case"] == "mlp_train_bs128" and w["ratio"] == "ratio_vs_gemm_only")
+    assert len(gemm["runs"]) == 2 and gemm["worst"] == max(gemm["runs"]) > 0
+    spread = results["cases"]["mlp_train_bs128"]["ratio_spread"]["vs_gemm_only"]
+    assert spread["min"] <= spread["median"] <= spread["max"]
+    assert "Worst of 2 consecutive runs" in (tmp_path / "results.md").read_text()
