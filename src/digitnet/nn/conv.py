@@ -176,6 +176,8 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Maximum over each k x k window; the gradient goes to the (first) maximal input."""
 
+    _training = False  # whether the last forward pass kept what backward needs
+
     def forward(self, x, training=False):
         k, s = self.size, self.step
         self._in_shape, self._training = x.shape, training
@@ -189,7 +191,7 @@ class MaxPool2D(_Pool2D):
         return win.max(axis=-1)  # (N, C, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
-        if not getattr(self, "_training", False):
+        if not self._training:
             raise RuntimeError("MaxPool2D.backward needs a forward pass with training=True")
         if self._fast2x2:
             return _fast.maxpool2x2_backward(self._cache, grad)
