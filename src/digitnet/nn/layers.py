@@ -139,18 +139,21 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._mask = np.empty(0, bool)
+        self._x = np.empty(0)
+        self._mask: np.ndarray | None = None  # x > 0, when the kernel kept it
         self._work: dict[str, np.ndarray] = {}
 
     def forward(self, x, training=False):
+        self._x = x
         if self.fast and training:
             out, self._mask = _fast.relu_forward(x, self._work)
             return out
-        self._mask = x > 0
+        self._mask = None
         return np.maximum(x, 0)
 
     def backward(self, grad, input_grad=True):
-        return np.multiply(grad, self._mask, out=grad)  # dx = g where x > 0, else 0
+        mask = self._x > 0 if self._mask is None else self._mask
+        return np.multiply(grad, mask, out=grad)  # dx = g where x > 0, else 0
 
 
 # Name -> class, used to rebuild a model from the architecture in its metadata.
