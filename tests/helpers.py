@@ -18,3 +18,36 @@ def write_npz(directory, mnist, n_train: int, n_test: int):
     path = directory / "mnist.npz"
     np.savez(path, x_train=tr.images, y_train=tr.labels, x_test=te.images, y_test=te.labels)
     return path
+
+
+def within_budget(fn, *args, max_mb: float = 64, hang_s: int = 30):
+    """Call ``fn(*args)``; returns ("ok", result) or ("refused", DigitnetError), and checks the budget.
+
+    Memory: the peak of Python and NumPy allocations during the call (tracemalloc) must stay under
+    ``max_mb``. Hangs: a call still running after ``hang_s`` seconds fails (SIGALRM); that is a hang
+    guard, far above any honest run, not a speed check. Any other exception propagates: a traceback.
+    """
+    import signal
+    import tracemalloc
+
+    from digitnet import DigitnetError
+
+    def hang(signum, frame):
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} still running after {hang_s} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(hang_s)
+    tracemalloc.start()
+    try:
+        try:
+            outcome = ("ok", fn(*args))
+        except DigitnetError as exc:
+            assert "\n" not in str(exc), f"error message is not one line: {exc!r}"
+            outcome = ("refused", exc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert peak < max_mb * 2**20, f"peak allocation {peak / 2**20:.0f} MB > {max_mb} MB budget"
+    return outcome

@@ -99,12 +99,15 @@ def test_import_pickle(tmp_path, capsys):
     (["train", "--hidden", "64,x"], "comma-separated layer sizes"),
     (["train", "--lr", "-1"], "positive number"),
     (["train", "--data", "/nonexistent/mnist"], "no such file"),
-    (["train", "--bogus"], "unrecognized arguments"),
+    (["train", "--bogus"], "train: unknown option --bogus"),
+    (["predict", "--bogus=1", "x.png"], "predict: unknown option --bogus"),
+    (["info", "seed", "extra"], "info: unexpected argument 'extra'"),
+    (["info", "--model", "seed", "--model", "cnn"], "argument --model: given twice"),
     (["evaluate", "--model", "nonexistent-model"], "no model file or shipped model"),
     (["predict", "/nonexistent.png"], "no such file"),
     (["info", "--model", "/nonexistent.safetensors"], "cannot read model"),
     (["import-pickle", "/nonexistent.pkl", "-o", "x.safetensors"], "cannot read"),
-    (["frobnicate"], "invalid choice"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
     ([], "required"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, argv, message):
@@ -112,6 +115,7 @@ def test_user_errors_exit_2_with_one_line(capsys, argv, message):
     assert code == 2
     assert err.startswith("digitnet: error:") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("digitnet") == 1 or "see digitnet" in err or "digitnet train --resume" in err  # one prefix
 
 
 def test_predict_non_image_and_malicious_pickle(tmp_path, capsys):

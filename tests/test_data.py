@@ -150,7 +150,7 @@ def test_idx_truncated_gzip(tmp_path):
 
 def test_idx_wrong_image_size_and_count_mismatch(tmp_path):
     (tmp_path / "a-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((2, 32, 32), np.uint8)))
-    with pytest.raises(DigitnetError, match=r"expected images of shape \(N, 28, 28\)"):
+    with pytest.raises(DigitnetError, match=r"images of 32x32 pixels, expected 28x28"):
         load_idx(tmp_path / "a-images-idx3-ubyte")
     (tmp_path / "b-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((2, 28, 28), np.uint8)))
     (tmp_path / "b-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(3, np.uint8)))
@@ -205,7 +205,7 @@ def test_npz_malformed(tmp_path):
     with pytest.raises(DigitnetError, match="expected arrays x_train, y_train"):
         load_mnist(tmp_path / "a.npz")
     np.savez(tmp_path / "b.npz", x_train=np.array([object()], dtype=object), y_train=np.zeros(1))
-    with pytest.raises(DigitnetError, match="not a plain-array"):
+    with pytest.raises(DigitnetError, match="dtype object is not a plain numeric type"):
         load_mnist(tmp_path / "b.npz")
     (tmp_path / "c.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(DigitnetError, match="not a readable .npz"):

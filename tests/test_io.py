@@ -1,5 +1,6 @@
 """Model files: round-trip, tampering, truncation; legacy pickle import and refusal."""
 
+import errno
 import json
 import pickle
 import struct
@@ -63,8 +64,11 @@ def test_tampered_header_rejected(tmp_path, model):
     path.write_bytes(bytes(raw[:8]) + bytes(header) + bytes(raw[8 + n:]))
     with pytest.raises(DigitnetError, match="shape"):
         digitnet.load(path)
-    path.write_bytes(bytes(raw[:8]) + b"{" * n + bytes(raw[8 + n:]))
-    with pytest.raises(DigitnetError, match="corrupt model file"):
+    path.write_bytes(bytes(raw[:8]) + (b"[" * 40 + b"]" * 40).ljust(n) + bytes(raw[8 + n:]))
+    with pytest.raises(DigitnetError, match="nests more than 32 levels"):
+        digitnet.load(path)
+    path.write_bytes(bytes(raw[:8]) + b"[" * 10 + b"x" * (n - 10) + bytes(raw[8 + n:]))
+    with pytest.raises(DigitnetError, match="header is not valid JSON"):
         digitnet.load(path)
 
 
@@ -106,9 +110,9 @@ def test_save_is_atomic(tmp_path, model, monkeypatch):
     before = path.read_bytes()
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(io.os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(DigitnetError, match="cannot write model .*: no space left on the device"):
         digitnet.save(MLP((16,), seed=2), path)
     assert path.read_bytes() == before                           # old file untouched
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DigitnetError
+from .fsutil import atomic_write
 
 KEY = "checkpoint"
 
@@ -50,7 +51,7 @@ def write(path, model, opt, rng: np.random.Generator, cfg, history: list[dict], 
         "history": history,
     }
     path = Path(path)
-    io._atomic_write(path, io.dumps(model, extra_tensors=extra, extra_meta=meta))
+    atomic_write(path, io.dumps(model, extra_tensors=extra, extra_meta=meta), "checkpoint")
     return path
 
 

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
+from math import prod
 from pathlib import Path
 from typing import Iterator
 
@@ -158,50 +162,117 @@ def _to_uint8(a: np.ndarray, where: str, what: str, hi: int) -> np.ndarray:
     return a.astype(np.uint8)
 
 
-# --------------------------------------------------------------------------- IDX
-def _open_bytes(path: Path) -> bytes:
+# --------------------------------------------------------------------------- bounded reading
+# Nothing is read on trust: a file's header may claim any size, and a small gzip file may inflate to
+# gigabytes. Each reader knows the most its format can need, reads at most that much (streaming the
+# decompression and counting), and refuses the file beyond it.
+MAX_IMAGES = 300_000                 # 4x the 70,000 of MNIST; QMNIST and EMNIST-digits have fewer
+MAX_IDX_BYTES = MAX_IMAGES * N_PIXELS + 16
+MAX_ARRAY_BYTES = 256 * 2**20        # one .npz member or pickled array; float32 MNIST train is 188 MB
+MAX_PICKLE_BYTES = 240 * 2**20       # the classic mnist.pkl.gz inflates to 220 MB
+MAX_CSV_BYTES = 160 * 2**20          # Kaggle's mnist_train.csv is 109 MB
+_CHUNK = 1 << 20
+
+
+def _open_stream(path: Path):
+    """The file, or its decompressed stream when it is gzip'd; errors are one line."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
+    except IsADirectoryError:
+        raise DigitnetError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
         raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise DigitnetError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return raw
+    if f.read(2) == b"\x1f\x8b":
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
 
 
-def parse_idx(data: bytes, where: str, kind: str) -> np.ndarray:
-    """Parse IDX bytes: ``kind`` is 'images' (magic 0x803) or 'labels' (0x801)."""
+def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool = True) -> bytearray:
+    """Read the stream to its end, refusing it once it passes ``limit`` bytes (or, with
+    ``refuse_more=False``, just its first ``limit`` bytes); decompression errors are one line."""
+    buf = bytearray()
+    try:
+        while True:
+            chunk = stream.read(min(_CHUNK, limit + refuse_more - len(buf)))
+            if not chunk:
+                return buf
+            buf += chunk
+            if len(buf) > limit:
+                raise DigitnetError(f"{path}: more than {limit:,} bytes (uncompressed), larger than any {what}; "
+                                    "refused")
+            if len(buf) == limit and not refuse_more:
+                return buf
+    except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
+        raise DigitnetError(f"{path}: corrupt or truncated gzip data ({type(exc).__name__}: "
+                            f"{str(exc)[:80]})") from None
+
+
+def _open_bytes(path: Path, limit: int, what: str) -> bytearray:
+    """The bytes of ``path`` (gzip'd or raw), at most ``limit`` of them."""
+    stream, raw = _open_stream(path)
+    with raw:
+        return _read_at_most(stream, limit, path, what)
+
+
+# --------------------------------------------------------------------------- IDX
+def _idx_header(head: bytes, where: str, kind: str) -> tuple[tuple[int, ...], int]:
+    """Check an IDX header; returns (dims, header length). The declared size is bounded before any read."""
     ndim = 3 if kind == "images" else 1
-    if len(data) < 4 + 4 * ndim:
-        raise DigitnetError(f"{where}: too short for an IDX {kind} file ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
+    size = 4 + 4 * ndim
+    if len(head) < size:
+        raise DigitnetError(f"{where}: too short for an IDX {kind} file ({len(head)} bytes)")
+    magic = int.from_bytes(head[:4], "big")
     expected = 0x800 + ndim
     if magic != expected:
         raise DigitnetError(f"{where}: bad IDX magic number 0x{magic:08x}, expected 0x{expected:08x} ({kind})")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    body = memoryview(data)[4 + 4 * ndim:]
-    need = int(np.prod(dims))
+    dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if kind == "images" and dims[1:] != IMAGE_SHAPE:
+        raise DigitnetError(f"{where}: header says images of {dims[1]}x{dims[2]} pixels, expected 28x28")
+    if dims[0] > MAX_IMAGES:
+        raise DigitnetError(f"{where}: header claims {dims[0]:,} {kind}; at most {MAX_IMAGES:,} are read")
+    return dims, size
+
+
+def parse_idx(data, where: str, kind: str) -> np.ndarray:
+    """Parse IDX bytes: ``kind`` is 'images' (magic 0x803) or 'labels' (0x801)."""
+    dims, size = _idx_header(bytes(data[:16]), where, kind)
+    body = memoryview(data)[size:]
+    need = prod(dims)
     if len(body) != need:
         state = "truncated" if len(body) < need else "has trailing bytes"
         raise DigitnetError(f"{where}: {state}: header says {dims} = {need} bytes of data, found {len(body)}")
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
+def _read_idx(path: Path, kind: str) -> bytearray:
+    """An IDX file's bytes, read only as far as its checked header says (plus one byte to see trailing data)."""
+    stream, raw = _open_stream(path)
+    with raw:
+        head = _read_at_most(stream, 16 if kind == "images" else 8, path, "IDX header", refuse_more=False)
+        dims, size = _idx_header(bytes(head), str(path), kind)
+        if stream is raw:                      # uncompressed: the file's size says it all before reading
+            have = os.fstat(raw.fileno()).st_size - size
+            if have != prod(dims):
+                state = "truncated" if have < prod(dims) else "has trailing bytes"
+                raise DigitnetError(f"{path}: {state}: header says {dims} = {prod(dims)} bytes of data, "
+                                    f"found {have}")
+        return head + _read_at_most(stream, prod(dims) + 1, path, "IDX file its header describes")
+
+
 def load_idx(images_path, labels_path=None, name: str | None = None,
              expect_sha256: dict | None = None) -> Dataset:
     """Load an IDX images file and (optionally) its labels file, gzip'd or raw."""
     images_path = Path(images_path)
-    raw = _open_bytes(images_path)
+    raw = _read_idx(images_path, "images")
     if expect_sha256:
         _check_sha(raw, images_path, expect_sha256)
     images = parse_idx(raw, str(images_path), "images")
     labels = None
     if labels_path is not None:
         labels_path = Path(labels_path)
-        raw = _open_bytes(labels_path)
+        raw = _read_idx(labels_path, "labels")
         if expect_sha256:
             _check_sha(raw, labels_path, expect_sha256)
         labels = parse_idx(raw, str(labels_path), "labels")
@@ -225,6 +296,9 @@ def load_csv(path) -> Dataset:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise DigitnetError(f"{path}: {size:,} bytes; CSV files of at most {MAX_CSV_BYTES:,} bytes are read")
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise DigitnetError(f"{path}: not a text CSV file") from None
@@ -249,10 +323,20 @@ def load_csv(path) -> Dataset:
         labelled = ncols == N_PIXELS + 1
     if not lines:
         raise DigitnetError(f"{path}: no data rows (empty)")
-    values = _parse_rows(lines, ncols, path, first_line=1 + has_header)
+    if len(lines) > MAX_IMAGES:
+        raise DigitnetError(f"{path}: {len(lines):,} rows; at most {MAX_IMAGES:,} are read")
+    values = np.empty((len(lines), ncols), np.uint8)
+    for i in range(0, len(lines), _CSV_ROWS):      # parsed in blocks: float64 text values, one block at a time
+        block = _parse_rows(lines[i:i + _CSV_ROWS], ncols, path, first_line=1 + has_header + i)
+        if labelled:
+            values[i:i + len(block), 0] = _to_uint8(block[:, 0], str(path), "label", N_CLASSES - 1)
+        values[i:i + len(block), labelled:] = _to_uint8(block[:, labelled:], str(path), "pixel", 255)
     labels = values[:, 0] if labelled else None
     images = values[:, 1:] if labelled else values
     return validate(images, labels, str(path))
+
+
+_CSV_ROWS = 4096
 
 
 def _is_number(s: str) -> bool:
@@ -286,19 +370,29 @@ def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np
 
 
 # --------------------------------------------------------------------------- npz / pickle
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def load_npz(path) -> MNIST:
-    """Keras ``mnist.npz`` (``x_train, y_train, x_test, y_test``), read without pickle."""
+    """Keras ``mnist.npz`` (``x_train, y_train, x_test, y_test``), read without pickle.
+
+    Only those four members are read (others, however large, are skipped),
+    each must be a ``.npy`` array of a plain numeric dtype, and each is
+    read only as far as its checked header says.
+    """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as exc:
-        raise DigitnetError(f"{path}: not a plain-array .npz file ({exc})") from None
-    except (OSError, EOFError, Exception) as exc:  # zipfile.BadZipFile and friends
+        zf = zipfile.ZipFile(path)
+    except IsADirectoryError:
+        raise DigitnetError(f"{path}: is a directory, expected a .npz file") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DigitnetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
-    need = {"x_train", "y_train"}
-    if not need <= arrays.keys():
-        raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {sorted(arrays)}")
+    with zf:
+        members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+        if not {"x_train", "y_train"} <= members.keys():
+            shown = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")
+            raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {shown}")
+        arrays = {k: _read_npy(zf, members[k], path) for k in NPZ_ARRAYS if k in members}
     train = validate(arrays["x_train"], arrays["y_train"], f"{path}[train]")
     test = None
     if "x_test" in arrays:
@@ -306,29 +400,80 @@ def load_npz(path) -> MNIST:
     return MNIST(train, test, str(path))
 
 
+def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
+    """One ``.npy`` member: header checked (plain dtype, size within ``MAX_ARRAY_BYTES``), then exactly its data."""
+    where = f"{path}[{member}]"
+    if not member.endswith(".npy"):
+        raise DigitnetError(f"{where}: not a .npy array member")
+    try:
+        with zf.open(member) as f:
+            shape, fortran, dtype = _npy_header(f, where)
+            if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+                raise DigitnetError(f"{where}: dtype {dtype} is not a plain numeric type")
+            need = prod(shape) * dtype.itemsize
+            if need > MAX_ARRAY_BYTES:
+                raise DigitnetError(f"{where}: array of shape {shape} is {need:,} bytes; at most "
+                                    f"{MAX_ARRAY_BYTES:,} are read")
+            # read what is there, up to what the header says: a header that lies costs only the bytes present
+            out = _read_at_most(f, need, path, "", refuse_more=False)
+            if len(out) < need:
+                raise DigitnetError(f"{where}: truncated: header says {need:,} bytes of data, found {len(out):,}")
+            if f.read(1):                          # reading to the end also checks the CRC
+                raise DigitnetError(f"{where}: has trailing bytes after its {need:,} bytes of data")
+    except DigitnetError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
+        raise DigitnetError(f"{where}: not a readable .npy array ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    a = np.frombuffer(out, dtype)
+    return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+
+
+def _npy_header(f, where: str):
+    """(shape, fortran order, dtype) of a .npy stream; numpy reads the header, at most 10 kB of it."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version in ((2, 0), (3, 0)):
+            return np.lib.format.read_array_header_2_0(f)
+        raise ValueError(f"unknown .npy version {version}")
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        raise                                # the stream itself: reported by the caller
+    except Exception as exc:                 # noqa: BLE001  numpy parses the header text with ast and
+        # tokenize, which raise SyntaxError, TokenError, ValueError, ... on a damaged one
+        raise DigitnetError(f"{where}: not a readable .npy array (bad header: {type(exc).__name__})") from None
+
+
 def load_pickle(path) -> MNIST:
     """The classic ``mnist.pkl.gz``: ((x, y) train, (x, y) valid, (x, y) test), floats = byte/256.
 
     Train and validation parts are joined back into the 60,000 training images.
+    Read by :mod:`digitnet.safe_pickle`: nothing in the file runs, and only
+    plain numeric arrays of the sizes the bytes hold are built.
     """
-    from .io import restricted_unpickle
+    from .safe_pickle import loads
     path = Path(path)
-    obj = restricted_unpickle(_open_bytes(path), str(path))
-    try:
-        parts = [(np.asarray(x), np.asarray(y)) for x, y in obj]
-    except (TypeError, ValueError):
-        raise DigitnetError(f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs") from None
-    if len(parts) != 3:
-        raise DigitnetError(f"{path}: expected 3 (x, y) pairs (train, valid, test), found {len(parts)}")
+    obj = loads(_open_bytes(path, MAX_PICKLE_BYTES, "MNIST pickle"), str(path), MAX_ARRAY_BYTES)
+    shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
+    if not isinstance(obj, (tuple, list)) or len(obj) != 3:
+        raise DigitnetError(shape_error if not isinstance(obj, (tuple, list))
+                            else f"{path}: expected 3 (x, y) pairs (train, valid, test), found {len(obj)}")
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p)
+               for p in obj):
+        raise DigitnetError(shape_error)
     sets = []
-    for (x, y), part in zip(parts, ("train", "valid", "test")):
+    for (x, y), part in zip(obj, ("train", "valid", "test")):
         if np.issubdtype(x.dtype, np.floating):
-            if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+            if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
                 raise DigitnetError(f"{path}[{part}]: float pixels must be in [0, 1]")
             # the classic file stores byte/256; files scaled by 1/255 reach exactly 1.0
             scale = 255.0 if x.size and x.max() == 1.0 else 256.0
             x = np.minimum(np.round(x * scale), 255)
         sets.append(validate(x, y, f"{path}[{part}]"))
+    if any(s.labels is None for s in sets[:2]):
+        raise DigitnetError(shape_error)
     train = Dataset(np.concatenate([sets[0].images, sets[1].images]),
                     np.concatenate([sets[0].labels, sets[1].labels]), f"{path}[train]")
     return MNIST(train, sets[2], str(path))

@@ -22,18 +22,17 @@ Legacy pickles (the seed notebook's ``(w1, b1, w2, b2)``) are read by
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import pickle
-import tempfile
 from importlib import resources
+from math import prod
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, model_check, safe_pickle
 from .errors import DigitnetError
+from .fsutil import atomic_write
 from .nn.layers import Dense, ReLU
 from .nn.model import PIXEL_SCALE, Sequential
 
@@ -48,28 +47,6 @@ def _tensors_sha256(tensors: dict[str, np.ndarray]) -> str:
         h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def model_metadata(model: Sequential) -> dict:
@@ -104,47 +81,75 @@ def dumps(model: Sequential, extra_tensors: dict | None = None, extra_meta: dict
 
 def save(model: Sequential, path) -> Path:
     """Save ``model`` as a safetensors file (written atomically). Returns the path."""
-    path = Path(path)
-    _atomic_write(path, dumps(model))
-    return path
+    return atomic_write(path, dumps(model), "model")
 
 
-def read_file(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a safetensors file's tensors and digitnet metadata, with clear errors."""
+def read_file(path, tensors: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a safetensors file's tensors and digitnet metadata, with clear errors.
+
+    The header and metadata are read and checked first (see
+    :mod:`digitnet.model_check`); the tensor bytes are read only when they
+    are exactly what the header describes. With ``tensors=False`` only the
+    header is read and the tensors dict is empty.
+    """
     path = Path(path)
+    where = str(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = _header_length(f.read(8), size, where)
+            header_json = f.read(n)
+            index, meta = _check(header_json, size - 8 - n, where)
+            if not tensors:
+                return {}, meta
+            data = bytearray(size - 8 - n)
+            if f.readinto(data) != len(data):
+                raise DigitnetError(f"{where}: truncated model file (changed while being read?)")
     except IsADirectoryError:
         raise DigitnetError(f"{path}: is a directory, expected a model file") from None
     except OSError as exc:
         raise DigitnetError(f"cannot read model {path}: {exc.strerror}") from None
-    return parse_bytes(raw, str(path))
+    return _tensors(data, index), meta
 
 
 def parse_bytes(raw: bytes, where: str) -> tuple[dict[str, np.ndarray], dict]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as st_load
-    if len(raw) < 8:
-        raise DigitnetError(f"{where}: not a model file (too short: {len(raw)} bytes)")
-    n = int.from_bytes(raw[:8], "little")
-    if n > len(raw) - 8:
+    """:func:`read_file` for the bytes of a model file."""
+    n = _header_length(raw[:8], len(raw), where)
+    index, meta = _check(raw[8:8 + n], len(raw) - 8 - n, where)
+    return _tensors(bytearray(raw[8 + n:]), index), meta
+
+
+def _header_length(first: bytes, size: int, where: str) -> int:
+    if len(first) < 8 or size < 8:
+        raise DigitnetError(f"{where}: not a model file (too short: {size} bytes)")
+    n = int.from_bytes(first, "little")
+    if n > size - 8:
         raise DigitnetError(f"{where}: truncated or not a safetensors model file "
-                            f"(header claims {n} bytes, file has {len(raw) - 8})")
-    try:
-        header = json.loads(raw[8:8 + n])
-        meta_json = header.get("__metadata__", {}).get(META_KEY)
-        tensors = st_load(raw)
-    except (SafetensorError, ValueError, AttributeError, UnicodeDecodeError) as exc:
-        raise DigitnetError(f"{where}: corrupt model file ({str(exc).splitlines()[0][:120]})") from None
+                            f"(header claims {n} bytes, file has {size - 8})")
+    if n > model_check.MAX_HEADER_BYTES:
+        raise DigitnetError(f"{where}: header of {n:,} bytes; at most {model_check.MAX_HEADER_BYTES:,} are read")
+    return n
+
+
+def _check(header_json: bytes, data_len: int, where: str) -> tuple[dict, dict]:
+    """The checked tensor index and digitnet metadata of a header; nothing is allocated for tensors."""
+    header = model_check.parse_json(header_json, where, "model file header")
+    index = model_check.check_header(header, data_len, where)
+    meta_json = header.get("__metadata__", {}).get(META_KEY)
     if meta_json is None:
         raise DigitnetError(f"{where}: a safetensors file without digitnet metadata")
-    try:
-        meta = json.loads(meta_json)
-    except ValueError:
-        raise DigitnetError(f"{where}: the digitnet metadata is not valid JSON") from None
+    meta = model_check.parse_json(meta_json.encode("utf-8", "surrogatepass"), where, "the digitnet metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise DigitnetError(f"{where}: unsupported model format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    return tensors, meta
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise DigitnetError(f"{where}: unsupported model format {str(found)[:40]}")
+    model_check.check_meta(meta, index, where)
+    return index, meta
+
+
+def _tensors(data: bytearray, index: dict) -> dict[str, np.ndarray]:
+    """Arrays over ``data`` (no copies) for a checked index; little-endian as safetensors stores them."""
+    return {name: np.frombuffer(data, dtype, prod(shape), start).reshape(shape)
+            for name, (dtype, shape, start, _) in index.items()}
 
 
 def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
@@ -155,6 +160,12 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
         raise DigitnetError(f"{where}: metadata is missing or has a bad {exc}") from None
     except DigitnetError as exc:
         raise DigitnetError(f"{where}: {exc}") from None
+    shape = model.input_shape
+    for i, layer in enumerate(model.layers):      # bounds the work of every later prediction, per image
+        shape = layer.output_shape(shape)
+        if prod(shape) > model_check.MAX_ACTIVATION:
+            raise DigitnetError(f"{where}: layer {i} ({type(layer).__name__}) outputs {prod(shape):,} values per "
+                                f"image; at most {model_check.MAX_ACTIVATION:,} are accepted")
     own = model.state_dict()
     weights = {k: v for k, v in tensors.items() if k in own or not k.startswith(("opt.", "best."))}
     for k, v in weights.items():
@@ -197,52 +208,22 @@ def load(name_or_path="seed") -> Sequential:
 
 
 def info(name_or_path="seed") -> dict:
-    """The metadata of a model file, without building the model."""
+    """The metadata of a model file, checked against its header, without reading the tensors."""
     path = resolve(name_or_path)
-    _, meta = read_file(path)
+    _, meta = read_file(path, tensors=False)
     return meta
 
 
 # --------------------------------------------------------------------------- legacy pickles
-class _Refused(pickle.UnpicklingError):
-    """The pickle names something other than a numpy array."""
+# The seed notebook's network is 784-64-10; a pickle claiming a far wider one is refused before any
+# model is built, and the pickle itself is read only up to what the widest accepted one needs.
+MAX_PICKLE_HIDDEN = 4096
+MAX_PICKLE_BYTES = 64 * 2**20          # 784 x 4096 float64 weights are 26 MB
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Builds numpy arrays, tuples, lists, dicts and numbers; refuses every other global.
-
-    A pickle can name any importable callable (``os.system``, ``subprocess.Popen``,
-    ``builtins.eval`` ...) and have it called on load. Only the few functions
-    numpy's own array pickling uses are admitted here, so a hostile file fails
-    before anything it names is imported or called.
-    """
-
-    ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise _Refused(f"refusing to load {module}.{name}")
-
-    def persistent_load(self, pid):
-        raise _Refused("refusing persistent ids")
-
-
-def restricted_unpickle(data: bytes, where: str):
-    """Unpickle ``data`` admitting only numpy arrays and plain containers."""
-    try:
-        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except _Refused as exc:
-        raise DigitnetError(f"{where}: unsafe pickle: {exc} (only numpy arrays are allowed)") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
-            ImportError, OverflowError) as exc:
-        raise DigitnetError(f"{where}: not a readable pickle ({type(exc).__name__}: {exc})"[:300]) from None
+def restricted_unpickle(data: bytes, where: str, max_array_bytes: int = MAX_PICKLE_BYTES):
+    """Unpickle ``data`` admitting only plain numeric numpy arrays and containers (see :mod:`digitnet.safe_pickle`)."""
+    return safe_pickle.loads(data, where, max_array_bytes)
 
 
 def import_pickle(path) -> Sequential:
@@ -251,18 +232,9 @@ def import_pickle(path) -> Sequential:
     Weights may be stored as (784, 64) or (64, 784) (and (64, 10) or (10, 64));
     biases as (64,), (64, 1) or (1, 64).
     """
+    from .data import _open_bytes
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
-    if raw[:2] == b"\x1f\x8b":
-        import gzip
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DigitnetError(f"{path}: corrupt gzip data ({exc})") from None
-    obj = restricted_unpickle(raw, str(path))
+    obj = restricted_unpickle(_open_bytes(path, MAX_PICKLE_BYTES, "legacy (w1, b1, w2, b2) pickle"), str(path))
     if isinstance(obj, dict):
         keys = ("w1", "b1", "w2", "b2")
         if not all(k in obj for k in keys):
@@ -275,6 +247,8 @@ def import_pickle(path) -> Sequential:
     w1, b1, w2, b2 = (np.asarray(a, np.float64) for a in obj)
     b1, b2 = b1.reshape(-1), b2.reshape(-1)
     hidden, n_out = b1.size, b2.size
+    if not 1 <= hidden <= MAX_PICKLE_HIDDEN:
+        raise DigitnetError(f"{path}: hidden layer of {hidden:,} units; 1 to {MAX_PICKLE_HIDDEN:,} are imported")
     w1 = _orient(w1, (784, hidden), "w1", path)
     w2 = _orient(w2, (hidden, n_out), "w2", path)
     if n_out != 10:

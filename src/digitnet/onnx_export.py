@@ -183,12 +183,11 @@ def to_onnx(model, name: str = "digitnet"):
 
 def export(model, path) -> Path:
     """Write ``model`` as an ONNX file; returns the path."""
-    from .io import _atomic_write
+    from .fsutil import atomic_write
     path = Path(path)
     if path.is_dir():
         raise DigitnetError(f"{path}: is a directory; give a file name like model.onnx")
-    _atomic_write(path, to_onnx(model).SerializeToString())
-    return path
+    return atomic_write(path, to_onnx(model).SerializeToString(), "--onnx")
 
 
 def run_onnx(path_or_bytes, images: np.ndarray, input_shape) -> np.ndarray:

@@ -27,73 +27,117 @@ class Item:
     source: object = None                  # PIL image, for --show
     split: bool = False                    # digits of one image read as a number
     proba: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None               # why this input could not be read (the others go on)
 
 
-def expand(patterns: list[str]) -> list[str]:
+MAX_INPUTS = 100_000      # files one command line may expand to
+MAX_WALK = 1_000_000      # directory entries a "**" pattern may visit
+
+
+def expand(patterns: list[str], errors: list[tuple[str, str]] | None = None) -> list[str]:
     """Files named directly, the image/CSV files in named folders, and glob matches.
 
     Patterns are expanded here (``**`` too), so they work even when quoted
-    and on shells that do not expand them.
+    and on shells that do not expand them. ``**`` does not follow symbolic
+    links to folders (a link back to a parent would loop), and an expansion
+    may visit at most ``MAX_WALK`` entries and give at most ``MAX_INPUTS`` files.
+    With ``errors``, a pattern that names nothing is recorded there as
+    ``(pattern, message)`` instead of raising.
     """
     out = []
     for pat in patterns:
-        p = Path(pat)
-        if pat == "-" or p.is_file():
-            out.append(pat)
-        elif p.is_dir():
-            found = sorted(str(f) for f in p.iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".csv"})
-            if not found:
-                raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                                    "or CSV files")
-            out += found
-        elif glob.has_magic(pat):
-            found, seen = [], set()
-            for f in sorted(glob.glob(pat, recursive=True)):
-                real = Path(f).resolve()                    # "**" may reach a file twice via a symlink
-                if real.is_file() and real not in seen:
-                    seen.add(real)
-                    found.append(f)
-            if not found:
-                raise DigitnetError(f"{pat}: no files match this pattern")
-            out += found
-        else:
-            raise DigitnetError(f"{pat}: no such file")
+        try:
+            out += _expand_one(pat)
+        except DigitnetError as exc:
+            if errors is None:
+                raise
+            errors.append((pat, str(exc)))
+        if len(out) > MAX_INPUTS:
+            raise DigitnetError(f"more than {MAX_INPUTS:,} input files; give fewer at a time")
     return out
 
 
-def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None) -> list[Item]:
+def _expand_one(pat: str) -> list[str]:
+    p = Path(pat)
+    if pat == "-" or p.is_file():
+        return [pat]
+    if p.is_dir():
+        found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".csv"})
+        if not found:
+            raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                                "or CSV files")
+        return found
+    if not glob.has_magic(pat):
+        raise DigitnetError(f"{pat}: no such file")
+    found, seen = [], set()
+    for f in _glob(pat):
+        real = f.resolve()                              # a file may be reached twice via a symlink
+        if real.is_file() and real not in seen:
+            seen.add(real)
+            found.append(str(f))
+    if not found:
+        raise DigitnetError(f"{pat}: no files match this pattern")
+    return sorted(found)
+
+
+def _glob(pat: str):
+    """``pat`` expanded by pathlib, whose ``**`` does not follow symlinked folders; bounded in entries visited."""
+    parts = Path(pat).parts
+    k = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root, rest = Path(*parts[:k]) if k else Path("."), str(Path(*parts[k:]))
+    for n, f in enumerate(root.glob(rest)):
+        if n >= MAX_WALK:
+            raise DigitnetError(f"{pat}: the pattern reaches more than {MAX_WALK:,} entries; give a narrower one")
+        yield f
+
+
+def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None,
+               keep_going: bool = False) -> list[Item]:
     """Load and preprocess every input; CSV files give one item per row.
 
     ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
-    only the 28x28 digits stay in memory.
+    only the 28x28 digits stay in memory. With ``keep_going`` an input that
+    cannot be read becomes an item with ``error`` set and the rest are read;
+    otherwise the first such input raises.
     """
+    errors: list[tuple[str, str]] = []
+    items: list[Item] = []
+    for f in expand(files, errors if keep_going else None):
+        try:
+            items += _read_one(f, split, keep_source, stdin)
+        except DigitnetError as exc:
+            if not keep_going:
+                raise
+            items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
+    return [Item(name, [], error=msg) for name, msg in errors] + items
+
+
+def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
-    items = []
-    for f in expand(files):
-        if f == "-":
-            raw = (stdin or sys.stdin.buffer).read()
-            if not raw:
-                raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
-            img, name = open_image(raw), "<stdin>"
-        elif Path(f).suffix.lower() == ".csv":
-            ds = load_csv(f)
-            items += [Item(f"{f}:{i + 1}", [im]) for i, im in enumerate(ds.images)]
-            continue
-        else:
-            img, name = open_image(f), f
-        try:
-            digits = split_digits(img) if split else [to_mnist(img)]
-        except DigitnetError as exc:
-            raise DigitnetError(f"{name}: {exc}") from None
-        items.append(Item(name, digits, img if keep_source else None, split))
-    return items
+    if f == "-":
+        raw = (stdin or sys.stdin.buffer).read()
+        if not raw:
+            raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
+        img, name = open_image(raw), "<stdin>"
+    elif Path(f).suffix.lower() == ".csv":
+        ds = load_csv(f)
+        return [Item(f"{f}:{i + 1}", [im]) for i, im in enumerate(ds.images)]
+    else:
+        img, name = open_image(f), f
+    try:
+        digits = split_digits(img) if split else [to_mnist(img)]
+    except DigitnetError as exc:
+        raise DigitnetError(f"{name}: {exc}") from None
+    return [Item(name, digits, img if keep_source else None, split)]
 
 
 def classify(items: list[Item], models) -> None:
     """Fill each item's probabilities (one model, or the average over several)."""
     from .metrics import predict_proba
+    items = [it for it in items if it.error is None]
+    if not items:
+        return
     digits = np.stack([d for it in items for d in it.digits])
     proba = predict_proba(models if len(models) > 1 else models[0], digits)
     k = 0
@@ -108,6 +152,8 @@ def _top(p: np.ndarray, k: int) -> list[tuple[int, float]]:
 
 
 def format_item(it: Item, k: int, as_json: bool) -> str:
+    if it.error is not None:
+        return json.dumps({"input": it.name, "error": it.error}) if as_json else f"{it.name}: error: {it.error}"
     tops = [_top(p, k) for p in it.proba]
     label = "".join(str(t[0][0]) for t in tops)
     if as_json:
@@ -123,13 +169,14 @@ def format_item(it: Item, k: int, as_json: bool) -> str:
 def save_seen(items: list[Item], folder) -> list[Path]:
     """For each input, a PNG of the input (left) next to what the network saw, enlarged, with the labels."""
     from PIL import Image, ImageDraw
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise DigitnetError(f"--show {folder}: exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+
+    from .fsutil import atomic_path, make_dirs
+    folder = make_dirs(folder, "--show")
     cell, pad, text_h = 112, 8, 18
     written, used = [], set()
     for it in items:
+        if it.error is not None:
+            continue
         n = len(it.digits)
         panels = []
         if it.source is not None:
@@ -163,17 +210,17 @@ def save_seen(items: list[Item], folder) -> list[Path]:
         while name in used:
             name, i = f"{stem}-{i}.seen.png", i + 1
         used.add(name)
-        sheet.save(folder / name)
+        with atomic_path(folder / name, "--show") as tmp:
+            sheet.save(tmp, format="PNG")
         written.append(folder / name)
     return written
 
 
 def kaggle_submission(items: list[Item], out) -> Path:
     """Write Kaggle "Digit Recognizer" ``ImageId,Label`` rows (ImageId from 1)."""
-    from .io import _atomic_write
+    from .fsutil import atomic_write
     out = Path(out)
     if out.is_dir():
         raise DigitnetError(f"--kaggle-submission {out}: is a directory; give a file name like submission.csv")
     lines = ["ImageId,Label"] + [f"{i},{int(it.proba[0].argmax())}" for i, it in enumerate(items, 1)]
-    _atomic_write(out, ("\n".join(lines) + "\n").encode())
-    return out
+    return atomic_write(out, "\n".join(lines) + "\n", "--kaggle-submission")

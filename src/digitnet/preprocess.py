@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from pathlib import Path
 
@@ -45,19 +46,30 @@ MNIST_STROKE = 2.8         # median stroke width of MNIST digits, in pixels at 2
 def open_image(source, max_pixels: int = MAX_PIXELS):
     """Open a path, bytes or file object with Pillow; a clear error when it is not an image.
 
-    The size is read from the header and checked before any pixel is decoded,
-    so a small file that claims to be a huge image (a decompression bomb) is
-    refused without allocating memory for it.
+    Decoding is bounded before it starts: the file may be at most
+    ``MAX_FILE_BYTES``; the size is read from the header and checked, so a
+    small file that claims to be a huge image (a decompression bomb) is
+    refused without allocating memory for it; a JPEG may have at most
+    ``MAX_JPEG_SCANS`` scans (a progressive file of thousands of tiny scans
+    costs a full decode of the image for each); only the first frame of a
+    multi-frame file is decoded. Modes digitnet cannot turn into grey levels
+    (LAB, HSV, ...) and float images with infinities or NaN are refused.
     """
     from PIL import Image, UnidentifiedImageError
     name = source if isinstance(source, (str, Path)) else "input"
     try:
+        data = _read_limited(source, name)
+        _check_jpeg_scans(data, name)
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+            img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > max_pixels or w < 1 or h < 1:
                 raise DigitnetError(f"{name}: image is {w}x{h} pixels; at most {max_pixels:,} pixels are accepted")
+            if img.mode not in MODES:
+                raise DigitnetError(f"{name}: image mode {img.mode} is not supported; expected greyscale, "
+                                    "RGB(A), CMYK or palette images")
             img.load()
     except FileNotFoundError:
         raise DigitnetError(f"{name}: no such file") from None
@@ -66,10 +78,47 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
     except DigitnetError:
-        raise  # the size check above: a ValueError too, so keep its message from the clause below
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise  # the checks above: a ValueError too, so keep its message from the clause below
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError,
+            IndexError, struct.error, ZeroDivisionError, MemoryError) as exc:
         raise DigitnetError(f"{name}: not a readable image ({type(exc).__name__})") from None
+    if img.mode in ("F", "I") and not np.isfinite(np.asarray(img)).all():
+        raise DigitnetError(f"{name}: the image holds infinite or NaN values")
     return img
+
+
+MAX_FILE_BYTES = 64 * 2**20  # an image file larger than this is refused before it is read
+MAX_JPEG_SCANS = 100         # progressive JPEGs have about 10 scans; each one costs a pass over the image
+# Modes to_grey turns into grey levels; LAB, HSV and the rest are refused.
+MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
+         "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def _read_limited(source, name) -> bytes:
+    """The bytes of a path, bytes or file object, at most ``MAX_FILE_BYTES`` of them."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    else:
+        data = source.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise DigitnetError(f"{name}: larger than {MAX_FILE_BYTES:,} bytes; refused")
+    return data
+
+
+def _check_jpeg_scans(data: bytes, name) -> None:
+    """Refuse a JPEG with more than ``MAX_JPEG_SCANS`` start-of-scan markers, before decoding it.
+
+    Inside a JPEG's compressed data every 0xFF byte is followed by 0x00 or a
+    restart marker, so each ``FF DA`` in the file starts a scan (of the image
+    or of an embedded thumbnail): counting them is exact enough and costs one
+    pass over the bytes.
+    """
+    scans = data.count(b"\xff\xda") if data[:2] == b"\xff\xd8" else 0
+    if scans > MAX_JPEG_SCANS:
+        raise DigitnetError(f"{name}: JPEG with {scans:,} scans; at most {MAX_JPEG_SCANS} are decoded")
 
 
 def percentile(a: np.ndarray, q):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DigitnetError
+from .fsutil import atomic_path, atomic_write, make_dirs
 
 PLOTS = ["training_curves", "confusion_matrix", "per_class_metrics", "worst_mistakes",
          "first_layer_weights", "sample_predictions"]
@@ -72,17 +73,14 @@ def write_report(model, out_dir, data=None, title: str = "digitnet report") -> d
         if mnist.test is None or mnist.test.labels is None:
             raise DigitnetError(f"{data}: no labelled test set to report on")
         data = mnist.test
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DigitnetError(f"-o {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dirs(out_dir, "report folder")
     figs, result, notes = make_figures(model, data)
     paths: dict[str, Path] = {}
     for name, fig in figs.items():
         paths[name] = out / f"{name}.png"
-        fig.savefig(paths[name], dpi=100)
-    paths["html"] = out / "report.html"
-    paths["html"].write_text(_html(model, data, result, paths, notes, title), encoding="utf-8")
+        with atomic_path(paths[name], "report") as tmp:      # a full disk leaves no half-written PNG
+            fig.savefig(tmp, dpi=100, format="png")
+    paths["html"] = atomic_write(out / "report.html", _html(model, data, result, paths, notes, title), "report")
     return paths
 
 

@@ -24,7 +24,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so every error takes the same path."""
 
     def error(self, message):
-        raise DigitnetError(f"{self.prog}: {message}")
+        # main() prints the one "digitnet: error:" prefix; here only the verb, if any, leads the message
+        verb = self.prog.removeprefix("digitnet").strip()
+        if message.startswith("argument COMMAND: invalid choice:"):
+            message = "unknown command" + message.removeprefix("argument COMMAND: invalid choice:")
+        raise DigitnetError(f"{verb}: {message}" if verb else message)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,11 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _refuse_extra(verb: str, extra: list[str]) -> None:
+    """Name what argparse could not place: an unknown option, or an argument too many."""
+    options = [e.split("=")[0] for e in extra if e.startswith("-") and e != "-"]
+    if options:
+        raise DigitnetError(f"{verb}: unknown option {options[0]} (see digitnet {verb} --help)")
+    raise DigitnetError(f"{verb}: unexpected argument {extra[0]!r} (see digitnet {verb} --help)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     show_trace = "--traceback" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            _refuse_extra(args.command, extra)
         args.argv = [a for a in argv if a != "--traceback"]
         if args.command == "train":          # fit() sets its own threads (--threads)
             return args.func(args)

@@ -82,6 +82,22 @@ def threads(text: str) -> int | str | None:
 DEFAULT_MODEL = "seed"
 
 
+class OneModel(argparse.Action):
+    """``--model M`` for a command that uses one model: given twice is an error, not "the last one wins"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) not in (None, values):
+            raise argparse.ArgumentError(self, "given twice; this command uses one model")
+        setattr(namespace, self.dest, values)
+
+
+def add_model_args(parser) -> None:
+    """The model of a single-model command: ``MODEL`` or ``--model M`` (ensembles repeat ``--model``)."""
+    parser.add_argument("model_pos", nargs="?", metavar="MODEL",
+                        help=f"model file or shipped model name (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", action=OneModel, metavar="M", help="same as MODEL")
+
+
 def model_name(args) -> str:
     """The one model of a command taking ``MODEL`` or ``--model M`` (they must agree)."""
     if args.model_pos and args.model and args.model_pos != args.model:

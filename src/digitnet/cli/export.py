@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
-from ._args import DEFAULT_MODEL, model_name
+from ._args import add_model_args, model_name
 
 
 def add_parser(sub, fmt) -> None:
     ex = sub.add_parser("export", help="export a model to ONNX", formatter_class=fmt,
                         description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
                                     "output: probabilities) and check it with onnxruntime when installed.")
-    ex.add_argument("model_pos", nargs="?", metavar="MODEL",
-                    help=f"model file or shipped model name (default: {DEFAULT_MODEL})")
-    ex.add_argument("--model", metavar="M", help="same as MODEL")
+    add_model_args(ex)
     ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write")
     ex.set_defaults(func=run)
 

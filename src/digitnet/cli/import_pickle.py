@@ -19,7 +19,9 @@ def add_parser(sub, fmt) -> None:
 def run(args) -> int:
     from .. import io
     out = Path(args.output)
+    from ..fsutil import check_writable
     model = io.import_pickle(args.file)
+    check_writable(out, "-o")
     msg = f"imported {args.file}: {'-'.join(str(s) for s in (784, model.layers[0].out_features, 10))} MLP"
     if not args.no_eval:
         from ..data import load_mnist

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import json
 
-from ._args import DEFAULT_MODEL
+from ._args import add_model_args, model_name
 
 
 def add_parser(sub, fmt) -> None:
     i = sub.add_parser("info", help="show a model's metadata", formatter_class=fmt)
-    i.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help="model file or shipped model name")
+    add_model_args(i)
     i.add_argument("--json", action="store_true", help="print the raw metadata as JSON")
     i.set_defaults(func=run)
 
 
 def run(args) -> int:
     from .. import io
-    meta = io.info(args.model)
+    name = model_name(args)
+    meta = io.info(name)
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
     arch = " -> ".join(_layer_text(layer) for layer in meta["architecture"])
-    rows = [("model", str(io.resolve(args.model))), ("architecture", arch),
+    rows = [("model", str(io.resolve(name))), ("architecture", arch),
             *([("spec", meta["arch"])] if "arch" in meta else []),
             ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
             ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
@@ -36,7 +37,8 @@ def run(args) -> int:
         rows.append(("config", ", ".join(f"{k}={v}" for k, v in meta["train_config"].items())))
     if "history" in meta and meta["history"]:
         h = meta["history"]
-        rows.append(("epochs", f"{len(h)} ({sum(e['time'] for e in h):.2f} s training)"))
+        seconds = sum(e["time"] for e in h if type(e.get("time")) in (int, float))
+        rows.append(("epochs", f"{len(h)} ({seconds:.2f} s training)"))
     if isinstance(meta.get("blas"), dict):
         b = meta["blas"]
         rows.append(("BLAS", f"{b.get('library')} {b.get('version')}, {b.get('threads')} thread(s) while training"))

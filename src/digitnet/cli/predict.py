@@ -37,17 +37,31 @@ def run(args) -> int:
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
         raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
                             f"got {' '.join(args.files)}")
-    items = read_items(args.files, split=args.split, keep_source=bool(args.show))
+    # A submission needs every row: there the first bad input stops the command. Otherwise each bad
+    # input gets its own line and the rest go on; the exit status says whether any failed.
+    items = read_items(args.files, split=args.split, keep_source=bool(args.show),
+                       keep_going=not args.kaggle_submission)
     classify(items, models)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)
         print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
         return 0
     k = min(args.top_k, 10)
+    failed = [it for it in items if it.error is not None]
     for it in items:
-        print(format_item(it, k, args.json))
-    if args.show:
+        if it.error is not None:                 # on stderr always; with --json also as a JSON line
+            print(f"digitnet: error: {it.error}", file=sys.stderr)
+        if it.error is None or args.json:
+            print(format_item(it, k, args.json), flush=True)
+    if args.show and len(failed) < len(items):
         written = save_seen(items, args.show)
         plural = "s" if len(written) != 1 else ""
         print(f"saved {len(written)} picture{plural} of what the network saw in {args.show}", file=sys.stderr)
+    if failed:
+        if len(items) > 1:
+            print(f"digitnet: error: {len(failed)} of {len(items)} inputs could not be read", file=sys.stderr)
+        return EXIT_FAILED
     return 0
+
+
+EXIT_FAILED = 2

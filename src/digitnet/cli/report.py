@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._args import DEFAULT_MODEL, model_name
+from ._args import add_model_args, model_name
 
 
 def add_parser(sub, fmt) -> None:
@@ -10,9 +10,7 @@ def add_parser(sub, fmt) -> None:
                         description="Training curves, confusion matrix, worst mistakes, per-class metrics, "
                                     "first-layer weights and sample predictions, as PNG files and one "
                                     "self-contained HTML page (needs matplotlib: pip install 'digitnet[plot]').")
-    rp.add_argument("model_pos", nargs="?", metavar="MODEL",
-                    help=f"model file or shipped model name (default: {DEFAULT_MODEL})")
-    rp.add_argument("--model", metavar="M", help="same as MODEL")
+    add_model_args(rp)
     rp.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST")
     rp.add_argument("-o", "--output", default="digitnet-report", metavar="DIR", help="folder to write into")
     rp.set_defaults(func=run)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DigitnetError
+from ..fsutil import check_writable
 from . import _args
 
 
@@ -122,6 +123,9 @@ def run(args) -> int:
             runs.append((model, args.checkpoint or str(path) + ".ckpt", {**_options(args), "seed": seed}))
     if out.is_dir():
         raise DigitnetError(f"-o {out}: is a directory; give a file name")
+    for model, ckpt, _ in runs:                 # a read-only or missing folder is found now, not after training
+        check_writable(model.meta.get("output") or out, "-o")
+        check_writable(ckpt, "--checkpoint")
     models = []
     for i, (model, ckpt, opts) in enumerate(runs):
         models.append(_train_one(args, model, mnist, ckpt, opts, i, len(runs)))
@@ -168,7 +172,13 @@ def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
         summary += f"\ntest accuracy {result['accuracy'] * 100:.2f} % ({result['n']:,} images)"
     else:
         summary += "\n(no labelled test set in this dataset: test accuracy not measured)"
-    io.save(model, out)
+    try:
+        io.save(model, out)
+    except DigitnetError as exc:
+        if Path(ckpt).is_file():
+            raise DigitnetError(f"{exc}; the trained weights are in the checkpoint {ckpt}: "
+                                f"digitnet train --resume {ckpt} -o OTHER_FILE saves them") from None
+        raise
     if not args.checkpoint and not args.resume:
         Path(ckpt).unlink(missing_ok=True)     # the default checkpoint is only for interrupted runs
     print(summary)
