@@ -59,13 +59,59 @@ def test_callback_can_stop_training(small):
             return epoch >= 2
 
     history = digitnet.fit(MLP((16,), seed=0), small.train, epochs=10, val_size=500, progress=False,
-                                     callbacks=[StopAfterTwo()])
+                           callbacks=[StopAfterTwo()])
     assert len(history) == 2
+
+
+class Record(Callback):
+    """Every hook call, in order."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, model, config):
+        self.calls.append(("begin", config.epochs))
+
+    def on_step_end(self, model, step):
+        self.calls.append(("step", step))
+
+    def on_epoch_end(self, model, epoch, logs):
+        self.calls.append(("epoch", epoch, sorted(logs)))
+
+    def on_train_end(self, model, history):
+        self.calls.append(("end", len(history)))
+
+
+def test_callback_hooks_see_every_step_and_epoch(small):
+    train = small.train.subset(slice(0, 300))
+    rec = Record()
+    digitnet.fit(MLP((8,), seed=0), train, epochs=2, batch_size=100, val_size=100, progress=False, callbacks=[rec])
+    keys = sorted(["epoch", "loss", "train_acc", "val_acc", "val_loss", "lr", "time"])
+    assert rec.calls == [("begin", 2), ("step", 1), ("step", 2), ("epoch", 1, keys),
+                         ("step", 3), ("step", 4), ("epoch", 2, keys), ("end", 2)]
+
+
+def test_callbacks_are_told_when_training_ends_by_an_error(small):
+    rec = Record()
+    with pytest.raises(DigitnetError, match="diverged"):
+        digitnet.fit(MLP((16,), seed=0), small.train, epochs=3, lr=1e6, schedule="constant", val_size=500,
+                     progress=False, callbacks=[rec])
+    assert rec.calls[-1] == ("end", 0)
+
+
+def test_full_batch_is_one_step_per_epoch_over_the_whole_set(small):
+    train = small.train.subset(slice(0, 500))
+    rec = Record()
+    history = digitnet.fit(MLP((8,), seed=0), train, batch_size="full", epochs=3, val_size=0, progress=False,
+                           callbacks=[rec])
+    assert [c for c in rec.calls if c[0] == "step"] == [("step", 1), ("step", 2), ("step", 3)]
+    assert all(h["lr"] > 0 for h in history)
 
 
 def test_divergence_is_a_clear_error(small):
     with pytest.raises(DigitnetError, match="diverged"):
-        digitnet.fit(MLP((16,), seed=0), small.train, epochs=3, lr=1e6, schedule="constant", val_size=500, progress=False)
+        digitnet.fit(MLP((16,), seed=0), small.train, epochs=3, lr=1e6, schedule="constant", val_size=500,
+                     progress=False)
 
 
 def test_cosine_schedule_values():

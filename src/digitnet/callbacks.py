@@ -60,7 +60,7 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.best_val_acc, self.best_epoch = -1.0, 0
         self.best_weights: dict[str, np.ndarray] | None = None
-        self.stopped = False                    # a resumed run that had stopped only restores the best weights
+        self.stopped = False  # a resumed run that had stopped only restores the best weights
 
     def on_epoch_end(self, model, epoch, logs):
         if logs["val_acc"] is None:
@@ -80,8 +80,9 @@ class EarlyStopping(Callback):
 class Checkpoint(Callback):
     """Rewrite the checkpoint file after every epoch (see :mod:`digitnet.checkpoint`)."""
 
-    def __init__(self, path: str, optimizer: Any, rng: np.random.Generator, config: Any,
-                 early: EarlyStopping | None) -> None:
+    def __init__(
+        self, path: str, optimizer: Any, rng: np.random.Generator, config: Any, early: EarlyStopping | None
+    ) -> None:
         self.path, self.optimizer, self.rng, self.config, self.early = path, optimizer, rng, config, early
 
     def on_epoch_end(self, model, epoch, logs):
@@ -98,18 +99,29 @@ class ProgressBar(Callback):
 
     def on_train_begin(self, model, config):
         from tqdm.auto import tqdm
+
         self.epochs = config.epochs
         done = len(model.meta.get("history", [])) * self.steps_per_epoch
-        self.bar = tqdm(total=self.total, initial=done, unit="batch", file=sys.stderr, leave=False,
-                        dynamic_ncols=True, mininterval=0.25)
+        self.bar = tqdm(
+            total=self.total,
+            initial=done,
+            unit="batch",
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.25,
+        )
 
     def on_step_end(self, model, step):
         self.bar.update(1)
 
     def on_epoch_end(self, model, epoch, logs):
         val = f"  val acc {logs['val_acc'] * 100:6.2f} %" if logs["val_acc"] is not None else ""
-        self.bar.write(f"epoch {epoch:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
-                       f"train acc {logs['train_acc'] * 100:6.2f} %{val}  ({logs['time']:.2f} s)", file=sys.stderr)
+        self.bar.write(
+            f"epoch {epoch:>3}/{self.epochs}  loss {logs['loss']:.4f}  "
+            f"train acc {logs['train_acc'] * 100:6.2f} %{val}  ({logs['time']:.2f} s)",
+            file=sys.stderr,
+        )
         return None
 
     def on_train_end(self, model, history):

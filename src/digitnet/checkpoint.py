@@ -32,15 +32,24 @@ def write(path, model, opt, rng: np.random.Generator, cfg, history: list[dict], 
     its best weights and epoch are saved too.
     """
     from . import io
+
     extra = {f"opt.{k}": v for k, v in _named_state(model, opt).items()}
     best_epoch, best_val_acc, stopped = 0, -1.0, False
     if early is not None:
         best_epoch, best_val_acc, stopped = early.best_epoch, early.best_val_acc, early.stopped
         if early.best_weights is not None:
             extra.update({f"best.{k}": v for k, v in early.best_weights.items()})
-    meta = {KEY: {"config": cfg.saved(), "rng": rng.bit_generator.state, "epochs_done": len(history),
-                  "best_epoch": best_epoch, "best_val_acc": best_val_acc, "stopped": bool(stopped)},
-            "history": history}
+    meta = {
+        KEY: {
+            "config": cfg.saved(),
+            "rng": rng.bit_generator.state,
+            "epochs_done": len(history),
+            "best_epoch": best_epoch,
+            "best_val_acc": best_val_acc,
+            "stopped": bool(stopped),
+        },
+        "history": history,
+    }
     path = Path(path)
     atomic_write(path, io.dumps(model, extra_tensors=extra, extra_meta=meta), "checkpoint")
     return path
@@ -74,16 +83,20 @@ def _flat_state(model, opt, tensors: dict[str, np.ndarray]) -> dict[str, np.ndar
 def read(path) -> dict:
     """Tensors and metadata of a checkpoint file, checked to be one."""
     from . import io
+
     tensors, meta = io.read_file(io.resolve(path))
     if KEY not in meta:
-        raise DigitnetError(f"{path}: a model file, not a training checkpoint (no '{KEY}' metadata); "
-                            "checkpoints are written by 'digitnet train --checkpoint'")
+        raise DigitnetError(
+            f"{path}: a model file, not a training checkpoint (no '{KEY}' metadata); "
+            "checkpoints are written by 'digitnet train --checkpoint'"
+        )
     return {"tensors": tensors, "meta": meta, "config": meta[KEY]["config"], "path": str(path)}
 
 
 def load_model(path):
     """The model stored in a checkpoint, as of its last finished epoch."""
     from . import io
+
     state = read(path)
     return io.from_parts(state["tensors"], state["meta"], state["path"])
 
@@ -95,11 +108,12 @@ def restore(state: dict, model, opt, rng: np.random.Generator, early=None) -> li
     try:
         opt.load_state_dict(_flat_state(model, opt, {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}))
     except (KeyError, ValueError) as exc:
-        raise DigitnetError(f"{state['path']}: optimizer state {exc} missing: checkpoint does not match "
-                            "this optimizer") from None
+        raise DigitnetError(
+            f"{state['path']}: optimizer state {exc} missing: checkpoint does not match this optimizer"
+        ) from None
     rng.bit_generator.state = info["rng"]
     if early is not None:
         weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         early.best_val_acc, early.best_epoch = info["best_val_acc"], info["best_epoch"]
         early.best_weights, early.stopped = weights or None, info.get("stopped", False)
-    return list(state["meta"].get("history", []))[:info["epochs_done"]]
+    return list(state["meta"].get("history", []))[: info["epochs_done"]]

@@ -84,6 +84,8 @@ def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefi
     """``{prefix}acc`` and ``{prefix}loss`` (mean cross-entropy) in one pass; None values without data."""
     if data is None:
         return {f"{prefix}acc": None, f"{prefix}loss": None}
+    if data.labels is None:
+        raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot measure accuracy")
     y = data.labels.astype(np.intp)
     correct, loss = 0, 0.0
     for i in range(0, len(y), batch_size):

@@ -207,12 +207,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     early = EarlyStopping(cfg.patience) if cfg.patience else None
     history = checkpoint.restore(state, model, opt, rng, early) if state else list(model.meta.get("history", []))
     model.meta["history"] = history
-    own: list[Callback] = [early] if early else []
-    if cfg.checkpoint:
-        own.append(Checkpoint(cfg.checkpoint, opt, rng, cfg, early))
-    if cfg.progress:
-        own.append(ProgressBar(total_steps, steps_per_epoch))
-    callbacks = own + list(callbacks)
+    callbacks = _builtin_callbacks(cfg, opt, rng, early, total_steps, steps_per_epoch) + list(callbacks)
     start = len(history)
     end = start if early and early.stopped else cfg.epochs     # a resumed run that had stopped early ends now
     step, whole_set = start * steps_per_epoch, {}
@@ -276,6 +271,17 @@ def _config(config: TrainConfig | None, overrides: dict, resume: str | None) -> 
     cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
                                      **{k: overrides[k] for k in ("epochs", "threads") if k in overrides}})
     return cfg, state
+
+
+def _builtin_callbacks(cfg: TrainConfig, opt, rng, early: EarlyStopping | None, total_steps: int,
+                       steps_per_epoch: int) -> list[Callback]:
+    """Early stopping, the checkpoint and the progress bar, as ``cfg`` asks; they run before the user's."""
+    own: list[Callback] = [early] if early else []
+    if cfg.checkpoint:
+        own.append(Checkpoint(cfg.checkpoint, opt, rng, cfg, early))
+    if cfg.progress:
+        own.append(ProgressBar(total_steps, steps_per_epoch))
+    return own
 
 
 def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng: np.random.Generator,

@@ -47,7 +47,7 @@ def run(args) -> int:
         b = meta["blas"]
         rows.append(("BLAS", f"{b.get('library')} {b.get('version')}, {b.get('threads')} thread(s) while training"))
     if isinstance(meta.get("layer_threads"), int) and meta["layer_threads"] > 1:
-        rows.append(("layer threads", f"{meta['layer_threads']} (layers split each batch over them)"))
+        rows.append(("layer threads", f"{meta['layer_threads']} (convolution and pooling split each batch over them)"))
     if "dataset_sha256" in meta:
         rows.append(("dataset sha256", meta["dataset_sha256"]))
     width = max(len(r[0]) for r in rows)

@@ -65,8 +65,8 @@ def add_parser(sub, fmt) -> None:
     t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument("--threads", type=_args.threads, default="auto", metavar="N|auto|blas",
-                   help="threads while training. N: the layers split each batch over N threads of digitnet's own "
-                        "and the BLAS runs on one; blas: leave it to the BLAS (OPENBLAS_NUM_THREADS, "
+                   help="threads while training. N: convolution and pooling split each batch over N threads of "
+                        "digitnet's own and the BLAS runs on one; blas: leave it to the BLAS (OPENBLAS_NUM_THREADS, "
                         "OMP_NUM_THREADS or its own choice); auto: blas if one of those variables is set, else one "
                         "thread per core for a convnet and one thread for other networks. Saved with the model")
     t.add_argument("--ensemble", type=_args.positive_int, default=1, metavar="N",

@@ -55,7 +55,7 @@ def scratch(store: dict, name: str, shape: tuple[int, ...], dtype) -> np.ndarray
     buf = store.get(name)
     if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or len(buf) < shape[0]:
         buf = store[name] = np.empty(shape, dtype)
-    return buf if len(buf) == shape[0] else buf[:shape[0]]
+    return buf if len(buf) == shape[0] else buf[: shape[0]]
 
 
 # -- Dense and ReLU: the reference arithmetic into reused arrays -----------------------------------------------
@@ -90,7 +90,7 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
     N, C, H, Wd = x.shape
     O, _, k, _ = W.shape
     Ho, Wo = (H + 2 * padding - k) // stride + 1, (Wd + 2 * padding - k) // stride + 1
-    P = Ho * Wo                                                     # patch rows per image
+    P = Ho * Wo  # patch rows per image
     Fb = np.empty((O, k * k * C + 1), W.dtype)
     Fb[:, :-1] = W.transpose(0, 2, 3, 1).reshape(O, -1)
     Fb[:, -1] = b
@@ -98,24 +98,26 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
     cols = np.empty((N * P, k * k * C + 1), np.result_type(x, W))
     out = np.empty((N * P, O), cols.dtype)
 
-    def images(sl: slice) -> None:                                  # patches and product of some images
+    def images(sl: slice) -> None:  # patches and product of some images
         rows = slice(sl.start * P, sl.stop * P)
         _fill_patches(x[sl], cols[rows], k, stride, padding)
-        np.matmul(cols[rows], FbT, out=out[rows])                   # (n Ho Wo, O), bias included
+        np.matmul(cols[rows], FbT, out=out[rows])  # (n Ho Wo, O), bias included
+
     threads.map_blocks(images, N)
     return out.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2), (cols, x.shape, stride, padding)
 
 
-def conv2d_backward(cache, grad: np.ndarray, W: np.ndarray, dW: np.ndarray, db: np.ndarray,
-                    input_grad: bool) -> np.ndarray | None:
+def conv2d_backward(
+    cache, grad: np.ndarray, W: np.ndarray, dW: np.ndarray, db: np.ndarray, input_grad: bool
+) -> np.ndarray | None:
     """Fill ``dW``, ``db`` and return dL/dx for :func:`conv2d_forward`'s ``cache``."""
     cols, (N, C, H, Wd), s, p = cache
     O, _, k, _ = W.shape
     Ho, Wo = grad.shape[2:]
     P = Ho * Wo
-    g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
+    g = grad.transpose(0, 2, 3, 1).reshape(-1, O)  # (N Ho Wo, O)
     # [dF db] = dY.T @ [X 1], a sum over every patch row: each thread sums its images, then the parts add up
-    dFb = sum(threads.map_blocks(lambda sl: g[sl.start * P:sl.stop * P].T @ cols[sl.start * P:sl.stop * P], N))
+    dFb = sum(threads.map_blocks(lambda sl: g[sl.start * P : sl.stop * P].T @ cols[sl.start * P : sl.stop * P], N))
     dW[...] = dFb[:, :-1].reshape(O, k, k, C).transpose(0, 3, 1, 2)
     db[...] = dFb[:, -1]
     if not input_grad:
@@ -123,20 +125,21 @@ def conv2d_backward(cache, grad: np.ndarray, W: np.ndarray, dW: np.ndarray, db: 
     # col2im, one kernel offset at a time: dX[window (i, j)] += dY @ W[:, :, i, j]. Each product lands in
     # one contiguous (n, Ho, Wo, C) array, so the strided add reads memory in order, where one big product
     # would be scattered from its (k, k, C)-interleaved columns.
-    Wt = np.ascontiguousarray(W.transpose(2, 3, 0, 1))             # (k, k, O, C), BLAS-ready
-    dxp = np.empty((N, H + 2 * p, Wd + 2 * p, C), g.dtype)         # channels-last, padded
+    Wt = np.ascontiguousarray(W.transpose(2, 3, 0, 1))  # (k, k, O, C), BLAS-ready
+    dxp = np.empty((N, H + 2 * p, Wd + 2 * p, C), g.dtype)  # channels-last, padded
 
     def images(sl: slice) -> None:
         d = dxp[sl]
         d[...] = 0
-        gi = g[sl.start * P:sl.stop * P]
+        gi = g[sl.start * P : sl.stop * P]
         part = np.empty((len(gi), C), g.dtype)
         for i in range(k):
             for j in range(k):
                 np.matmul(gi, Wt[i, j], out=part)
-                d[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part.reshape(-1, Ho, Wo, C)
+                d[:, i : i + s * (Ho - 1) + 1 : s, j : j + s * (Wo - 1) + 1 : s] += part.reshape(-1, Ho, Wo, C)
+
     threads.map_blocks(images, N)
-    return dxp[:, p:p + H, p:p + Wd].transpose(0, 3, 1, 2)         # (N, C, H, W) view
+    return dxp[:, p : p + H, p : p + Wd].transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
 
 def _fill_patches(x: np.ndarray, cols: np.ndarray, k: int, s: int, p: int) -> None:
@@ -152,11 +155,11 @@ def _fill_patches(x: np.ndarray, cols: np.ndarray, k: int, s: int, p: int) -> No
         img = flat[:, :-1].reshape(n, Hp, Wp)
         if p:
             img[...] = 0
-        img[:, p:p + H, p:p + W] = x[:, 0]
+        img[:, p : p + H, p : p + W] = x[:, 0]
         np.take(flat, _gather_index(H, W, k, s, p), axis=1, out=cols.reshape(n, -1), mode="clip")
         return
     cols[:, K] = 1
-    xh = x.transpose(0, 2, 3, 1)                                   # (n, H, W, C) view
+    xh = x.transpose(0, 2, 3, 1)  # (n, H, W, C) view
     if p:
         xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
     win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (n, Ho, Wo, C, k, k) view
@@ -169,12 +172,12 @@ def _gather_index(H: int, W: int, k: int, s: int, p: int) -> np.ndarray:
     """Flat indices of every patch pixel in a padded one-channel image, each patch followed by its 1."""
     Hp, Wp = H + 2 * p, W + 2 * p
     Ho, Wo = (Hp - k) // s + 1, (Wp - k) // s + 1
-    r = np.arange(Ho)[:, None, None, None] * s + np.arange(k)[None, None, :, None]    # (Ho, 1, k, 1)
-    c = np.arange(Wo)[None, :, None, None] * s + np.arange(k)[None, None, None, :]    # (1, Wo, 1, k)
+    r = np.arange(Ho)[:, None, None, None] * s + np.arange(k)[None, None, :, None]  # (Ho, 1, k, 1)
+    c = np.arange(Wo)[None, :, None, None] * s + np.arange(k)[None, None, None, :]  # (1, Wo, 1, k)
     idx = (r * Wp + c).reshape(Ho, Wo, k * k)
     ones = np.full((Ho, Wo, 1), Hp * Wp)
     index = np.concatenate([idx, ones], axis=2).ravel()
-    index.flags.writeable = False                                  # shared by every call: read-only
+    index.flags.writeable = False  # shared by every call: read-only
     return index
 
 
@@ -190,48 +193,50 @@ def maxpool2x2_forward(x: np.ndarray, training: bool):
     """
     N, C, H, W = x.shape
     Ho, Wo = H // 2, W // 2
-    xh = x.transpose(0, 2, 3, 1)[:, :2 * Ho, :2 * Wo]            # (N, H', W', C) view; odd edges dropped
+    xh = x.transpose(0, 2, 3, 1)[:, : 2 * Ho, : 2 * Wo]  # (N, H', W', C) view; odd edges dropped
     out = np.empty((N, Ho, Wo, C), x.dtype)
     right_won = np.empty((N, 2 * Ho, Wo, C), bool) if training else None
     bottom_won = np.empty((N, Ho, Wo, C), bool) if training else None
 
     def images(sl: slice) -> None:
-        left, right = xh[sl, :, 0::2], xh[sl, :, 1::2]           # (n, H', Wo, C) each
-        rows = np.maximum(left, right)                           # each horizontal pair's maximum
-        top, bottom = rows[:, 0::2], rows[:, 1::2]               # (n, Ho, Wo, C) each
+        left, right = xh[sl, :, 0::2], xh[sl, :, 1::2]  # (n, H', Wo, C) each
+        rows = np.maximum(left, right)  # each horizontal pair's maximum
+        top, bottom = rows[:, 0::2], rows[:, 1::2]  # (n, Ho, Wo, C) each
         np.maximum(top, bottom, out=out[sl])
         if right_won is not None and bottom_won is not None:
             np.greater(right, left, out=right_won[sl])
             np.greater(bottom, top, out=bottom_won[sl])
+
     threads.map_blocks(images, N)
-    return out.transpose(0, 3, 1, 2), (right_won, bottom_won, x.shape)   # (N, C, Ho, Wo) view
+    return out.transpose(0, 3, 1, 2), (right_won, bottom_won, x.shape)  # (N, C, Ho, Wo) view
 
 
 def maxpool2x2_backward(cache, grad: np.ndarray) -> np.ndarray:
     """dL/dx for :func:`maxpool2x2_forward`: each window's gradient to the element that won it."""
     right_won, bottom_won, (N, C, H, W) = cache
     Ho, Wo = grad.shape[2:]
-    g = grad.transpose(0, 2, 3, 1)                               # (N, Ho, Wo, C)
-    dx = np.empty((N, H, W, C), grad.dtype)                      # channels-last, like the forward input
+    g = grad.transpose(0, 2, 3, 1)  # (N, Ho, Wo, C)
+    dx = np.empty((N, H, W, C), grad.dtype)  # channels-last, like the forward input
 
     def images(sl: slice) -> None:
         gs, d = g[sl], dx[sl]
         g_rows = np.empty((len(gs), 2 * Ho, Wo, C), grad.dtype)  # gradient of each pair maximum
         np.multiply(gs, bottom_won[sl], out=g_rows[:, 1::2])
-        np.subtract(gs, g_rows[:, 1::2], out=g_rows[:, 0::2])    # g - g * won: exactly g or 0
-        np.multiply(g_rows, right_won[sl], out=d[:, :2 * Ho, 1:2 * Wo:2])
-        np.subtract(g_rows, d[:, :2 * Ho, 1:2 * Wo:2], out=d[:, :2 * Ho, 0:2 * Wo:2])
+        np.subtract(gs, g_rows[:, 1::2], out=g_rows[:, 0::2])  # g - g * won: exactly g or 0
+        np.multiply(g_rows, right_won[sl], out=d[:, : 2 * Ho, 1 : 2 * Wo : 2])
+        np.subtract(g_rows, d[:, : 2 * Ho, 1 : 2 * Wo : 2], out=d[:, : 2 * Ho, 0 : 2 * Wo : 2])
         if H % 2:
-            d[:, -1] = 0                                         # the dropped odd row and column
+            d[:, -1] = 0  # the dropped odd row and column
         if W % 2:
             d[:, :, -1] = 0
+
     threads.map_blocks(images, N)
-    return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view
+    return dx.transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
 
 # -- BatchNorm in training: column sums as matrix-vector products, in place ------------------------------------
 def _colsum(a: np.ndarray) -> np.ndarray:
-    return np.ones(a.shape[0], a.dtype) @ a                      # (M,) @ (M, F) -> (F,)
+    return np.ones(a.shape[0], a.dtype) @ a  # (M,) @ (M, F) -> (F,)
 
 
 def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
@@ -241,14 +246,21 @@ def batchnorm_train_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     xc = x - mean
     var = _colsum(xc * xc) / m
     inv_std = 1.0 / np.sqrt(var + eps)
-    xc *= inv_std                                                # xc is now the normalised input xh
+    xc *= inv_std  # xc is now the normalised input xh
     out = np.multiply(xc, gamma)
     out += beta
     return out, xc, inv_std, mean, var
 
 
-def batchnorm_backward(grad: np.ndarray, xh: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
-                       dgamma: np.ndarray, dbeta: np.ndarray, input_grad: bool) -> np.ndarray | None:
+def batchnorm_backward(
+    grad: np.ndarray,
+    xh: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    dgamma: np.ndarray,
+    dbeta: np.ndarray,
+    input_grad: bool,
+) -> np.ndarray | None:
     """Fill ``dgamma``, ``dbeta`` and return dL/dx, the reference formula with in-place steps."""
     m = grad.shape[0]
     dbeta[...] = _colsum(grad)
@@ -274,10 +286,10 @@ def softmax_ce_forward(logits: np.ndarray, labels: np.ndarray, label_smoothing: 
     """
     B, K = logits.shape
     pt = scratch(work, "probs", (K, B), logits.dtype)
-    np.copyto(pt, logits.T)                          # (B, K) -> (K, B)
-    pt -= pt.max(axis=0)                             # each sample's largest logit is now 0
+    np.copyto(pt, logits.T)  # (B, K) -> (K, B)
+    pt -= pt.max(axis=0)  # each sample's largest logit is now 0
     np.exp(pt, out=pt)
-    pt /= pt.sum(axis=0)                             # pt now holds the softmax probabilities
+    pt /= pt.sum(axis=0)  # pt now holds the softmax probabilities
     index = _samples(B, work)
     # log p_y, clipped so a probability that underflowed to 0 gives a large finite loss
     logp_y = pt[labels, index]
@@ -294,13 +306,13 @@ def softmax_ce_forward(logits: np.ndarray, labels: np.ndarray, label_smoothing: 
 
 def softmax_ce_backward(state, label_smoothing: float) -> np.ndarray:
     """``(p - t) / B`` written over the probabilities; a (B, K) transposed view (Fortran order)."""
-    gt, labels, index = state                        # (K, B)
+    gt, labels, index = state  # (K, B)
     K, B = gt.shape
     if label_smoothing:
         gt -= label_smoothing / K
     gt[labels, index] -= 1.0 - label_smoothing
     gt /= B
-    return gt.T                                      # (K, B) -> (B, K) view
+    return gt.T  # (K, B) -> (B, K) view
 
 
 def _samples(B: int, work: dict) -> np.ndarray:

@@ -70,7 +70,7 @@ class GELU(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        self._t = np.tanh(self.C * (x + 0.044715 * x ** 3))
+        self._t = np.tanh(self.C * (x + 0.044715 * x**3))
         return 0.5 * x * (1 + self._t)
 
     def backward(self, grad, input_grad=True):

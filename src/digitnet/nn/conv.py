@@ -48,7 +48,7 @@ def add_windows(d: np.ndarray, shape: tuple[int, ...], k: int, s: int) -> np.nda
     dx = np.zeros(shape, d.dtype)
     for i in range(k):
         for j in range(k):
-            dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += d[..., i, j]
+            dx[:, :, i : i + s * (Ho - 1) + 1 : s, j : j + s * (Wo - 1) + 1 : s] += d[..., i, j]
     return dx
 
 
@@ -61,11 +61,25 @@ class Conv2D(Layer):
     ``Ho = (H + 2 padding - k) // stride + 1``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, *, rng: np.random.Generator | None = None, dtype=np.float32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ) -> None:
         super().__init__()
-        for name, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        for name, v, lo in (
+            ("in_channels", in_channels, 1),
+            ("out_channels", out_channels, 1),
+            ("kernel_size", kernel_size, 1),
+            ("stride", stride, 1),
+            ("padding", padding, 0),
+        ):
             if int(v) != v or v < lo:
                 raise DigitnetError(f"Conv2D {name} must be an integer >= {lo}, got {v!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -73,8 +87,10 @@ class Conv2D(Layer):
         rng = rng if rng is not None else np.random.default_rng(0)
         k = self.kernel_size
         fan_in = self.in_channels * k * k
-        self.params = {"W": he_normal(rng, fan_in, (self.out_channels, self.in_channels, k, k), dtype),
-                       "b": np.zeros(self.out_channels, dtype)}
+        self.params = {
+            "W": he_normal(rng, fan_in, (self.out_channels, self.in_channels, k, k), dtype),
+            "b": np.zeros(self.out_channels, dtype),
+        }
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
 
     def forward(self, x, training=False):
@@ -83,14 +99,14 @@ class Conv2D(Layer):
             y, self._cache = _fast.conv2d_forward(x, W, b, s, p)
             return y
         N = len(x)
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))               # zero padding
-        win = windows(xp, k, s)                                         # (N, C, Ho, Wo, k, k) view
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))  # zero padding
+        win = windows(xp, k, s)  # (N, C, Ho, Wo, k, k) view
         Ho, Wo = win.shape[2:4]
-        X = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, -1)   # (N Ho Wo, C k k): a patch per row
-        F = W.reshape(self.out_channels, -1)                            # (O, C k k): a filter per row
-        Y = X @ F.T + b                                                 # (N Ho Wo, O)
+        X = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, -1)  # (N Ho Wo, C k k): a patch per row
+        F = W.reshape(self.out_channels, -1)  # (O, C k k): a filter per row
+        Y = X @ F.T + b  # (N Ho Wo, O)
         self._cache = (X, xp.shape)
-        return Y.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)          # (N, O, Ho, Wo)
+        return Y.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
         W, k, s, p = self.params["W"], self.kernel_size, self.stride, self.padding
@@ -98,16 +114,16 @@ class Conv2D(Layer):
             return _fast.conv2d_backward(self._cache, grad, W, self.grads["W"], self.grads["b"], input_grad)
         X, padded_shape = self._cache
         N, O, Ho, Wo = grad.shape
-        dY = grad.transpose(0, 2, 3, 1).reshape(-1, O)                 # (N Ho Wo, O)
-        F = W.reshape(O, -1)                                            # (O, C k k)
-        self.grads["W"][...] = (dY.T @ X).reshape(W.shape)             # dF = dY.T X
-        self.grads["b"][...] = dY.sum(axis=0)                           # db = dY summed over every pixel
+        dY = grad.transpose(0, 2, 3, 1).reshape(-1, O)  # (N Ho Wo, O)
+        F = W.reshape(O, -1)  # (O, C k k)
+        self.grads["W"][...] = (dY.T @ X).reshape(W.shape)  # dF = dY.T X
+        self.grads["b"][...] = dY.sum(axis=0)  # db = dY summed over every pixel
         if not input_grad:
             return None
-        dX = (dY @ F).reshape(N, Ho, Wo, -1, k, k)                      # (N, Ho, Wo, C, k, k): dL/dpatch
-        dxp = add_windows(dX.transpose(0, 3, 1, 2, 4, 5), padded_shape, k, s)   # col2im: (N, C, Hp, Wp)
+        dX = (dY @ F).reshape(N, Ho, Wo, -1, k, k)  # (N, Ho, Wo, C, k, k): dL/dpatch
+        dxp = add_windows(dX.transpose(0, 3, 1, 2, 4, 5), padded_shape, k, s)  # col2im: (N, C, Hp, Wp)
         H, Wd = padded_shape[2] - 2 * p, padded_shape[3] - 2 * p
-        return dxp[:, :, p:p + H, p:p + Wd]                             # (N, C, H, W)
+        return dxp[:, :, p : p + H, p : p + Wd]  # (N, C, H, W)
 
     def output_shape(self, input_shape):
         C, H, W = _check_chw("Conv2D", input_shape)
@@ -115,13 +131,19 @@ class Conv2D(Layer):
             raise DigitnetError(f"Conv2D expects {self.in_channels} input channels, got {C}")
         Ho, Wo = (_out_size(n, self.kernel_size, self.stride, self.padding) for n in (H, W))
         if Ho < 1 or Wo < 1:
-            raise DigitnetError(f"Conv2D kernel {self.kernel_size} does not fit a {H}x{W} input "
-                                f"(padding {self.padding})")
+            raise DigitnetError(
+                f"Conv2D kernel {self.kernel_size} does not fit a {H}x{W} input (padding {self.padding})"
+            )
         return (self.out_channels, Ho, Wo)
 
     def config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+        }
 
 
 class _Pool2D(Layer):
@@ -130,8 +152,9 @@ class _Pool2D(Layer):
     def __init__(self, size: int = 2, stride: int | None = None) -> None:
         super().__init__()
         if int(size) != size or size < 1 or (stride is not None and (int(stride) != stride or stride < 1)):
-            raise DigitnetError(f"{type(self).__name__} size and stride must be integers >= 1, "
-                                f"got size={size!r}, stride={stride!r}")
+            raise DigitnetError(
+                f"{type(self).__name__} size and stride must be integers >= 1, got size={size!r}, stride={stride!r}"
+            )
         self.size, self.stride = int(size), None if stride is None else int(stride)
 
     @property
@@ -153,6 +176,8 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Maximum over each k x k window; the gradient goes to the (first) maximal input."""
 
+    _training = False  # whether the last forward pass kept what backward needs
+
     def forward(self, x, training=False):
         k, s = self.size, self.step
         self._in_shape, self._training = x.shape, training
@@ -160,19 +185,19 @@ class MaxPool2D(_Pool2D):
         if self._fast2x2:
             y, self._cache = _fast.maxpool2x2_forward(x, training)
             return y
-        win = windows(x, k, s)                                          # (N, C, Ho, Wo, k, k) view
-        win = win.reshape(win.shape[:4] + (k * k,))                     # (N, C, Ho, Wo, k k) copy
-        self._argmax = win.argmax(axis=-1)                              # the first maximum of each window
-        return win.max(axis=-1)                                         # (N, C, Ho, Wo)
+        win = windows(x, k, s)  # (N, C, Ho, Wo, k, k) view
+        win = win.reshape(win.shape[:4] + (k * k,))  # (N, C, Ho, Wo, k k) copy
+        self._argmax = win.argmax(axis=-1)  # the first maximum of each window
+        return win.max(axis=-1)  # (N, C, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
-        if not getattr(self, "_training", False):
+        if not self._training:
             raise RuntimeError("MaxPool2D.backward needs a forward pass with training=True")
         if self._fast2x2:
             return _fast.maxpool2x2_backward(self._cache, grad)
         k = self.size
-        d = np.zeros(grad.shape + (k * k,), grad.dtype)                 # (N, C, Ho, Wo, k k)
-        np.put_along_axis(d, self._argmax[..., None], grad[..., None], axis=-1)   # all to each window's max
+        d = np.zeros(grad.shape + (k * k,), grad.dtype)  # (N, C, Ho, Wo, k k)
+        np.put_along_axis(d, self._argmax[..., None], grad[..., None], axis=-1)  # all to each window's max
         return add_windows(d.reshape(grad.shape + (k, k)), self._in_shape, k, self.step)
 
 
@@ -183,12 +208,12 @@ class AvgPool2D(_Pool2D):
     def forward(self, x, training=False):
         k = self.size
         self._in_shape = x.shape
-        win = windows(x, k, self.step)                                  # (N, C, Ho, Wo, k, k) view
-        return win.reshape(win.shape[:4] + (k * k,)).mean(axis=-1)      # (N, C, Ho, Wo)
+        win = windows(x, k, self.step)  # (N, C, Ho, Wo, k, k) view
+        return win.reshape(win.shape[:4] + (k * k,)).mean(axis=-1)  # (N, C, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
         k = self.size
-        share = np.broadcast_to((grad / (k * k))[..., None, None], grad.shape + (k, k))   # each input's share
+        share = np.broadcast_to((grad / (k * k))[..., None, None], grad.shape + (k, k))  # each input's share
         return add_windows(share, self._in_shape, k, self.step)
 
 
@@ -201,7 +226,7 @@ class GlobalAvgPool2D(Layer):
         return x.mean(axis=(2, 3))
 
     def backward(self, grad, input_grad=True):
-        N, C, H, W = self._in_shape
+        _, _, H, W = self._in_shape
         return np.broadcast_to((grad / (H * W))[:, :, None, None], self._in_shape).copy()
 
     def output_shape(self, input_shape):

@@ -79,8 +79,15 @@ class Dense(Layer):
     ``dW = x.T @ g``, ``db = sum_rows(g)``, ``dx = g @ W.T``.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, init: str = "he",
-                 rng: np.random.Generator | None = None, dtype=np.float32) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str = "he",
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise DigitnetError(f"Dense needs positive sizes, got {in_features}->{out_features}")
@@ -96,24 +103,24 @@ class Dense(Layer):
         self.params = {"W": W, "b": np.zeros(out_features, dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x = np.empty((0, in_features), dtype)
-        self._work: dict[str, np.ndarray] = {}          # the kernel's reused arrays
+        self._work: dict[str, np.ndarray] = {}  # the kernel's reused arrays
 
     def forward(self, x, training=False):
-        self._x = x                                     # (B, in), kept for dW
+        self._x = x  # (B, in), kept for dW
         W, b = self.params["W"], self.params["b"]
         if self.fast and training:
             return _fast.dense_forward(x, W, b, self._work)
-        return x @ W + b                                # (B, in) -> (B, out)
+        return x @ W + b  # (B, in) -> (B, out)
 
     def backward(self, grad, input_grad=True):
         x, W = self._x, self.params["W"]
-        np.matmul(x.T, grad, out=self.grads["W"])       # dW = x.T g: (in, B) @ (B, out)
-        np.sum(grad, axis=0, out=self.grads["b"])       # db = g summed over the batch
+        np.matmul(x.T, grad, out=self.grads["W"])  # dW = x.T g: (in, B) @ (B, out)
+        np.sum(grad, axis=0, out=self.grads["b"])  # db = g summed over the batch
         if not input_grad:
             return None
         if self.fast:
             return _fast.dense_input_grad(grad, W, self._work)
-        return grad @ W.T                               # dx = g W.T: (B, out) -> (B, in)
+        return grad @ W.T  # dx = g W.T: (B, out) -> (B, in)
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
@@ -132,18 +139,21 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._mask = np.empty(0, bool)
+        self._x = np.empty(0)
+        self._mask: np.ndarray | None = None  # x > 0, when the kernel kept it
         self._work: dict[str, np.ndarray] = {}
 
     def forward(self, x, training=False):
+        self._x = x
         if self.fast and training:
             out, self._mask = _fast.relu_forward(x, self._work)
             return out
-        self._mask = x > 0
+        self._mask = None
         return np.maximum(x, 0)
 
     def backward(self, grad, input_grad=True):
-        return np.multiply(grad, self._mask, out=grad)  # dx = g where x > 0, else 0
+        mask = self._x > 0 if self._mask is None else self._mask
+        return np.multiply(grad, mask, out=grad)  # dx = g where x > 0, else 0
 
 
 # Name -> class, used to rebuild a model from the architecture in its metadata.

@@ -45,7 +45,7 @@ class SoftmaxCrossEntropy:
         if not 0.0 <= label_smoothing < 1.0:
             raise DigitnetError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        self._work: dict[str, np.ndarray] = {}   # the kernel's reused arrays
+        self._work: dict[str, np.ndarray] = {}  # the kernel's reused arrays
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
         """The mean loss over the batch; remembers what ``backward`` needs. ``logits`` is left unchanged."""
@@ -54,9 +54,9 @@ class SoftmaxCrossEntropy:
             return loss
         B, K = logits.shape
         eps = self.label_smoothing
-        t = np.full((B, K), eps / K, logits.dtype)                  # the (smoothed) one-hot targets
+        t = np.full((B, K), eps / K, logits.dtype)  # the (smoothed) one-hot targets
         t[np.arange(B), labels] += 1 - eps
-        logp = log_softmax(logits)                                  # (B, K)
+        logp = log_softmax(logits)  # (B, K)
         self._state = (np.exp(logp), t)
         return float(-(t * logp).sum(axis=1).mean())
 

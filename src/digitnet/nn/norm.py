@@ -21,14 +21,14 @@ from .layers import Layer, register
 
 
 class _BatchNorm(Layer):
-
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         if int(num_features) != num_features or num_features < 1:
             raise DigitnetError(f"{type(self).__name__} num_features must be a positive integer, got {num_features!r}")
         if not 0 <= momentum <= 1 or not eps > 0:
-            raise DigitnetError(f"{type(self).__name__} needs 0 <= momentum <= 1 and eps > 0, "
-                                f"got momentum={momentum}, eps={eps}")
+            raise DigitnetError(
+                f"{type(self).__name__} needs 0 <= momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}"
+            )
         self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
         F = self.num_features
         self.params = {"gamma": np.ones(F, np.float32), "beta": np.zeros(F, np.float32)}
@@ -51,10 +51,10 @@ class _BatchNorm(Layer):
             self._update_running(mean, var, len(x))
             return y
         else:
-            mean, var = x.mean(axis=0), x.var(axis=0)                   # (F,) each: the batch's statistics
+            mean, var = x.mean(axis=0), x.var(axis=0)  # (F,) each: the batch's statistics
             self._update_running(mean, var, len(x))
         self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        self._xh = (x - mean) * self._inv_std                            # the normalised input
+        self._xh = (x - mean) * self._inv_std  # the normalised input
         return self._xh * gamma + beta
 
     def _update_running(self, mean, var, m: int) -> None:
@@ -62,7 +62,7 @@ class _BatchNorm(Layer):
         r["running_mean"] *= 1 - self.momentum
         r["running_mean"] += self.momentum * mean
         r["running_var"] *= 1 - self.momentum
-        r["running_var"] += self.momentum * var * (m / max(m - 1, 1))   # the unbiased variance
+        r["running_var"] += self.momentum * var * (m / max(m - 1, 1))  # the unbiased variance
 
     def backward(self, grad, input_grad=True):
         xh, inv_std, gamma = self._xh, self._inv_std, self.params["gamma"]
@@ -70,11 +70,11 @@ class _BatchNorm(Layer):
         if self.fast:
             return _fast.batchnorm_backward(grad, xh, inv_std, gamma, dgamma, dbeta, input_grad)
         M = len(grad)
-        dbeta[...] = grad.sum(axis=0)                                    # (M, F) -> (F,)
+        dbeta[...] = grad.sum(axis=0)  # (M, F) -> (F,)
         dgamma[...] = (grad * xh).sum(axis=0)
         if not input_grad:
             return None
-        return gamma * inv_std / M * (M * grad - dbeta - xh * dgamma)    # (M, F)
+        return gamma * inv_std / M * (M * grad - dbeta - xh * dgamma)  # (M, F)
 
     def config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
@@ -98,8 +98,8 @@ class BatchNorm2D(_BatchNorm):
     # channels-last in memory, the transposes are free and the reductions fast.
     def forward(self, x, training=False):
         N, C, H, W = x.shape
-        out = super().forward(x.transpose(0, 2, 3, 1).reshape(-1, C), training)    # (N H W, C)
-        return out.reshape(N, H, W, C).transpose(0, 3, 1, 2)                        # (N, C, H, W) view
+        out = super().forward(x.transpose(0, 2, 3, 1).reshape(-1, C), training)  # (N H W, C)
+        return out.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
     def backward(self, grad, input_grad=True):
         N, C, H, W = grad.shape

@@ -16,11 +16,15 @@ from ..errors import DigitnetError
 
 def _check_flat(params: np.ndarray, grads: np.ndarray) -> None:
     if not isinstance(params, np.ndarray) or not isinstance(grads, np.ndarray):
-        raise DigitnetError("an optimizer takes two flat arrays, the parameters and their gradients "
-                            "(model.flat_params, model.flat_grads)")
+        raise DigitnetError(
+            "an optimizer takes two flat arrays, the parameters and their gradients "
+            "(model.flat_params, model.flat_grads)"
+        )
     if params.ndim != 1 or params.shape != grads.shape or params.dtype != grads.dtype:
-        raise DigitnetError(f"parameters and gradients must be 1-D arrays of one shape and dtype, got "
-                            f"{params.shape} {params.dtype} and {grads.shape} {grads.dtype}")
+        raise DigitnetError(
+            f"parameters and gradients must be 1-D arrays of one shape and dtype, got "
+            f"{params.shape} {params.dtype} and {grads.shape} {grads.dtype}"
+        )
 
 
 class SGD:
@@ -41,8 +45,15 @@ class SGD:
         ``weight_decay * p`` is added into ``grads``.
     """
 
-    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 0.05, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        lr: float = 0.05,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         _check_flat(params, grads)
         if lr <= 0:
             raise DigitnetError(f"lr must be > 0, got {lr}")
@@ -53,7 +64,7 @@ class SGD:
         self.params, self.grads = params, grads
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
         self.velocity = np.zeros_like(params) if momentum else None
-        self._s = np.empty_like(params)                 # work array: the step, computed without temporaries
+        self._s = np.empty_like(params)  # work array: the step, computed without temporaries
 
     def step(self) -> None:
         """Update every parameter in place from its gradient."""
@@ -62,16 +73,16 @@ class SGD:
             g += np.multiply(p, self.weight_decay, out=s)
         if v is not None:
             v *= mu
-            v += g                                      # v = mu v + g
+            v += g  # v = mu v + g
             if self.nesterov:
                 np.multiply(v, mu, out=s)
-                s += g                                  # s = g + mu v
+                s += g  # s = g + mu v
                 s *= lr
             else:
                 np.multiply(v, lr, out=s)
         else:
             np.multiply(g, lr, out=s)
-        p -= s                                          # p -= lr * (update direction)
+        p -= s  # p -= lr * (update direction)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The state as flat arrays laid out like the parameters."""
@@ -97,8 +108,15 @@ class Adam:
 
     decoupled = False
 
-    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         _check_flat(params, grads)
         if lr <= 0:
             raise DigitnetError(f"lr must be > 0, got {lr}")
@@ -110,31 +128,31 @@ class Adam:
         self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         self.t = 0
         self.m, self.v = np.zeros_like(params), np.zeros_like(params)
-        self._s, self._u = np.empty_like(params), np.empty_like(params)     # work arrays
+        self._s, self._u = np.empty_like(params), np.empty_like(params)  # work arrays
 
     def step(self) -> None:
         """One Adam step over every parameter, in place."""
         self.t += 1
         p, g, m, v, s, u = self.params, self.grads, self.m, self.v, self._s, self._u
         b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t                 # bias corrections
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t  # bias corrections
         if self.weight_decay:
             if self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
             else:
                 g += np.multiply(p, self.weight_decay, out=s)
         m *= b1
-        m += np.multiply(g, 1 - b1, out=s)                          # m = b1 m + (1 - b1) g
+        m += np.multiply(g, 1 - b1, out=s)  # m = b1 m + (1 - b1) g
         v *= b2
         np.multiply(g, g, out=s)
         s *= 1 - b2
-        v += s                                                      # v = b2 v + (1 - b2) g^2
+        v += s  # v = b2 v + (1 - b2) g^2
         denom = np.divide(v, c2, out=s)
         np.sqrt(denom, out=denom)
         denom += self.eps
         np.multiply(m, self.lr / c1, out=u)
         u /= denom
-        p -= u                                                      # p -= (lr / c1) m / (sqrt(v / c2) + eps)
+        p -= u  # p -= (lr / c1) m / (sqrt(v / c2) + eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The step count and the moments (flat arrays laid out like the parameters)."""
@@ -152,8 +170,15 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
         super().__init__(params, grads, lr, betas, eps, weight_decay)
 
 

@@ -27,9 +27,19 @@ def _cos_anneal(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
 
 
-def lr_at_step(schedule: str, lr: float, step: int, total: int, *, warmup: int = 0, step_size: int = 1,
-               gamma: float = 0.1, pct_start: float = 0.25, div_factor: float = 25.0,
-               final_div_factor: float = 1e4) -> float:
+def lr_at_step(
+    schedule: str,
+    lr: float,
+    step: int,
+    total: int,
+    *,
+    warmup: int = 0,
+    step_size: int = 1,
+    gamma: float = 0.1,
+    pct_start: float = 0.25,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> float:
     """The learning rate for optimizer step ``step`` (0-based) of ``total``."""
     if schedule not in SCHEDULES:
         raise DigitnetError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")

@@ -49,8 +49,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 BLAS_NAMES = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS"}
 
 _threads: contextvars.ContextVar[int] = contextvars.ContextVar("digitnet_threads", default=1)
@@ -72,9 +78,9 @@ def use_threads(n: int) -> Iterator[None]:
     n = max(1, int(n))
     if n > 1:
         with _lock:
-            if _pool_size < n - 1:                      # the calling thread works on one block itself
+            if _pool_size < n - 1:  # the calling thread works on one block itself
                 if _pool is not None:
-                    _pool.shutdown(wait=False)          # calls already under way keep their threads
+                    _pool.shutdown(wait=False)  # calls already under way keep their threads
                 _pool, _pool_size = ThreadPoolExecutor(n - 1, thread_name_prefix="digitnet"), n - 1
     token = _threads.set(n)
     try:
@@ -100,7 +106,7 @@ def map_blocks(fn: Callable[[slice], T], n: int) -> list[T]:
     try:
         first = fn(slices[0])
     except BaseException:
-        wait(futures)                                   # no block may still be writing when the error surfaces
+        wait(futures)  # no block may still be writing when the error surfaces
         raise
     return [first] + [f.result() for f in futures]
 
@@ -109,6 +115,7 @@ def map_blocks(fn: Callable[[slice], T], n: int) -> list[T]:
 def blas_info() -> dict | None:
     """``{"library", "version", "threads"}`` of NumPy's BLAS, or None if none is found."""
     from threadpoolctl import threadpool_info
+
     blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
     # NumPy's own wheel-bundled BLAS first; otherwise the system BLAS it was linked against
     blas.sort(key=lambda d: "numpy" not in (d.get("filepath") or "").lower())
@@ -139,6 +146,7 @@ def resolve(setting: int | str | None, model: Any) -> int | None:
     if user_chose_blas_threads():
         return None
     from .conv import Conv2D
+
     if not any(isinstance(layer, Conv2D) for layer in model.layers):
         return 1
     return available_cores()
@@ -151,6 +159,7 @@ def inference_threads() -> Iterator[None]:
         yield
         return
     from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
@@ -162,6 +171,7 @@ def training_threads(n: int | None) -> Iterator[None]:
         yield
         return
     from threadpoolctl import threadpool_limits
+
     # BLAS libraries only: an OpenMP runtime in the same process (PyTorch's, say) keeps its own setting
     with threadpool_limits(limits=1, user_api="blas"), use_threads(n):
         yield
