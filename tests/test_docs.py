@@ -5,7 +5,7 @@ How code blocks are treated (also written down for authors in docs/writing-docs.
 * ``python`` blocks run, each in a fresh interpreter;
 * ``bash`` / ``sh`` / ``shell`` blocks run in bash with ``set -euo pipefail``;
 * ``console`` and ``text`` blocks are shown, never run (expensive recipes, servers, output);
-* ``json`` blocks must parse;
+* ``json`` and ``toml`` blocks must parse;
 * any other tag, or none, fails the test: a block either runs or says that it does not.
 
 The blocks of one page run in order in one fresh folder (files one block writes, the next can read), which
@@ -42,7 +42,7 @@ PAGES = [README, ROOT / "benchmarks" / "README.md", *sorted(DOCS.glob("**/*.md")
 RUN_PYTHON = {"python"}
 RUN_SHELL = {"bash", "sh", "shell"}
 SHOWN_ONLY = {"console", "text"}
-PARSED = {"json"}
+PARSED = {"json", "toml"}
 README_MAX_LINES = 250
 BLOCK_TIMEOUT_S = 600
 
@@ -74,6 +74,15 @@ def code_blocks(text: str) -> list[tuple[int, str, str]]:
         blocks.append((start, lang, "\n".join(body) + "\n"))
         i += 1
     return blocks
+
+
+def parse(lang: str, code: str) -> None:
+    """A data block must parse (TOML needs Python 3.11's tomllib; without it only JSON is checked)."""
+    if lang == "json":
+        json.loads(code)
+    elif importlib.util.find_spec("tomllib") is not None:
+        import tomllib
+        tomllib.loads(code)
 
 
 def make_samples(folder: Path) -> None:
@@ -156,7 +165,7 @@ def run_page(text: str, name: str, tmp_path: Path, samples: Path) -> None:
         if lang in SHOWN_ONLY:
             continue
         if lang in PARSED:
-            json.loads(code)
+            parse(lang, code)
             continue
         if lang in RUN_PYTHON:
             script = scripts / f"block{n}.py"
