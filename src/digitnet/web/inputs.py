@@ -60,7 +60,7 @@ _JPEG_MARKER = re.compile(rb"\xff([^\x00\xff\xd0-\xd7])")   # not a stuffed 0xFF
 def check_image_bytes(data: bytes) -> None:
     """Refuse, from the bytes alone and in well under a millisecond, an image that would be slow to decode.
 
-    For now that is a JPEG with more than :data:`MAX_JPEG_SCANS` scans (or more than
+    That is a JPEG with more than :data:`MAX_JPEG_SCANS` scans (or more than
     :data:`MAX_JPEG_SEGMENTS` segments): its markers are walked, skipping each segment by
     its length and the entropy-coded data by a regular expression.
     """
