@@ -76,6 +76,15 @@ def code_blocks(text: str) -> list[tuple[int, str, str]]:
     return blocks
 
 
+def parse(lang: str, code: str) -> None:
+    """A data block must parse (TOML needs Python 3.11's tomllib; without it only JSON is checked)."""
+    if lang == "json":
+        json.loads(code)
+    elif importlib.util.find_spec("tomllib") is not None:
+        import tomllib
+        tomllib.loads(code)
+
+
 def make_samples(folder: Path) -> None:
     """The inputs the docs' examples name: digit.png, photo.jpg, number.png, scans/, test.csv, old.pkl."""
     from PIL import Image
@@ -156,11 +165,7 @@ def run_page(text: str, name: str, tmp_path: Path, samples: Path) -> None:
         if lang in SHOWN_ONLY:
             continue
         if lang in PARSED:
-            if lang == "json":
-                json.loads(code)
-            elif sys.version_info >= (3, 11):
-                import tomllib
-                tomllib.loads(code)
+            parse(lang, code)
             continue
         if lang in RUN_PYTHON:
             script = scripts / f"block{n}.py"
