@@ -2,12 +2,12 @@
 
     python benchmarks/accuracy.py                      # every preset, seeds 0 1 2 (hours for cnn-large)
     python benchmarks/accuracy.py --presets seed cnn   # a subset
-    python benchmarks/accuracy.py --table-only         # just regenerate the README table
+    python benchmarks/accuracy.py --table-only         # just regenerate the table in docs/accuracy.md
 
 Each run is one ``digitnet train`` command (printed, and recorded in the model's metadata), run in a
 subprocess with one BLAS thread. Results go to ``benchmarks/results/accuracy.json`` after every run
 (runs already there are skipped unless ``--force``), so an interrupted benchmark resumes where it
-stopped; the README's accuracy table, between ``<!-- accuracy:start -->`` and ``<!-- accuracy:end -->``,
+stopped; the accuracy table of docs/accuracy.md, between ``<!-- accuracy:start -->`` and ``<!-- accuracy:end -->``,
 is regenerated from that file. The trained models are kept in ``runs/accuracy-models/`` (git-ignored);
 when every seed's model is there, the seeds' ensemble (probabilities averaged) is evaluated too.
 """
@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 MODELS = ROOT / "runs" / "accuracy-models"        # the trained models (git-ignored), kept for ensembles
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "accuracy.md"
 START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 # name -> (target test accuracy, digitnet train arguments; --seed and -o are added per run)
@@ -185,13 +185,13 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def write_readme(results: dict) -> None:
-    text = README.read_text()
+def write_table(results: dict) -> None:
+    text = PAGE.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+        raise SystemExit(f"{PAGE.relative_to(ROOT)} lacks the {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{table(results)}\n{END}{tail}")
+    PAGE.write_text(f"{head}{START}\n{table(results)}\n{END}{tail}")
 
 
 def main(argv=None) -> int:
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--presets", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--force", action="store_true", help="rerun runs already in the results file")
-    p.add_argument("--table-only", action="store_true", help="only regenerate the README table")
+    p.add_argument("--table-only", action="store_true", help="only regenerate the table in docs/accuracy.md")
     p.add_argument("--ensembles-only", action="store_true", help="only score the ensembles (and the table)")
     args = p.parse_args(argv)
     results = load()
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
                 results["presets"][name] = entry
                 results["machine"] = machine()
                 save(results)
-                write_readme(results)
+                write_table(results)
                 print(f"{name} seed {seed}: {r['test_accuracy'] * 100:.2f} % in {r['train_time_s']:.0f} s", flush=True)
     if not args.table_only:
         for label, (_, recipes) in ENSEMBLES.items():
@@ -236,7 +236,7 @@ def main(argv=None) -> int:
                 save(results)
                 if ens:
                     print(f"{label} ensemble: {ens['test_accuracy'] * 100:.2f} %", flush=True)
-    write_readme(results)
+    write_table(results)
     return 0
 
 

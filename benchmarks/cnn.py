@@ -36,7 +36,7 @@ def _build():
 def cnn_case(ctx: Context) -> dict:
     build = _build()
     if build is None:
-        return {"status": "not available", "reason": "digitnet.nn.build is missing (convolution layers not merged)"}
+        return {"status": "not available", "reason": "digitnet.nn.build is missing"}
     from digitnet.train import TrainConfig, fit, lr_at
     model = build("cnn", seed=ctx.seed)
     epochs = ctx.cnn_epochs

@@ -256,7 +256,7 @@ def summary(runs: list[tuple[str, dict]]) -> str:
     rows = [("MLP bs 32 epoch, × torch", "mlp_train_bs32"), ("MLP bs 128 epoch, × torch", "mlp_train_bs128"),
             ("MLP bs 512 epoch, × torch", "mlp_train_bs512"), ("full-batch GD, × seed-style float64", "fullbatch_gd"),
             ("predict batch 1 (× torch)", "infer_b1"), ("predict batch 10,000, × torch", "infer_b10000")]
-    head = "| digitnet / reference | " + " | ".join(f"{_threads_label(res)} ([table]({path}))"
+    head = "| digitnet / reference | " + " | ".join(f"{_threads_label(res)} (`{path}`)"
                                                   for path, res in runs) + " |"
     lines = [head, "|---" * (len(runs) + 1) + "|"]
     for label, name in rows:

@@ -112,7 +112,7 @@ def test_torch_translation_of_the_cnn_preset(rng):
 
     import digitnet.nn
     if not hasattr(digitnet.nn, "build"):
-        pytest.skip("digitnet.nn.build not available (convolution layers not merged)")
+        pytest.skip("digitnet.nn.build not available")
     sys.path.insert(0, str(ROOT))
     from benchmarks.torch_port import fingerprint, to_torch, torch_state_in_digitnet_layout
 
@@ -129,7 +129,7 @@ def test_torch_translation_of_the_cnn_preset(rng):
 
 
 def test_accuracy_table_marks_targets_and_ensembles():
-    """benchmarks/accuracy.py's README table from a results file (the trainings themselves take hours)."""
+    """benchmarks/accuracy.py's table (docs/accuracy.md) from a results file (the trainings themselves take hours)."""
     spec = importlib.util.spec_from_file_location("accuracy_bench", ROOT / "benchmarks" / "accuracy.py")
     acc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(acc)
@@ -176,26 +176,28 @@ def test_threads_mode_runs_digitnet_as_train_threads_does(tmp_path):
     assert bad.returncode == 2 and "--threads must be a positive integer, auto or blas" in bad.stderr
 
 
-def test_readme_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypatch):
+def test_docs_summary_puts_runs_side_by_side(tiny_results, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))                       # `pytest` alone does not put the repo on sys.path
-    from benchmarks import update_readme
+    from benchmarks import update_docs
     results = tiny_results[0]
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(results))
-    (tmp_path / "README.md").write_text("intro\n<!-- bench-summary:start -->\nold\n<!-- bench-summary:end -->\nend\n")
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    page.write_text("intro\n<!-- bench-summary:start -->\nold\n<!-- bench-summary:end -->\nend\n")
     monkeypatch.chdir(tmp_path)
-    assert update_readme.main(["--summary", "a", "b"]) == 0
-    text = (tmp_path / "README.md").read_text()
+    assert update_docs.main(["--summary", "a", "b"]) == 0
+    text = page.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("end\n")
-    assert "(a/results.md)" in text and "(b/results.md)" in text and "`cnn` time to 99 %" in text
+    assert "(`a/results.md`)" in text and "(`b/results.md`)" in text and "`cnn` time to 99 %" in text
     ratio = results["cases"]["mlp_train_bs32"].get("ratio_vs_torch")
     if ratio is not None:
         from benchmarks.report import _r
         assert f"| MLP bs 32 epoch, × torch | {_r(ratio)} | {_r(ratio)} |" in text
-    assert update_readme.main(["--summary", "a"]) == 0
-    (tmp_path / "README.md").write_text("no markers\n")
-    assert update_readme.main(["--summary", "a"]) == 2
+    assert update_docs.main(["--summary", "a"]) == 0
+    page.write_text("no markers\n")
+    assert update_docs.main(["--summary", "a"]) == 2
 
 
 def test_busy_machine_case_times_every_thread_setting(tmp_path):

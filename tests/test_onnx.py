@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip 
 from digitnet.onnx_export import EXPORTERS, export, run_onnx, to_onnx  # noqa: E402
 
 # Small example networks for each layer type of the shared contract. A case runs when all its layer
-# types are registered in digitnet.nn.LAYERS (issue 4 adds the convolutional and other layers).
+# types are registered in digitnet.nn.LAYERS.
 CONV = (1, 28, 28)
 CASES = {
     "mlp-deep": ((784,), [("Dense", dict(in_features=784, out_features=32)), ("ReLU", {}),

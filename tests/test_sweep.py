@@ -119,6 +119,18 @@ def test_studies_sharing_a_folder_keep_their_own_models(capsys, tmp_path, data):
     assert Path(a["model"]).is_file() and Path(b["model"]).is_file()
 
 
+def test_storage_may_be_a_journal_file_elsewhere(capsys, tmp_path, data):
+    space, journal = space_file(tmp_path), tmp_path / "shared" / "study.journal"
+    code, _, err = run(capsys, "sweep", space, "-o", tmp_path / "out", "--storage", journal, "--trials", "1",
+                       "--data", data)
+    assert code == 0, err
+    assert journal.is_file() and not (tmp_path / "out" / "sweep.journal").exists()
+    (row,) = table(capsys, space, tmp_path / "elsewhere", "--storage", journal)
+    assert Path(row["model"]).parent == (tmp_path / "out" / "space").resolve()
+    code, _, err = run(capsys, "sweep", space, "--storage", tmp_path / "none.journal", "--trials", "0")
+    assert code == 2 and "no sweep there yet" in err and not (tmp_path / "none.journal").exists()
+
+
 def test_trial_reruns_exactly_with_digitnet_train(capsys, tmp_path, data, monkeypatch):
     space = space_file(tmp_path, {**SPACE, "optimizer": ["sgd", "adamw"], "nesterov": [True, False],
                                   "seed": {"low": 0, "high": 1000}})
@@ -187,6 +199,28 @@ def test_no_pruning(tmp_path):
     store = sweep.storage(None, tmp_path)
     assert isinstance(sweep.open_study(store, "a").pruner, optuna.pruners.MedianPruner)
     assert isinstance(sweep.open_study(store, "a", pruning=False).pruner, optuna.pruners.NopPruner)
+
+
+def test_interrupts_wait_for_safe_points():
+    from digitnet.interrupts import Interrupts
+    with Interrupts() as it:
+        os.kill(os.getpid(), signal.SIGINT)          # outside training(): remembered
+        time.sleep(0.01)
+        assert it.pending
+        with pytest.raises(KeyboardInterrupt):
+            it.check()
+        with pytest.raises(KeyboardInterrupt), it.training():
+            with it.held():                          # a storage write inside training
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)
+                written = True                       # the write completes ...
+            raise AssertionError("not reached")      # ... and the interrupt comes after it
+        assert written
+        with pytest.raises(KeyboardInterrupt), it.training():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+            raise AssertionError("not reached")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --------------------------------------------------------------------------- bad space files
@@ -315,7 +349,7 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
-    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err
+    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err, err
     before = rows()
     assert [r["state"] for r in sorted(before, key=lambda r: r["number"])] == ["FAIL", "WAITING"]
     assert not list(out.glob("**/*.safetensors")) and not list(out.glob("**/.*tmp"))
@@ -326,6 +360,26 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
     (rerun,) = [r for r in after if r["retry_of"] == 0]
     assert rerun["state"] == "COMPLETE" and rerun["seed"] == 0 and rerun["params"] == before[0]["params"]
     assert [r["state"] for r in after].count("COMPLETE") == 2
+
+
+def test_ctrl_c_at_any_moment_leaves_a_consistent_study(capsys, tmp_path, data):
+    """SIGINT at random moments of a worker running many short trials (storage writes most of the time)."""
+    space, out = space_file(tmp_path, {**SPACE, "val_size": 100}), tmp_path / "out"
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        p = worker(space, out, 100, data)
+        journal, size = out / "sweep.journal", (out / "sweep.journal").stat().st_size if out.exists() else 0
+        while not journal.exists() or journal.stat().st_size == size:     # past Python's start: writing
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 2.0))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+        assert p.returncode in (0, 130) and "Traceback" not in err, err
+        rows = table(capsys, space, out)
+        assert not [r for r in rows if r["state"] == "RUNNING"]
+        assert all(Path(r["model"]).is_file() for r in rows if r["state"] == "COMPLETE")
+        assert not list(out.glob("**/.*tmp")) and not list(out.glob("*.lock"))
 
 
 def test_diverging_trials_fail_and_count(capsys, tmp_path, data):

@@ -25,6 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .errors import DigitnetError
+from .interrupts import Interrupts
 from .sweep_space import Param
 from .train import Callback, TrainConfig
 
@@ -106,17 +107,30 @@ def open_study(store, name: str, create: bool = True, pruning: bool = True):
 
 
 def worker_id() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """Who runs a trial: host and process id, and on Linux the boot and the process-id namespace.
+
+    The last two keep a process id from being misread: after a reboot it may
+    belong to another process, and in another container to none that we can see.
+    """
+    ids = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        ids["boot"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        ids["pidns"] = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pass
+    return ids
 
 
 def fail_dead_workers(study) -> list[int]:
     """Mark failed, and queue again, the RUNNING trials of workers on this machine that no longer exist."""
     optuna = _optuna()
     from optuna.trial import TrialState
-    host, failed = socket.gethostname(), []
+    me, failed = worker_id(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker") or {}
-        if w.get("host") != host or _alive(w.get("pid")):
+        if w.get("host") != me["host"] or w.get("pidns") != me.get("pidns"):
+            continue                        # not ours to judge: the heartbeat is
+        if w.get("boot") == me.get("boot") and _alive(w.get("pid")):
             continue
         try:
             if not study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
@@ -155,19 +169,21 @@ def finished(trials) -> list:
 class _ReportToOptuna(Callback):
     """Reports validation accuracy after each epoch; stops training when Optuna prunes the trial."""
 
-    def __init__(self, trial):
+    def __init__(self, trial, interrupts: Interrupts | None = None):
         self.trial, self.pruned_at, self.epochs = trial, None, None
+        self.interrupts = interrupts or Interrupts()
 
     def on_train_begin(self, model, cfg):
         self.epochs = cfg.epochs
 
     def on_epoch_end(self, model, epoch, logs):
-        self.trial.report(logs["val_acc"], epoch)
-        # pruning after the last epoch would save no time and lose a finished model
-        if epoch < self.epochs and self.trial.should_prune():
+        with self.interrupts.held():
+            self.trial.report(logs["val_acc"], epoch)
+            # pruning after the last epoch would save no time and lose a finished model
+            prune = epoch < self.epochs and self.trial.should_prune()
+        if prune:
             self.pruned_at = epoch
-            return True
-        return False
+        return prune
 
 
 def trial_settings(trial, space: dict[str, Param]) -> tuple[str, dict]:
@@ -201,7 +217,8 @@ def train_command(arch: str, values: dict, output: str, data: str | None) -> str
     return " ".join(shlex.quote(a) for a in args + ["-o", output])
 
 
-def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None = None) -> float:
+def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None = None,
+              interrupts: Interrupts | None = None) -> float:
     """One trial: build, ``fit()`` with the validation split, save the model; returns the validation accuracy."""
     optuna = _optuna()
     from . import io
@@ -219,9 +236,11 @@ def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None
     model.meta.update({"command": command, "output": str(path), "sweep_trial": trial.number,
                        "dataset": mnist.source if data else "bundled MNIST",
                        "dataset_sha256": mnist.train.checksum()})
-    report = _ReportToOptuna(trial)
+    interrupts = interrupts or Interrupts()
+    report = _ReportToOptuna(trial, interrupts)
     try:
-        history = fit(model, mnist.train, None, TrainConfig(**values, progress=False), callbacks=[report])
+        with interrupts.training():
+            history = fit(model, mnist.train, None, TrainConfig(**values, progress=False), callbacks=[report])
     except DigitnetError as exc:          # diverged: a result of these settings, not a broken worker
         trial.set_user_attr("error", str(exc))
         raise
@@ -241,17 +260,21 @@ def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None
 
 # --------------------------------------------------------------------------- the sweep
 def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: str | None = None,
-        log=print) -> int:
+        log=print, interrupts: Interrupts | None = None) -> int:
     """Run trials until ``study`` holds ``n_trials`` finished ones (all workers together).
 
-    Returns the number of trials this worker ran. On Ctrl-C the running trial
-    is marked failed and queued again, then KeyboardInterrupt propagates.
+    Returns the number of trials this worker ran. On Ctrl-C (with
+    ``interrupts`` installed) a training trial is marked failed and queued
+    again, a trial being saved is finished first; then KeyboardInterrupt
+    propagates.
     """
     optuna = _optuna()
     from optuna.trial import TrialState
+    interrupts = interrupts or Interrupts()
     out.mkdir(parents=True, exist_ok=True)
     ran = 0
     while True:
+        interrupts.check()
         for n in fail_dead_workers(study):
             log(f"trial {n}: its worker is gone; marked failed and queued again")
         optuna.storages.fail_stale_trials(study)         # database storage: missed heartbeats
@@ -261,24 +284,26 @@ def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: s
             return ran
         t0 = time.monotonic()
         try:
-            study.optimize(lambda trial: objective(trial, space, mnist, out, data), n_trials=1,
+            study.optimize(lambda trial: objective(trial, space, mnist, out, data, interrupts), n_trials=1,
                            catch=(DigitnetError,))
         except KeyboardInterrupt:
-            _requeue_interrupted(study)
+            for n in _requeue_interrupted(study):
+                log(f"trial {n}: interrupted; marked failed and queued again")
             raise
         ran += 1
         log(_progress_line(study, n_trials, time.monotonic() - t0))
 
 
-def _requeue_interrupted(study) -> None:
+def _requeue_interrupted(study) -> list[int]:
     """After Ctrl-C: queue this worker's interrupted trial (Optuna marked it failed) again."""
     from optuna.trial import TrialState
     trials = study.get_trials(deepcopy=False)
     retried = {t.system_attrs.get("failed_trial") for t in trials}
-    for t in trials:
-        if (t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried
-                and t.user_attrs.get("worker") == worker_id()):
-            _retry(study, t)
+    again = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("interrupted")
+             and t.number not in retried and t.user_attrs.get("worker") == worker_id()]
+    for t in again:
+        _retry(study, t)
+    return [t.number for t in again]
 
 
 def _progress_line(study, n_trials: int, seconds: float) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import sys
 from pathlib import Path
 
@@ -50,24 +49,25 @@ def run(args) -> int:
     space = load_space(args.space)
     out = Path(args.output)
     name = args.study or Path(args.space).stem
-    if args.storage is None and args.trials == 0 and not (out / sweep.JOURNAL).is_file():
-        raise DigitnetError(f"-o {out}: no sweep there yet ({out / sweep.JOURNAL} is missing)")
+    journal = None if args.storage and "://" in args.storage else Path(args.storage or out / sweep.JOURNAL)
+    if args.trials == 0 and journal is not None and not journal.is_file():
+        raise DigitnetError(f"{'-o ' + str(out) if args.storage is None else '--storage ' + str(journal)}: "
+                            f"no sweep there yet ({journal} is missing)")
     if out.exists() and not out.is_dir():
         raise DigitnetError(f"-o {out}: is a file; give a folder")
-    store = sweep.storage(args.storage, out, args.heartbeat)
-    study = sweep.open_study(store, name, create=args.trials > 0, pruning=not args.no_pruning)
-    if args.trials:
-        mnist = _load(args.data)
-        where = sweep._redact(args.storage) if args.storage else str(out / sweep.JOURNAL)
-        _log(f"sweep {name} ({where}): until {args.trials} trials are finished; varying {describe(space)}")
-        signal.signal(signal.SIGTERM, _interrupt)      # `kill` ends a worker like Ctrl-C
-        try:
-            sweep.run(study, space, mnist, out, args.trials, data=args.data, log=_log)
-        except KeyboardInterrupt:
-            _log("interrupted: the running trial is marked failed and queued again; "
-                 "rerun the same command to continue")
-            raise
-    rows = sweep.rows(study)
+    with sweep.Interrupts() as interrupts:             # Ctrl-C and `kill` wait for storage writes
+        store = sweep.storage(args.storage, out, args.heartbeat)
+        study = sweep.open_study(store, name, create=args.trials > 0, pruning=not args.no_pruning)
+        if args.trials:
+            mnist = _load(args.data)
+            where = sweep._redact(args.storage) if args.storage else str(out / sweep.JOURNAL)
+            _log(f"sweep {name} ({where}): until {args.trials} trials are finished; varying {describe(space)}")
+            try:
+                sweep.run(study, space, mnist, out, args.trials, data=args.data, log=_log, interrupts=interrupts)
+            except KeyboardInterrupt:
+                _log("rerun the same command to continue the study")
+                raise
+        rows = sweep.rows(study)
     if args.json:
         for r in rows:
             print(json.dumps(r))
@@ -102,10 +102,6 @@ def _load(data):
     if mnist.train is None:
         raise DigitnetError(f"{data}: no training set found (only a test set)")
     return mnist
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _log(line: str) -> None:

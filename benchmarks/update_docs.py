@@ -1,9 +1,10 @@
-"""Copy benchmark results into README.md between its markers.
+"""Copy benchmark results into docs/benchmarks.md between its markers.
 
-``python -m benchmarks.update_readme [RESULTS.md [MARKER]]`` copies a table (default
-``benchmarks/results/results.md``) between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` (MARKER
-``bench1`` uses ``<!-- bench1:... -->``). ``python -m benchmarks.update_readme --summary DIR...`` writes one
-table of the ratios of several runs' ``DIR/results.json`` side by side between ``<!-- bench-summary:... -->``.
+``python -m benchmarks.update_docs [RESULTS.md [MARKER]]`` copies a table (default
+``benchmarks/results/results.md``) between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` (another MARKER
+uses ``<!-- MARKER:... -->``). ``python -m benchmarks.update_docs --summary DIR...`` writes one table of the
+ratios of several runs' ``DIR/results.json`` side by side between ``<!-- bench-summary:... -->``.
+Run it from the repository root.
 """
 
 import json
@@ -12,16 +13,17 @@ from pathlib import Path
 
 from .report import summary
 
+PAGE = Path("docs") / "benchmarks.md"
+
 
 def _replace(marker: str, content: str) -> int:
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    readme = Path("README.md")
-    text = readme.read_text()
+    text = PAGE.read_text()
     if start not in text or end not in text:
-        print(f"README.md has no {start} ... {end} block", file=sys.stderr)
+        print(f"{PAGE} has no {start} ... {end} block", file=sys.stderr)
         return 2
     a, b = text.index(start) + len(start), text.index(end)
-    readme.write_text(text[:a] + "\n" + content.strip() + "\n" + text[b:])
+    PAGE.write_text(text[:a] + "\n" + content.strip() + "\n" + text[b:])
     return 0
 
 
