@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -213,4 +214,4 @@ def _several(rng, digits, **_):
     return np.concatenate(parts[:-1], axis=1)
 
 
-DRAW = {"letter": _letter, "scribble": _scribble, "shape": _shape, "noise": _noise, "several": _several}
+DRAW: dict[str, Callable[..., np.ndarray]] = {"letter": _letter, "scribble": _scribble, "shape": _shape, "noise": _noise, "several": _several}
