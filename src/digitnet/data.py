@@ -200,8 +200,7 @@ def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool =
                 return buf
             buf += chunk
             if len(buf) > limit:
-                raise DigitnetError(f"{path}: more than {limit:,} bytes (uncompressed), larger than any {what}; "
-                                    "refused")
+                raise DigitnetError(f"{path}: holds more than {limit:,} bytes (decompressed), {what}; refused")
             if len(buf) == limit and not refuse_more:
                 return buf
     except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
@@ -258,7 +257,7 @@ def _read_idx(path: Path, kind: str) -> bytearray:
                 state = "truncated" if have < prod(dims) else "has trailing bytes"
                 raise DigitnetError(f"{path}: {state}: header says {dims} = {prod(dims)} bytes of data, "
                                     f"found {have}")
-        return head + _read_at_most(stream, prod(dims) + 1, path, "IDX file its header describes")
+        return head + _read_at_most(stream, prod(dims), path, "the size its IDX header declares")
 
 
 def load_idx(images_path, labels_path=None, name: str | None = None,
@@ -455,7 +454,7 @@ def load_pickle(path) -> MNIST:
     """
     from .safe_pickle import loads
     path = Path(path)
-    obj = loads(_open_bytes(path, MAX_PICKLE_BYTES, "MNIST pickle"), str(path), MAX_ARRAY_BYTES)
+    obj = loads(_open_bytes(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs"), str(path), MAX_ARRAY_BYTES)
     shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:
         raise DigitnetError(shape_error if not isinstance(obj, (tuple, list))

@@ -234,7 +234,7 @@ def import_pickle(path) -> Sequential:
     """
     from .data import _open_bytes
     path = Path(path)
-    obj = restricted_unpickle(_open_bytes(path, MAX_PICKLE_BYTES, "legacy (w1, b1, w2, b2) pickle"), str(path))
+    obj = restricted_unpickle(_open_bytes(path, MAX_PICKLE_BYTES, "the most a (w1, b1, w2, b2) pickle needs"), str(path))
     if isinstance(obj, dict):
         keys = ("w1", "b1", "w2", "b2")
         if not all(k in obj for k in keys):
