@@ -208,11 +208,74 @@ def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool =
                             f"{str(exc)[:80]})") from None
 
 
-def _open_bytes(path: Path, limit: int, what: str) -> bytearray:
-    """The bytes of ``path`` (gzip'd or raw), at most ``limit`` of them."""
+class BoundedReader:
+    """A file-like view of ``stream`` that refuses to yield more than ``limit`` bytes in all.
+
+    For readers that consume a stream themselves (the unpickler): the file is
+    never held whole in memory, and decompression errors are one line.
+    """
+
+    def __init__(self, stream, limit: int, path: Path, what: str) -> None:
+        self.stream, self.limit, self.path, self.what, self.count = stream, limit, path, what, 0
+
+    def _take(self, method, n) -> bytes:
+        room = self.limit + 1 - self.count
+        n = room if n is None or n < 0 else min(n, room)
+        try:
+            # in pieces: a read(n) allocates n bytes before it knows how many are there
+            data = method(n) if n <= _CHUNK else self._pieces(method, n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
+                                f"{str(exc)[:80]})") from None
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DigitnetError(f"{self.path}: holds more than {self.limit:,} bytes (decompressed), {self.what}; "
+                                "refused")
+        return data
+
+    @staticmethod
+    def _pieces(method, n: int) -> bytes:
+        parts, got = [], 0
+        while got < n:
+            part = method(min(_CHUNK, n - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+            if part.endswith(b"\n") and method.__name__ == "readline":
+                break
+        return b"".join(parts)
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` (the unpickler's own, for large objects) piece by piece: no copies."""
+        view, got = memoryview(buffer).cast("B"), 0
+        while got < len(view):
+            part = self._take(self.stream.read, min(_CHUNK, len(view) - got))
+            if not part:
+                break
+            view[got:got + len(part)] = part
+            got += len(part)
+        return got
+
+    def peek(self, n: int = 1) -> bytes:
+        """Look ahead without consuming; the unpickler then parses small opcodes in C, not one read each."""
+        try:
+            return self.stream.peek(n)[:max(0, self.limit + 1 - self.count)]
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
+                                f"{str(exc)[:80]})") from None
+
+    def read(self, n=-1) -> bytes:
+        return self._take(self.stream.read, n)
+
+    def readline(self, n=-1) -> bytes:
+        return self._take(self.stream.readline, n)
+
+
+def _open_bounded(path: Path, limit: int, what: str):
+    """``(reader, file)``: the (decompressed) contents of ``path`` as a :class:`BoundedReader`; close the file."""
     stream, raw = _open_stream(path)
-    with raw:
-        return _read_at_most(stream, limit, path, what)
+    return BoundedReader(stream, limit, path, what), raw
 
 
 # --------------------------------------------------------------------------- IDX
@@ -452,9 +515,11 @@ def load_pickle(path) -> MNIST:
     Read by :mod:`digitnet.safe_pickle`: nothing in the file runs, and only
     plain numeric arrays of the sizes the bytes hold are built.
     """
-    from .safe_pickle import loads
+    from .safe_pickle import load
     path = Path(path)
-    obj = loads(_open_bytes(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs"), str(path), MAX_ARRAY_BYTES)
+    reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs")
+    with raw:
+        obj = load(reader, str(path), MAX_ARRAY_BYTES)
     shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:
         raise DigitnetError(shape_error if not isinstance(obj, (tuple, list))
