@@ -18,7 +18,7 @@ import pytest
 from helpers import run, within_budget
 
 import digitnet
-from digitnet import DigitnetError, io
+from digitnet import io
 from digitnet.data import load_mnist
 from digitnet.nn import MLP
 from digitnet.preprocess import open_image, to_mnist
@@ -191,14 +191,14 @@ def test_metadata_alone_cannot_allocate_a_huge_layer(tmp_path):
 
 
 def test_bf16_tensors(tmp_path):
-    header, meta, body = _model_parts()
+    header, _, body = _model_parts()
     start = header["0.W"]["data_offsets"][0]
     header["0.W"].update(dtype="BF16", data_offsets=[start, start + 784 * 16 * 2])
     _both(_write_model(tmp_path / "m.safetensors", header, body), "has dtype BF16")
 
 
 def test_missing_and_extra_tensors(tmp_path):
-    header, meta, body = _model_parts()
+    header, _, body = _model_parts()
     end = max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
     extra = dict(header, **{"9.W": {"dtype": "F32", "shape": [2], "data_offsets": [end, end + 8]}})
     _both(_write_model(tmp_path / "extra.safetensors", extra, body + bytes(8)), "does not use: 9.W")

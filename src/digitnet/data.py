@@ -177,7 +177,7 @@ _CHUNK = 1 << 20
 def _open_stream(path: Path):
     """The file, or its decompressed stream when it is gzip'd; errors are one line."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  returned open: the caller closes it
     except IsADirectoryError:
         raise DigitnetError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
@@ -450,7 +450,7 @@ def load_npz(path) -> MNIST:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DigitnetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
     with zf:
-        members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+        members = {n.removesuffix(".npy"): n for n in zf.namelist()}
         if not {"x_train", "y_train"} <= members.keys():
             shown = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")
             raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {shown}")

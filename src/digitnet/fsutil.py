@@ -19,8 +19,8 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import DigitnetError
 
@@ -129,9 +129,8 @@ def atomic_write(path, data: bytes | str, what: str = "") -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; returns the path."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    with atomic_path(path, what) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
+    with atomic_path(path, what) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return Path(path)
 
 
