@@ -341,7 +341,7 @@ def load_idx(images_path, labels_path=None, name: str | None = None,
     return validate(images, labels, name or str(images_path))
 
 
-def _check_sha(raw: bytes, path: Path, table: dict) -> None:
+def _check_sha(raw: bytes | bytearray, path: Path, table: dict) -> None:
     want = table.get(path.name)
     got = hashlib.sha256(raw).hexdigest()
     if want is not None and got != want:

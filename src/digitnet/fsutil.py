@@ -40,7 +40,7 @@ _REASONS = {
 
 def describe(exc: OSError) -> str:
     """A short reason for ``exc`` ("the file system is read-only", ...)."""
-    return _REASONS.get(exc.errno, exc.strerror or type(exc).__name__)
+    return _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
 def write_error(path, exc: OSError, what: str = "") -> DigitnetError:
