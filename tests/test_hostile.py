@@ -285,3 +285,14 @@ def test_glob_through_a_symlink_loop(tmp_path, capsys):
     from digitnet.predict import expand
     outcome, files = within_budget(expand, [f"{tmp_path}/**/*.png"])
     assert outcome == "ok" and files == [f"{tmp_path}/a/d.png"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("\n" * 8_000_000, "8,000,000 lines"), ("\r" * 8_000_000, "8,000,000 lines"),
+    ("0," * 8_000_000 + "0\n", "line 1 has 8,000,001 columns"),
+    ("label," + ",".join(f"p{i}" for i in range(784)) + "\n" + "0," * 8_000_000 + "0\n", "line 2 has 8,000,001 columns")])
+def test_csv_of_line_breaks_or_commas(tmp_path, text, match):
+    """MBs of line breaks or commas would make lists of millions of strings if split blindly."""
+    p = tmp_path / "mnist_train.csv"
+    p.write_text(text)
+    refused(load_mnist, p, match=match, max_mb=48)

@@ -366,9 +366,15 @@ def load_csv(path) -> Dataset:
         raise DigitnetError(f"{path}: not a text CSV file") from None
     except OSError as exc:
         raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
+    breaks = sum(text.count(c) for c in _LINE_BREAKS)     # before splitting: a file of newlines is a huge list
+    if breaks > 2 * MAX_IMAGES + 2:
+        raise DigitnetError(f"{path}: {breaks:,} lines; at most {MAX_IMAGES:,} rows are read")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DigitnetError(f"{path}: empty file")
+    if lines[0].count(",") > N_PIXELS:                    # ... and a line of commas a huge one
+        raise DigitnetError(f"{path}: line 1 has {lines[0].count(',') + 1:,} columns, expected 785 "
+                            "(label + 784 pixels) or 784")
     first = [c.strip().lower() for c in lines[0].split(",")]
     has_header = not _is_number(first[0])
     if has_header:
@@ -399,6 +405,7 @@ def load_csv(path) -> Dataset:
 
 
 _CSV_ROWS = 4096
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"       # what str.splitlines splits on
 
 
 def _is_number(s: str) -> bool:
@@ -410,7 +417,10 @@ def _is_number(s: str) -> bool:
 
 
 def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np.ndarray:
-    # Fast path: numpy parses the whole text at once (about 1 s for 60,000 rows).
+    # Fast path: numpy parses the whole block at once, once every row has the right number of columns
+    # (so that it never parses more values than the block should hold).
+    if any(ln.count(",") != ncols - 1 for ln in lines):
+        return _bad_row(lines, ncols, path, first_line)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -419,12 +429,16 @@ def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np
             flat = None
     if flat is not None and flat.size == len(lines) * ncols:
         return flat.reshape(len(lines), ncols)
-    # Slow path, only to say exactly where the file is wrong.
+    return _bad_row(lines, ncols, path, first_line)
+
+
+def _bad_row(lines: list[str], ncols: int, path: Path, first_line: int):
+    """Raise the error that says exactly where the rows are wrong (the slow path)."""
     for i, line in enumerate(lines):
-        cells = line.split(",")
-        if len(cells) != ncols:
-            raise DigitnetError(f"{path}: line {i + first_line} has {len(cells)} columns, expected {ncols}")
-        for j, c in enumerate(cells):
+        if line.count(",") != ncols - 1:
+            raise DigitnetError(f"{path}: line {i + first_line} has {line.count(',') + 1:,} columns, "
+                                f"expected {ncols}")
+        for j, c in enumerate(line.split(",")):
             if not _is_number(c):
                 raise DigitnetError(f"{path}: line {i + first_line}, column {j + 1}: "
                                     f"{c.strip()[:20]!r} is not a number")

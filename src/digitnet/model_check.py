@@ -196,6 +196,10 @@ def check_meta(meta, index: dict, where: str) -> None:
     n_params = sum(prod(index[k][1]) for k in weights)
     if n_params > MAX_PARAMS:
         raise DigitnetError(f"{where}: {n_params:,} parameters; at most {MAX_PARAMS:,} are loaded")
+    # A checkpoint also holds optimizer state (Adam: two arrays per parameter) and the best weights.
+    n_values = sum(prod(shape) for _, shape, _, _ in index.values())
+    if n_values > 4 * MAX_PARAMS:
+        raise DigitnetError(f"{where}: {n_values:,} tensor values; at most {4 * MAX_PARAMS:,} are read")
 
 
 def _unknown_layer_tensor(name: str, arch: list) -> bool:

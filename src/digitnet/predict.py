@@ -116,7 +116,8 @@ def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
     if f == "-":
-        raw = (stdin or sys.stdin.buffer).read()
+        from .preprocess import MAX_FILE_BYTES
+        raw = (stdin or sys.stdin.buffer).read(MAX_FILE_BYTES + 1)     # open_image refuses more
         if not raw:
             raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
         img, name = open_image(raw), "<stdin>"
