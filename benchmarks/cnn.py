@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import digitnet
-from digitnet.threads import resolve as resolve_threads
-from digitnet.threads import training_threads
+from digitnet.nn.threads import resolve as resolve_threads
+from digitnet.nn.threads import training_threads
 
 from . import profile, torch_port
 from .common import Context, median, ratio_spread, skipped, spread, torch_ready

@@ -96,7 +96,7 @@ def layer_times(model, train, batches: int = 20, batch_size: int = 128, seed: in
     trained = model
     model = type(trained).from_architecture(trained.architecture(), trained.input_shape, trained.dtype)
     model.load_state_dict(trained.state_dict())             # a copy: the caller's model is left as it was
-    opt = SGD(model.params, model.grads, lr=1e-3, momentum=0.9)
+    opt = SGD(model.flat_params, model.flat_grads, lr=1e-3, momentum=0.9)
     n_layers = len(model.layers)
     spent = np.zeros(n_layers + 2)                           # layers..., loss, optimizer
     timed = 0

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import digitnet
-from digitnet.threads import training_threads
+from digitnet.nn.threads import training_threads
 
 from . import env
 from .common import Context

@@ -51,3 +51,18 @@ def within_budget(fn, *args, max_mb: float = 64, hang_s: int = 30):
         signal.signal(signal.SIGALRM, old)
     assert peak < max_mb * 2**20, f"peak allocation {peak / 2**20:.0f} MB > {max_mb} MB budget"
     return outcome
+
+
+def scan_bomb(scans: int) -> bytes:
+    """A progressive JPEG of a 512x512 digit followed by ``scans`` empty scans.
+
+    Each scan costs the decoder a pass over every block: tens of thousands of them take seconds.
+    """
+    import io
+
+    from PIL import Image, ImageDraw
+    img = Image.new("L", (512, 512), 255)
+    ImageDraw.Draw(img).line([(256, 64), (256, 448)], fill=0, width=50)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", progressive=True)
+    return buf.getvalue()[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00" * scans + b"\xff\xd9"

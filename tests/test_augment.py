@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import digitnet
 from digitnet import DigitnetError
 from digitnet.augment import KINDS, augment
 
@@ -35,7 +36,7 @@ def test_integer_shift_moves_the_image():
 def test_labels_are_kept_when_training_with_augmentation(small):
     from digitnet.nn import build
     model = build("fc32-relu-fc10")
-    h = model.fit(small.train, epochs=2, augment="elastic", val_size=500, progress=False)
+    h = digitnet.fit(model, small.train, epochs=2, augment="elastic", val_size=500, progress=False)
     assert h[-1]["val_acc"] > 0.7          # augmented images still carry their labels
 
 

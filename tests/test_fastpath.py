@@ -36,7 +36,7 @@ def reference_step(params, x, y, lr, velocity, momentum=0.9, weight_decay=0.0, n
 @pytest.mark.parametrize("weight_decay, nesterov", [(0.0, False), (5e-4, False), (1e-3, True)])
 def test_training_steps_match_a_plain_numpy_reference(rng, weight_decay, nesterov):
     model = MLP((32,), seed=1)
-    opt = SGD(model.params, model.grads, lr=0.05, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
+    opt = SGD(model.flat_params, model.flat_grads, lr=0.05, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
     ref = {k: v.astype(np.float64) for k, v in model.params.items()}
     vel = {k: np.zeros_like(v) for k, v in ref.items()}
     for bs in (64, 64, 17, 64):                        # a smaller batch in between reuses the work arrays
@@ -152,23 +152,24 @@ def test_one_epoch_of_real_training_still_learns(small):
 
 
 @pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.0, False, 0.0), (0.9, False, 1e-3), (0.9, True, 0.0)])
-def test_sgd_packed_and_separate_arrays_update_alike(rng, momentum, nesterov, weight_decay):
-    """Sequential packs parameters into one array (SGD then updates it whole); loose arrays take the per-array path."""
+def test_sgd_on_the_flat_arrays_updates_every_layer(rng, momentum, nesterov, weight_decay):
+    """Sequential packs parameters and gradients into two flat arrays; SGD updates the whole model through them."""
     model = MLP((8,), n_inputs=12, n_classes=3, seed=0)
-    loose = {k: v.copy() for k, v in model.params.items()}
-    loose_grads = {k: np.zeros_like(v) for k, v in loose.items()}
-    packed_opt = SGD(model.params, model.grads, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-    loose_opt = SGD(loose, loose_grads, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-    assert packed_opt._flat is not None and loose_opt._flat is None
+    assert all(np.shares_memory(p, model.flat_params) for p in model.params.values())
+    assert all(np.shares_memory(g, model.flat_grads) for g in model.grads.values())
+    loose = {k: v.astype(np.float64) for k, v in model.params.items()}
+    vel = {k: np.zeros_like(v) for k, v in loose.items()}
+    opt = SGD(model.flat_params, model.flat_grads, lr=0.1, momentum=momentum, nesterov=nesterov,
+              weight_decay=weight_decay)
     for _ in range(3):
         for k, g in model.grads.items():
             g[...] = rng.standard_normal(g.shape)
-            loose_grads[k][...] = g
-        packed_opt.step()
-        loose_opt.step()
+            d = g + weight_decay * loose[k]                        # PyTorch's convention, per array
+            vel[k] = momentum * vel[k] + d
+            loose[k] = loose[k] - 0.1 * (d + momentum * vel[k] if nesterov else vel[k] if momentum else d)
+        opt.step()
     for k in loose:
         assert np.allclose(model.params[k], loose[k], atol=1e-6)
         if momentum:
-            assert np.allclose(packed_opt.velocity[k], loose_opt.velocity[k], atol=1e-6)
-    state = packed_opt.state_dict()
-    assert set(state) == {f"velocity.{k}" for k in loose} if momentum else state == {}
+            assert np.allclose(model.unflatten(opt.velocity)[k], vel[k], atol=1e-6)
+    assert set(opt.state_dict()) == ({"velocity"} if momentum else set())

@@ -210,23 +210,17 @@ def test_whole_convnet_gradient_through_batchnorm_and_pooling():
         assert rel_error(analytic[name], numeric) < TOL or np.abs(analytic[name] - numeric).max() < 1e-9, name
 
 
-PARALLEL_CASES = [
+THREAD_CASES = [
     ("conv_one_channel", lambda: Conv2D(1, 4, 5, padding=2, dtype=np.float64), (6, 1, 9, 8)),
     ("conv", lambda: Conv2D(3, 4, 3, stride=2, dtype=np.float64), (5, 3, 9, 9)),
     ("maxpool_2x2", lambda: MaxPool2D(2), (6, 3, 7, 8)),
-    ("batchnorm2d", lambda: BatchNorm2D(3).astype(np.float64), (6, 3, 5, 5)),
-    ("batchnorm1d", lambda: BatchNorm1D(5).astype(np.float64), (9, 5)),
-    ("relu", lambda: ReLU(), (7, 3, 4, 4)),
-    ("dense", lambda: Dense(12, 5, dtype=np.float64), (9, 12)),
 ]
 
 
-@pytest.mark.parametrize("name,make,shape", PARALLEL_CASES, ids=[c[0] for c in PARALLEL_CASES])
-def test_layers_split_over_threads_match_one_piece(monkeypatch, name, make, shape):
-    """With digitnet's threads each layer splits its batch into blocks; outputs and gradients stay the same."""
-    from digitnet.nn import layers, parallel
-    monkeypatch.setattr(layers, "PARALLEL_MIN_ELEMENTS", 1)      # split even these small batches
-    monkeypatch.setattr(layers, "PARALLEL_MIN_MACS", 1)
+@pytest.mark.parametrize("name,make,shape", THREAD_CASES, ids=[c[0] for c in THREAD_CASES])
+def test_kernels_split_over_threads_match_one_piece(name, make, shape):
+    """With digitnet's threads the conv and pooling kernels split their batch; outputs and gradients stay the same."""
+    from digitnet.nn import threads
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, shape).astype(np.float64)           # integers: tied maxima for the pooling layer
     results = []
@@ -234,29 +228,27 @@ def test_layers_split_over_threads_match_one_piece(monkeypatch, name, make, shap
         layer = make()
         for k, p in layer.params.items():
             p[...] = np.random.default_rng(1).standard_normal(p.shape)
-        with parallel.use_threads(n):
+        with threads.use_threads(n):
+            assert len(threads.blocks(shape[0])) == n
             out = layer.forward(x.copy(), training=True).copy()
             g = np.random.default_rng(2).standard_normal(out.shape)
             dx = layer.backward(g.copy())
-            results.append((out, dx, {k: v.copy() for k, v in layer.grads.items()},
-                            {k: v.copy() for k, v in layer.buffers.items()}))
-    (out1, dx1, g1, b1), (out3, dx3, g3, b3) = results
+            results.append((out, dx, {k: v.copy() for k, v in layer.grads.items()}))
+    (out1, dx1, g1), (out3, dx3, g3) = results
     np.testing.assert_allclose(out3, out1, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx3, dx1, rtol=1e-12, atol=1e-12)
     for k in g1:
         np.testing.assert_allclose(g3[k], g1[k], rtol=1e-12, atol=1e-12)
-    for k in b1:
-        np.testing.assert_allclose(b3[k], b1[k], rtol=1e-12, atol=1e-12)
 
 
-def test_parallel_parts_and_errors():
-    from digitnet.nn import parallel
-    assert parallel.parts(10) == [slice(0, 10)]                  # one thread: one piece
-    with parallel.use_threads(3):
-        assert parallel.threads() == 3
-        assert parallel.parts(10) == [slice(0, 3), slice(3, 6), slice(6, 10)]
-        assert parallel.parts(10, min_size=4) == [slice(0, 5), slice(5, 10)]
-        assert parallel.parts(2) == [slice(0, 1), slice(1, 2)]
+def test_thread_blocks_and_errors():
+    from digitnet.nn import threads
+    assert threads.blocks(10) == [slice(0, 10)]                  # one thread: one piece
+    with threads.use_threads(3):
+        assert threads.threads() == 3
+        assert threads.blocks(10) == [slice(0, 3), slice(3, 6), slice(6, 10)]
+        assert threads.blocks(2) == [slice(0, 1), slice(1, 2)]
+        assert threads.map_blocks(lambda sl: sl.stop - sl.start, 10) == [3, 3, 4]
         done = []
 
         def part(sl):
@@ -264,6 +256,6 @@ def test_parallel_parts_and_errors():
                 raise ValueError("boom")
             done.append(sl)
         with pytest.raises(ValueError, match="boom"):
-            parallel.run(part, parallel.parts(9))
-        assert len(done) == 2                                    # the other parts finished before the error surfaced
-    assert parallel.threads() == 1
+            threads.map_blocks(part, 9)
+        assert len(done) == 2                                    # the other blocks finished before the error surfaced
+    assert threads.threads() == 1

@@ -11,13 +11,13 @@ from digitnet.nn.schedules import lr_at_step
 
 
 def run(opt_cls, grads, **kw):
-    p, g = {"w": np.array([1.0])}, {"w": np.zeros(1)}
+    p, g = np.array([1.0]), np.zeros(1)
     opt = opt_cls(p, g, **kw)
     out = []
     for value in grads:
-        g["w"][...] = value
+        g[...] = value
         opt.step()
-        out.append(float(p["w"][0]))
+        out.append(float(p[0]))
     return out, opt
 
 
@@ -47,12 +47,12 @@ def test_adam_l2_versus_adamw_decoupled_decay():
 
 def test_optimizer_state_round_trip():
     out, opt = run(Adam, [0.5, -0.25], lr=0.1)
-    p2, g2 = {"w": np.array([out[-1]])}, {"w": np.array([0.3])}
+    p2, g2 = np.array([out[-1]]), np.array([0.3])
     twin = Adam(p2, g2, lr=0.1)
     twin.load_state_dict(opt.state_dict())
-    opt.grads["w"][...] = 0.3
+    opt.grads[...] = 0.3
     opt.step(), twin.step()
-    assert p2["w"][0] == opt.params["w"][0]
+    assert p2[0] == opt.params[0]
 
 
 def test_clip_grad_norm():
@@ -91,29 +91,44 @@ def test_linear_warmup_then_cosine():
 ])
 def test_bad_optimizer_arguments(make, message):
     with pytest.raises(DigitnetError, match=message):
-        make({"w": np.zeros(1)}, {"w": np.zeros(1)})
+        make(np.zeros(1), np.zeros(1))
+
+
+def adam_reference(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
+    """Adam / AdamW as the papers write it, float64, fresh arrays everywhere."""
+    if decoupled:
+        p = p * (1 - lr * wd)
+    else:
+        g = g + wd * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps), m, v
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_adam_on_packed_parameters_matches_per_array_updates(name, monkeypatch):
-    """The whole-array update (a Sequential's packed parameters) does each element's arithmetic as per array."""
-    from digitnet.nn import build, optim, parallel
-    packed, loose = build("conv4k3-pool-bn-relu-fc10", seed=0), build("conv4k3-pool-bn-relu-fc10", seed=0)
-    params = {k: v.copy() for k, v in loose.params.items()}            # separate arrays: the per-array path
-    grads = {k: np.zeros_like(v) for k, v in params.items()}
+def test_adam_on_a_models_flat_arrays_matches_the_formula(name):
+    """The optimizer updates a Sequential's flat parameter array in place; each element as the formula says."""
+    from digitnet.nn import build, optim
+    model = build("conv4k3-pool-bn-relu-fc10", seed=0)
     cls = optim.OPTIMIZERS[name]
-    a, b = cls(packed.params, packed.grads, lr=3e-3, weight_decay=1e-2), cls(params, grads, lr=3e-3, weight_decay=1e-2)
-    assert a._flat is not None and b._flat is None
+    opt = cls(model.flat_params, model.flat_grads, lr=3e-3, weight_decay=1e-2)
+    p = model.flat_params.astype(np.float64)
+    m, v = np.zeros_like(p), np.zeros_like(p)
     rng = np.random.default_rng(0)
-    for step in range(4):
-        for k in params:
-            g = rng.standard_normal(params[k].shape).astype(np.float32)
-            packed.grads[k][...] = g
-            grads[k][...] = g
-        if step == 3:                                                   # and split over threads
-            monkeypatch.setattr(parallel, "parts", lambda n, min_size=1: [slice(0, n // 3), slice(n // 3, n)])
-        with parallel.use_threads(2 if step == 3 else 1):
-            a.step()
-        b.step()
-    assert all(np.array_equal(packed.params[k], params[k]) for k in params)
-    assert all(np.array_equal(a.m[k], b.m[k]) and np.array_equal(a.v[k], b.v[k]) for k in params)
+    for t in range(1, 5):
+        g = rng.standard_normal(p.shape).astype(np.float32)
+        for k, view in model.grads.items():                             # the layers' gradient views fill the flat array
+            view[...] = model.unflatten(g)[k]
+        assert np.array_equal(model.flat_grads, g)
+        opt.step()
+        p, m, v = adam_reference(p, g.astype(np.float64), m, v, t, 3e-3, 0.9, 0.999, 1e-8, 1e-2, cls.decoupled)
+    np.testing.assert_allclose(model.flat_params, p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(opt.m, m, rtol=1e-4, atol=1e-7)
+    assert np.shares_memory(model.params["0.W"], model.flat_params)    # the layers still see the updated values
+
+
+def test_optimizers_take_flat_arrays():
+    with pytest.raises(DigitnetError, match="flat arrays"):
+        SGD({"w": np.zeros(2)}, {"w": np.zeros(2)})
+    with pytest.raises(DigitnetError, match="1-D arrays of one shape"):
+        Adam(np.zeros(3), np.zeros(2))

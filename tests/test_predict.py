@@ -99,7 +99,7 @@ def test_kaggle_submission(capsys, tmp_path, mnist):
 
 def test_ensemble_averages_models(capsys, tmp_path, folder, small):
     a = digitnet.MLP((16,), seed=1)
-    a.fit(small.train, epochs=1, seed=1, progress=False, val_size=0)
+    digitnet.fit(a, small.train, epochs=1, seed=1, progress=False, val_size=0)
     pa = digitnet.save(a, tmp_path / "a.safetensors")
     code, out, _ = run(capsys, "predict", "--json", "--top-k", "10", "--model", "seed", "--model", pa, folder / "d2.png")
     got = {t["label"]: t["probability"] for t in json.loads(out)["top_k"]}

@@ -20,7 +20,7 @@ from digitnet.report import PLOTS, write_report  # noqa: E402
 @pytest.fixture(scope="module")
 def trained(small):
     model = digitnet.MLP((16,), seed=0)
-    model.fit(small.train, epochs=2, val_size=500, seed=0, progress=False)
+    digitnet.fit(model, small.train, epochs=2, val_size=500, seed=0, progress=False)
     return model
 
 

@@ -49,7 +49,7 @@ def test_presets_build_save_and_load(name, tmp_path):
 
 def test_trained_convnet_with_batchnorm_round_trips(tmp_path, small):
     model = build("conv4k3-bn-relu-pool-drop0.1-fc10", seed=0)
-    model.fit(small.train.subset(slice(0, 256)), epochs=1, batch_size=64, val_size=0, progress=False)
+    digitnet.fit(model, small.train.subset(slice(0, 256)), epochs=1, batch_size=64, val_size=0, progress=False)
     assert not np.allclose(model.layers[1].buffers["running_var"], 1)
     again = digitnet.load(digitnet.save(model, tmp_path / "m.safetensors"))
     assert np.array_equal(again.layers[1].buffers["running_mean"], model.layers[1].buffers["running_mean"])

@@ -19,7 +19,7 @@ from helpers import run, write_npz
 ])
 def test_optimizers_and_schedules_learn(small, opts):
     model = build("conv4k3-pool-bn-relu-fc10", seed=0)
-    h = model.fit(small.train, epochs=2, batch_size=64, val_size=500, progress=False, **opts)
+    h = digitnet.fit(model, small.train, epochs=2, batch_size=64, val_size=500, progress=False, **opts)
     assert h[-1]["val_acc"] > 0.7          # chance is 0.1
     assert model.meta["train_config"]["optimizer"] == opts["optimizer"]
 
@@ -33,7 +33,7 @@ def test_early_stopping_restores_the_best_weights(small):
 
     model = build("fc16-relu-fc10", seed=0)
     # a learning rate far too high makes validation accuracy fluctuate, so the best epoch is not the last
-    h = model.fit(small.train, epochs=8, lr=3.0, schedule="constant", patience=2, val_size=500, progress=False,
+    h = digitnet.fit(model, small.train, epochs=8, lr=3.0, schedule="constant", patience=2, val_size=500, progress=False,
                   callbacks=[Record()])
     best = max(range(len(h)), key=lambda i: (h[i]["val_acc"], -i)) + 1
     assert len(h) == min(8, best + 2)
@@ -42,7 +42,7 @@ def test_early_stopping_restores_the_best_weights(small):
 
 def test_checkpoint_of_a_run_is_a_loadable_model(tmp_path, small):
     model = build("fc16-relu-fc10", seed=0)
-    model.fit(small.train, epochs=2, val_size=500, progress=False, checkpoint=str(tmp_path / "c.ckpt"))
+    digitnet.fit(model, small.train, epochs=2, val_size=500, progress=False, checkpoint=str(tmp_path / "c.ckpt"))
     again = digitnet.load(tmp_path / "c.ckpt")
     assert all(np.array_equal(again.params[k], model.params[k]) for k in model.params)
 
@@ -59,7 +59,7 @@ def test_bad_options(kw, message):
 
 
 def test_threads_limit_blas_during_training_only_and_are_recorded(small):
-    from digitnet.threads import blas_info
+    from digitnet.nn.threads import blas_info
     before = blas_info()
     assert before is not None and before["threads"] >= 1
     seen = []
@@ -69,12 +69,12 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
             seen.append(blas_info()["threads"])
 
     model = build("fc16-relu-fc10", seed=0)
-    model.fit(small.train, epochs=2, val_size=500, progress=False, threads=1, callbacks=[Threads()])
+    digitnet.fit(model, small.train, epochs=2, val_size=500, progress=False, threads=1, callbacks=[Threads()])
     assert seen == [1, 1]
     assert model.meta["blas"]["threads"] == 1 and model.meta["train_config"]["threads"] == 1
     assert blas_info()["threads"] == before["threads"]          # restored afterwards
     model = build("fc16-relu-fc10", seed=0)
-    model.fit(small.train, epochs=1, val_size=500, progress=False, threads=None)   # left as the library has it
+    digitnet.fit(model, small.train, epochs=1, val_size=500, progress=False, threads=None)   # left as the library has it
     assert model.meta["blas"]["threads"] == before["threads"] and model.meta["train_config"]["threads"] is None
 
 
@@ -84,7 +84,7 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
     ("conv4k3-pool-bn-relu-fc10", {"OMP_NUM_THREADS": "1"}, None),  # the user's setting is respected
 ])
 def test_auto_threads(monkeypatch, arch, env, expect):
-    from digitnet import threads
+    from digitnet.nn import threads
     for v in threads.THREAD_VARIABLES:
         monkeypatch.delenv(v, raising=False)
     for k, v in env.items():
@@ -98,15 +98,15 @@ def test_auto_threads(monkeypatch, arch, env, expect):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_same_seed_and_threads_give_the_same_weights(small, threads):
-    from digitnet.nn import parallel
+    from digitnet.nn.threads import threads as current_threads
     a, b = (build("conv4k3-pool-bn-relu-fc32-relu-fc10", seed=0) for _ in range(2))
     for m in (a, b):
-        m.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=threads)
+        digitnet.fit(m, small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=threads)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     assert a.meta["layer_threads"] == threads and a.meta["blas"]["threads"] == 1
-    assert parallel.threads() == 1                                  # only for the length of the run
+    assert current_threads() == 1                                   # only for the length of the run
     one = build("conv4k3-pool-bn-relu-fc32-relu-fc10", seed=0)
-    one.fit(small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=1)
+    digitnet.fit(one, small.train, epochs=1, batch_size=64, val_size=500, progress=False, threads=1)
     for k in a.params:                                              # split sums differ only in rounding
         np.testing.assert_allclose(a.params[k], one.params[k], rtol=1e-3, atol=1e-5)
 
@@ -167,7 +167,7 @@ def test_cli_errors(capsys, argv, message):
 def test_cli_resume_rejects_other_data(tmp_path, capsys, tiny_data, small):
     model = build("fc8-relu-fc10")
     model.meta["dataset_sha256"] = "0" * 64
-    model.fit(small.train, epochs=1, val_size=0, progress=False, checkpoint=str(tmp_path / "x.ckpt"))
+    digitnet.fit(model, small.train, epochs=1, val_size=0, progress=False, checkpoint=str(tmp_path / "x.ckpt"))
     code, _, err = run(capsys, "train", "--data", tiny_data, "--resume", tmp_path / "x.ckpt")
     assert code == 2 and "other data" in err
 
@@ -175,22 +175,22 @@ def test_cli_resume_rejects_other_data(tmp_path, capsys, tiny_data, small):
 def test_resuming_a_run_that_stopped_early_does_not_train_on(tmp_path, small):
     kw = dict(epochs=8, lr=3.0, schedule="constant", patience=1, val_size=500, progress=False)
     done = build("fc16-relu-fc10", seed=0)
-    h = done.fit(small.train, checkpoint=str(tmp_path / "s.ckpt"), **kw)
+    h = digitnet.fit(done, small.train, checkpoint=str(tmp_path / "s.ckpt"), **kw)
     assert len(h) < 8                               # it did stop early
     again = digitnet.checkpoint.load_model(tmp_path / "s.ckpt")
-    h2 = again.fit(small.train, resume=str(tmp_path / "s.ckpt"), progress=False)
+    h2 = digitnet.fit(again, small.train, resume=str(tmp_path / "s.ckpt"), progress=False)
     assert h2 == h and all(np.array_equal(again.state_dict()[k], done.state_dict()[k]) for k in done.state_dict())
 
 
 def test_resume_keeps_the_checkpoints_threads_unless_given(tmp_path, small):
     ckpt = str(tmp_path / "t.ckpt")
-    build("fc16-relu-fc10", seed=0).fit(small.train, epochs=1, val_size=500, progress=False, threads=1,
+    digitnet.fit(build("fc16-relu-fc10", seed=0), small.train, epochs=1, val_size=500, progress=False, threads=1,
                                         checkpoint=ckpt)
     kept = build("fc16-relu-fc10", seed=0)
-    kept.fit(small.train, resume=ckpt, epochs=2, progress=False)
+    digitnet.fit(kept, small.train, resume=ckpt, epochs=2, progress=False)
     assert kept.meta["train_config"]["threads"] == 1 and kept.meta["blas"]["threads"] == 1
     changed = build("fc16-relu-fc10", seed=0)
-    changed.fit(small.train, resume=ckpt, epochs=2, progress=False, threads=2)
+    digitnet.fit(changed, small.train, resume=ckpt, epochs=2, progress=False, threads=2)
     assert changed.meta["train_config"]["threads"] == 2
 
 
@@ -220,7 +220,7 @@ def test_own_threads_limit_only_the_blas(small):
         def on_epoch_end(self, model, epoch, logs):
             seen.append(torch.get_num_threads())
     try:
-        build("conv4k3-pool-bn-relu-fc10", seed=0).fit(small.train, epochs=1, val_size=500, progress=False,
+        digitnet.fit(build("conv4k3-pool-bn-relu-fc10", seed=0), small.train, epochs=1, val_size=500, progress=False,
                                                          threads=2, callbacks=[Record()])
     finally:
         torch.set_num_threads(before)
@@ -228,8 +228,8 @@ def test_own_threads_limit_only_the_blas(small):
 
 
 def test_inference_runs_on_one_blas_thread_unless_the_user_chose(monkeypatch):
-    from digitnet import threads
-    from digitnet.threads import blas_info
+    from digitnet.nn import threads
+    from digitnet.nn.threads import blas_info
     if blas_info() is None:
         pytest.skip("no BLAS found by threadpoolctl")
     for v in threads.THREAD_VARIABLES:
@@ -241,3 +241,22 @@ def test_inference_runs_on_one_blas_thread_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(before))
     with threads.inference_threads():
         assert blas_info()["threads"] == before
+
+
+@pytest.mark.parametrize("given,lr,epochs", [
+    ({}, 0.1, 20), ({"optimizer": "adam"}, 1e-3, 20), ({"optimizer": "adamw"}, 1e-3, 20),
+    ({"batch_size": "full"}, 0.5, 300), ({"optimizer": "adam", "lr": 0.01, "epochs": 3}, 0.01, 3),
+])
+def test_config_fills_in_defaults_that_depend_on_other_options(given, lr, epochs):
+    cfg = TrainConfig(**given)
+    assert (cfg.lr, cfg.epochs) == (lr, epochs)
+
+
+def test_fit_and_the_cli_resolve_the_same_adam_defaults(tmp_path, capsys, tiny_data, small):
+    model = build("fc16-relu-fc10", seed=0)
+    digitnet.fit(model, small.train.subset(slice(0, 300)), epochs=1, optimizer="adam", val_size=0, progress=False)
+    out = tmp_path / "a.safetensors"
+    code, _, err = run(capsys, "train", "--data", tiny_data, "--hidden", "16", "--optimizer", "adam", "--epochs", "1",
+                       "--val-size", "0", "--quiet", "-o", out)
+    assert code == 0, err
+    assert digitnet.info(out)["train_config"]["lr"] == model.meta["train_config"]["lr"] == 1e-3

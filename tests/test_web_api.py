@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 
 import digitnet
 from digitnet.web.app import MAX_BODY, create_app
+from helpers import scan_bomb
 
 
 def png(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -192,10 +193,15 @@ def test_body_limit_is_configurable(models):
     (json.dumps({"pixels": [0] * 783 + [-1]}).encode(), r"\[0, 255\]"),
     (json.dumps({"pixels": [0] * 783 + [2], "range": "0-1"}).encode(), r"\[0, 1\]"),
     (json.dumps({"pixels": [0] * 784, "range": "0-100"}).encode(), "'range' must be one of"),
+    (json.dumps({"pixels": [0] * 784, "range": []}).encode(), "'range' must be one of"),
+    (json.dumps({"pixels": [0] * 784, "range": {"a": 1}}).encode(), "'range' must be one of"),
+    (json.dumps({"pixels": [0] * 783 + [10 ** 400]}).encode(), "integer of 401 digits"),
+    (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27 + [-10 ** 400]]}).encode(), "integer of 401 digits"),
     (json.dumps({"pixels": [0] * 784, "top_k": 0}).encode(), "top_k must be an integer from 1 to 10"),
     (json.dumps({"pixels": [0] * 784, "top_k": "many"}).encode(), "top_k must be an integer"),
     (json.dumps({"pixels": [0] * 784, "model": "nope"}).encode(), "unknown model 'nope'; loaded: seed, untrained"),
     (json.dumps({"pixels": [0] * 784, "extra": 1}).encode(), "unknown field"),
+    (json.dumps({"pixels": [0] * 784, "model": None}).encode(), "'model' must be a model name"),
 ])
 def test_bad_json_is_422_with_a_clear_message(client, body, message):
     r = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
@@ -204,6 +210,33 @@ def test_bad_json_is_422_with_a_clear_message(client, body, message):
     assert isinstance(detail, str) and "\n" not in detail
     import re
     assert re.search(message, detail), detail
+
+
+def lab_tiff() -> bytes:
+    buf = io.BytesIO()
+    Image.new("LAB", (40, 40), (50, 20, 20)).save(buf, "TIFF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (lab_tiff(), "image mode LAB is not supported"),
+    (scan_bomb(5000), "more than 100 scans"),
+    (b"\xff\xd8" + b"\xff\xfe\x00\x02" * 3000 + b"\xff\xd9", "more than 2000 segments"),   # comments only
+], ids=["lab-tiff", "scan-bomb", "jpeg-segments"])
+def test_images_pillow_cannot_or_should_not_decode_are_422(client, data, message):
+    for r in (client.post("/api/predict", files={"file": ("x.img", data, "image/tiff")}),
+              client.post("/api/predict", content=data, headers={"content-type": "image/jpeg"})):
+        assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_ordinary_progressive_jpegs_pass_the_scan_check(client):
+    from digitnet.web.inputs import MAX_JPEG_SCANS, check_image_bytes
+    buf = io.BytesIO()
+    drawn_one().convert("RGB").save(buf, "JPEG", progressive=True, quality=95)
+    check_image_bytes(buf.getvalue())
+    check_image_bytes(scan_bomb(MAX_JPEG_SCANS - 20))
+    check_prediction(client.post("/api/predict", content=buf.getvalue(), headers={"content-type": "image/jpeg"}),
+                     label=1)
 
 
 @pytest.mark.parametrize("data, message", [
@@ -236,6 +269,10 @@ def test_malformed_requests_are_4xx(client):
     assert r.status_code == 422 and "boundary" in r.json()["detail"]
     r = client.post("/api/predict", content=b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
                     headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 422 and "multipart" in r.json()["detail"]
+    long = "b" * 5000    # python-multipart refuses boundaries over 256 bytes
+    r = client.post("/api/predict", content=f"--{long}\r\n\r\n--{long}--\r\n".encode(),
+                    headers={"content-type": f"multipart/form-data; boundary={long}"})
     assert r.status_code == 422 and "multipart" in r.json()["detail"]
     r = client.post("/api/predict", files={"image": ("one.png", png(drawn_one()))})
     assert r.status_code == 422 and "needs a 'file' field" in r.json()["detail"]

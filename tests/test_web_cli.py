@@ -29,6 +29,17 @@ def test_serve_user_errors_exit_2(capsys, argv, message):
     assert err.startswith("digitnet: error:") and message in err and "\n" not in err
 
 
+def test_serve_on_a_taken_port_is_one_line_before_it_says_it_serves(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", "seed", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digitnet: error:") and f"127.0.0.1:{port}" in err and "in use" in err
+    assert err.count("\n") == 1 and "serving" not in err
+
+
 def test_serve_without_the_web_extra_says_how_to_get_it(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)   # import uvicorn -> ImportError
     assert main(["serve"]) == 2

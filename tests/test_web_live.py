@@ -22,6 +22,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not 
 
 from digitnet import MLP  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
+from digitnet.web.server import uvicorn_config  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -31,13 +32,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 
 @pytest.fixture(scope="module")
 def server():
-    """The app (every shipped model) under uvicorn on a free 127.0.0.1 port, in a thread."""
+    """The app (every shipped model) under uvicorn, configured as ``digitnet serve``, on a free 127.0.0.1 port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
     models = {**load_models(), "untrained": MLP(seed=3)}   # every shipped model, plus one to switch to
-    srv = uvicorn.Server(uvicorn.Config(create_app(models), log_level="warning", access_log=False))
+    srv = uvicorn.Server(uvicorn_config(create_app(models), log_level="warning", access_log=False))  # as serve
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

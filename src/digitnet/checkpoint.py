@@ -25,19 +25,50 @@ from .fsutil import atomic_write
 KEY = "checkpoint"
 
 
-def write(path, model, opt, rng: np.random.Generator, cfg, history: list[dict], best: dict) -> Path:
-    """Atomically (re)write the checkpoint at ``path`` after an epoch."""
+def write(path, model, opt, rng: np.random.Generator, cfg, history: list[dict], early=None) -> Path:
+    """Atomically (re)write the checkpoint at ``path`` after an epoch.
+
+    ``early`` is the run's :class:`~digitnet.callbacks.EarlyStopping`, if any:
+    its best weights and epoch are saved too.
+    """
     from . import io
-    extra = {f"opt.{k}": np.asarray(v) for k, v in opt.state_dict().items()}
-    if best.get("weights") is not None:
-        extra.update({f"best.{k}": v for k, v in best["weights"].items()})
+    extra = {f"opt.{k}": v for k, v in _named_state(model, opt).items()}
+    best_epoch, best_val_acc, stopped = 0, -1.0, False
+    if early is not None:
+        best_epoch, best_val_acc, stopped = early.best_epoch, early.best_val_acc, early.stopped
+        if early.best_weights is not None:
+            extra.update({f"best.{k}": v for k, v in early.best_weights.items()})
     meta = {KEY: {"config": cfg.saved(), "rng": rng.bit_generator.state, "epochs_done": len(history),
-                  "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
-                  "stopped": bool(best.get("stopped"))},
+                  "best_epoch": best_epoch, "best_val_acc": best_val_acc, "stopped": bool(stopped)},
             "history": history}
     path = Path(path)
     atomic_write(path, io.dumps(model, extra_tensors=extra, extra_meta=meta), "checkpoint")
     return path
+
+
+def _named_state(model, opt) -> dict[str, np.ndarray]:
+    """The optimizer's state with each flat array split by parameter: ``m.0.W``, ``m.0.b``, ..., ``t``."""
+    named = {}
+    for k, v in opt.state_dict().items():
+        if v.shape == model.flat_params.shape:
+            named.update({f"{k}.{name}": view for name, view in model.unflatten(v).items()})
+        else:
+            named[k] = np.asarray(v)
+    return named
+
+
+def _flat_state(model, opt, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`_named_state` for ``opt``'s keys; KeyError names a missing tensor."""
+    state = {}
+    for k, v in opt.state_dict().items():
+        if v.shape == model.flat_params.shape:
+            flat = np.empty_like(v)
+            for name, view in model.unflatten(flat).items():
+                view[...] = tensors[f"{k}.{name}"]
+            state[k] = flat
+        else:
+            state[k] = tensors[k]
+    return state
 
 
 def read(path) -> dict:
@@ -57,17 +88,18 @@ def load_model(path):
     return io.from_parts(state["tensors"], state["meta"], state["path"])
 
 
-def restore(state: dict, model, opt, rng: np.random.Generator, best: dict) -> list[dict]:
-    """Put a checkpoint's weights, optimizer and generator state back; returns the history."""
+def restore(state: dict, model, opt, rng: np.random.Generator, early=None) -> list[dict]:
+    """Put a checkpoint's weights, optimizer, generator and early-stopping state back; returns the history."""
     tensors, info = state["tensors"], state["meta"][KEY]
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(("opt.", "best."))})
     try:
-        opt.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("opt.")})
-    except KeyError as exc:
+        opt.load_state_dict(_flat_state(model, opt, {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}))
+    except (KeyError, ValueError) as exc:
         raise DigitnetError(f"{state['path']}: optimizer state {exc} missing: checkpoint does not match "
                             "this optimizer") from None
     rng.bit_generator.state = info["rng"]
-    weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    best.update(val_acc=info["best_val_acc"], epoch=info["best_epoch"], weights=weights or None,
-                stopped=info.get("stopped", False))
+    if early is not None:
+        weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        early.best_val_acc, early.best_epoch = info["best_val_acc"], info["best_epoch"]
+        early.best_weights, early.stopped = weights or None, info.get("stopped", False)
     return list(state["meta"].get("history", []))[:info["epochs_done"]]

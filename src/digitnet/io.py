@@ -167,7 +167,7 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
             raise DigitnetError(f"{where}: layer {i} ({type(layer).__name__}) outputs {prod(shape):,} values per "
                                 f"image; at most {model_check.MAX_ACTIVATION:,} are accepted")
     own = model.state_dict()
-    weights = {k: v for k, v in tensors.items() if k in own or not k.startswith(("opt.", "rng.", "best."))}
+    weights = {k: v for k, v in tensors.items() if k in own or not k.startswith(("opt.", "best."))}
     for k, v in weights.items():
         if k in own and v.dtype != own[k].dtype:
             raise DigitnetError(f"{where}: tensor {k!r} is {v.dtype}, metadata says {dtype}")

@@ -47,10 +47,6 @@ def predict_proba(models, images: np.ndarray, batch_size: int = 2048) -> np.ndar
     return models.predict_proba(images, batch_size)
 
 
-def accuracy(model, data: Dataset, batch_size: int = 4096) -> float:
-    return float((model.predict(data.images, batch_size) == data.labels).mean())
-
-
 def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefix: str = "") -> dict:
     """``{prefix}acc`` and ``{prefix}loss`` (mean cross-entropy) in one pass; None values without data."""
     if data is None:

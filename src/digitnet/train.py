@@ -1,18 +1,19 @@
-"""fit(): the training loop, top to bottom.
+"""fit(): the training loop, top to bottom, and TrainConfig, its hyperparameters.
 
 Per epoch: reshuffle with the run's generator, walk the mini-batches
 (uint8 images converted to float per batch), forward, fused softmax-CE
 gradient, backward, optimizer step; then measure validation accuracy and
-let callbacks see the epoch (they may stop training). ``batch_size="full"``
-is the seed notebook's full-batch gradient descent: one step per epoch over
-the whole training set.
+let the callbacks see the epoch (they may stop training). Early stopping,
+checkpoints and the progress bar are callbacks (:mod:`digitnet.callbacks`).
+``batch_size="full"`` is the seed notebook's full-batch gradient descent:
+one batch of the whole training set, one step per epoch.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -20,30 +21,36 @@ import numpy as np
 from . import checkpoint
 from .augment import KINDS as AUGMENTS
 from .augment import augment
+from .callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from .data import Dataset
 from .errors import DigitnetError
-from .metrics import accuracy, accuracy_and_loss  # noqa: F401
-from .nn import parallel
+from .metrics import accuracy_and_loss
+from .nn import threads
 from .nn.losses import SoftmaxCrossEntropy
 from .nn.model import Sequential
 from .nn.optim import SGD, Adam, AdamW, clip_grad_norm
 from .nn.schedules import SCHEDULES, lr_at_step
-from .threads import blas_info, training_threads
-from .threads import resolve as resolve_threads
+
+__all__ = ["TrainConfig", "fit", "lr_at", "make_optimizer", "Callback", "AUGMENTS", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# Defaults that depend on other options, resolved once by TrainConfig (the CLI leaves them to it).
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
+FULL_BATCH_LR, FULL_BATCH_EPOCHS = 0.5, 300
 
 
 @dataclass
 class TrainConfig:
     """Hyperparameters; the CLI flags, the API and the saved metadata use these names.
 
-    The defaults are the recipe behind the shipped ``seed`` model.
+    The defaults are the recipe behind the shipped ``seed`` model. ``lr`` and
+    ``epochs`` left as None are filled in from the other options: ``lr`` 0.1
+    for SGD and 1e-3 for Adam/AdamW; full-batch runs 300 epochs at lr 0.5.
     """
 
-    epochs: int = 20
+    epochs: int | None = None           # default 20; full-batch 300
     batch_size: int | str = 128         # an int, or "full" for full-batch gradient descent
-    lr: float = 0.1                     # peak learning rate
+    lr: float | None = None             # peak learning rate; default by optimizer (DEFAULT_LR), full-batch 0.5
     optimizer: str = "sgd"              # "sgd", "adam" or "adamw"
     momentum: float = 0.9               # SGD momentum
     nesterov: bool = False
@@ -58,12 +65,18 @@ class TrainConfig:
     augment: str = "none"               # "none", "shift", "affine" or "elastic"
     patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
-    threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see threads.py
+    threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see nn/threads.py
     val_size: int = 10000               # held out of the training set; 0 disables validation
     checkpoint: str | None = None       # file rewritten (atomically) after every epoch
     progress: bool = True
 
     def __post_init__(self) -> None:
+        """Fill in the defaults that depend on other options, then check every value."""
+        full = self.batch_size == "full"
+        if self.lr is None:
+            self.lr = FULL_BATCH_LR if full else DEFAULT_LR.get(self.optimizer, DEFAULT_LR["sgd"])
+        if self.epochs is None:
+            self.epochs = FULL_BATCH_EPOCHS if full else 20
         if self.batch_size != "full":
             try:
                 self.batch_size = int(self.batch_size)
@@ -96,8 +109,9 @@ class TrainConfig:
             raise DigitnetError(f"step schedule needs step_epochs >= 1 and 0 < step_gamma <= 1, "
                                 f"got {self.step_epochs}, {self.step_gamma}")
 
+
     @classmethod
-    def from_kwargs(cls, **kw) -> "TrainConfig":
+    def from_kwargs(cls, **kw) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         bad = set(kw) - names
         if bad:
@@ -116,27 +130,17 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 
                       step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.step_gamma)
 
 
-def make_optimizer(model: Sequential, cfg: TrainConfig):
-    """The optimizer ``cfg`` names, over all of ``model``'s parameters."""
+def make_optimizer(model: Sequential, cfg: TrainConfig) -> SGD | Adam:
+    """The optimizer ``cfg`` names, over all of ``model``'s parameters (its flat arrays)."""
     if cfg.optimizer == "sgd":
-        return SGD(model.params, model.grads, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        return SGD(model.flat_params, model.flat_grads, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                    weight_decay=cfg.weight_decay)
     cls = Adam if cfg.optimizer == "adam" else AdamW
-    return cls(model.params, model.grads, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-
-
-class Callback:
-    """Hooks into fit(). ``on_epoch_end`` returning True stops training."""
-
-    def on_train_begin(self, model, cfg) -> None: ...
-
-    def on_epoch_end(self, model, epoch: int, logs: dict) -> bool | None: ...
-
-    def on_train_end(self, model, history: list[dict]) -> None: ...
+    return cls(model.flat_params, model.flat_grads, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
 def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: TrainConfig | None = None,
-        callbacks=(), resume: str | None = None, **overrides) -> list[dict]:
+        callbacks: Sequence[Callback] = (), resume: str | None = None, **overrides) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     Parameters
@@ -148,6 +152,9 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         Validation set; when omitted, ``config.val_size`` examples are held
         out of ``train`` (seeded by ``config.seed``).
     config : TrainConfig, optional; keyword overrides are applied on top.
+    callbacks : list of Callback
+        Called after fit's own (early stopping, checkpoint, progress bar);
+        ``on_epoch_end`` returning True stops training.
     resume : path, optional
         A checkpoint written by an earlier run (``config.checkpoint``): its
         weights, optimizer state, random-generator state, history and
@@ -162,12 +169,7 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         One entry per epoch: ``epoch, loss, train_acc, val_acc, val_loss, lr, time``.
         Also stored in ``model.meta["history"]`` with the config.
     """
-    cfg = TrainConfig.from_kwargs(**{**(asdict(config) if config else {}), **overrides})
-    state = None
-    if resume is not None:
-        state = checkpoint.read(resume)
-        cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
-                                         **{k: overrides[k] for k in ("epochs", "threads") if k in overrides}})
+    cfg, state = _config(config, overrides, resume)
     if train.labels is None:
         raise DigitnetError(f"{train.name or 'training set'} has no labels: cannot train on it")
     if val is None and cfg.val_size:
@@ -177,100 +179,84 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
         if hasattr(layer, "rng"):
             layer.rng = rng
     model.loss = SoftmaxCrossEntropy(cfg.label_smoothing)
-    full = cfg.batch_size == "full" or cfg.batch_size >= len(train)
-    steps_per_epoch = 1 if full else math.ceil(len(train) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
     opt = make_optimizer(model, cfg)
-    # Full-batch GD reuses one converted array; mini-batches convert uint8 per batch.
-    x_full = model.prepare(train.images) if full and cfg.augment == "none" else None
-    y_full = train.labels.astype(np.intp) if full else None
-
-    history: list[dict] = list(model.meta.get("history", []))
-    best = {"val_acc": -1.0, "epoch": 0, "weights": None}
-    if state is not None:
-        history = checkpoint.restore(state, model, opt, rng, best)
-    start_epoch = len(history)
+    batch_size = len(train) if cfg.batch_size == "full" else min(int(cfg.batch_size), len(train))
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    early = EarlyStopping(cfg.patience) if cfg.patience else None
+    history = checkpoint.restore(state, model, opt, rng, early) if state else list(model.meta.get("history", []))
+    model.meta["history"] = history
+    own: list[Callback] = [early] if early else []
+    if cfg.checkpoint:
+        own.append(Checkpoint(cfg.checkpoint, opt, rng, cfg, early))
+    if cfg.progress:
+        own.append(ProgressBar(total_steps, steps_per_epoch))
+    callbacks = own + list(callbacks)
+    start = len(history)
+    end = start if early and early.stopped else cfg.epochs     # a resumed run that had stopped early ends now
+    step, whole_set = start * steps_per_epoch, {}
     for cb in callbacks:
         cb.on_train_begin(model, cfg)
-    bar = _progress(cfg, total_steps, start_epoch * steps_per_epoch)
-    step = start_epoch * steps_per_epoch
-    with training_threads(resolve_threads(cfg.threads, model)):
+    with threads.training_threads(threads.resolve(cfg.threads, model)):
         # what trained it: the thread counts can change float32's last bits
-        model.meta["blas"], model.meta["layer_threads"] = blas_info(), parallel.threads()
+        model.meta["blas"], model.meta["layer_threads"] = threads.blas_info(), threads.threads()
         try:
-            last_epoch = start_epoch if best.get("stopped") else cfg.epochs    # a resumed run that had stopped early
-            for epoch in range(start_epoch + 1, last_epoch + 1):
+            for epoch in range(start + 1, end + 1):
                 t0 = time.perf_counter()
                 loss_sum, correct, seen = 0.0, 0, 0
-                batches = [(train.images, y_full)] if full else train.batches(cfg.batch_size, rng, reuse=True)
-                for xb, yb in batches:
+                for xb, yb in _batches(model, train, batch_size, cfg.augment, rng, whole_set):
                     opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
-                    if x_full is not None:
-                        xb = x_full
-                    else:
-                        if cfg.augment != "none":
-                            xb = augment(xb, rng, cfg.augment)      # (B, 28, 28) float32 in [0, 1]
-                        xb, yb = model.prepare(xb, reuse=True), yb.astype(np.intp)  # into reused arrays
                     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                         loss, pred = model.train_step(xb, yb)
                     if not math.isfinite(loss):
                         raise DigitnetError(f"training diverged (loss {loss}) at epoch {epoch}; try a smaller --lr")
                     if cfg.clip_norm:
-                        clip_grad_norm(opt.grads, cfg.clip_norm)
+                        clip_grad_norm(model.grads, cfg.clip_norm)
                     opt.step()
-                    n = len(yb)
-                    loss_sum += loss * n
+                    loss_sum += loss * len(yb)
                     correct += np.count_nonzero(pred == yb)
-                    seen += n
+                    seen += len(yb)
                     step += 1
-                    if bar is not None:
-                        bar.update(1)
+                    for cb in callbacks:
+                        cb.on_step_end(model, step)
                 elapsed = time.perf_counter() - t0
                 logs = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
-                        **accuracy_and_loss(model, val, prefix="val_"),
-                        "lr": opt.lr, "time": elapsed}
+                        **accuracy_and_loss(model, val, prefix="val_"), "lr": opt.lr, "time": elapsed}
                 history.append(logs)
-                model.meta["history"] = history
-                if bar is not None:
-                    _epoch_line(bar, logs, cfg.epochs)
-                stop = best["stopped"] = _early_stopping(cfg, model, logs, best)
-                if cfg.checkpoint:
-                    checkpoint.write(cfg.checkpoint, model, opt, rng, cfg, history, best)
-                stop = [cb.on_epoch_end(model, epoch, logs) for cb in callbacks] + [stop]
-                if any(stop):
+                if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):   # every callback sees it
                     break
         finally:
-            if bar is not None:
-                bar.close()
-    if best["weights"] is not None and best["epoch"] != len(history):
-        model.load_state_dict(best["weights"])      # early stopping: keep the best epoch's weights
-        model.meta["best_epoch"] = best["epoch"]
-    model.meta["train_config"] = cfg.saved()
-    model.meta["seed"] = cfg.seed
-    for cb in callbacks:
-        cb.on_train_end(model, history)
+            model.meta["train_config"], model.meta["seed"] = cfg.saved(), cfg.seed
+            for cb in callbacks:
+                cb.on_train_end(model, history)
     return history
 
 
-def _early_stopping(cfg: TrainConfig, model: Sequential, logs: dict, best: dict) -> bool:
-    """Track the best validation accuracy; True when ``patience`` epochs brought nothing better."""
-    if not cfg.patience or logs["val_acc"] is None:
-        return False
-    if logs["val_acc"] > best["val_acc"]:
-        best.update(val_acc=logs["val_acc"], epoch=logs["epoch"],
-                    weights={k: v.copy() for k, v in model.state_dict().items()})
-    return logs["epoch"] - best["epoch"] >= cfg.patience
+def _config(config: TrainConfig | None, overrides: dict, resume: str | None) -> tuple[TrainConfig, dict | None]:
+    """The run's configuration, and the checkpoint's state when resuming."""
+    cfg = TrainConfig.from_kwargs(**{**(asdict(config) if config else {}), **overrides})
+    if resume is None:
+        return cfg, None
+    state = checkpoint.read(resume)
+    cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
+                                     **{k: overrides[k] for k in ("epochs", "threads") if k in overrides}})
+    return cfg, state
 
 
-def _progress(cfg: TrainConfig, total: int, initial: int):
-    if not cfg.progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="batch", file=sys.stderr, leave=False,
-                dynamic_ncols=True, mininterval=0.25)
+def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng: np.random.Generator,
+             whole_set: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of model-ready ``(x, y)`` batches, in arrays reused from batch to batch.
 
-
-def _epoch_line(bar, logs: dict, epochs: int) -> None:
-    val = f"  val acc {logs['val_acc'] * 100:6.2f} %" if logs["val_acc"] is not None else ""
-    bar.write(f"epoch {logs['epoch']:>3}/{epochs}  loss {logs['loss']:.4f}  "
-              f"train acc {logs['train_acc'] * 100:6.2f} %{val}  ({logs['time']:.2f} s)", file=sys.stderr)
+    Batches are shuffled with ``rng`` and augmented (``kind``) before they are
+    converted to floats. A single batch of the whole set needs no shuffling;
+    without augmentation it is converted once per run and kept in ``whole_set``.
+    """
+    if batch_size >= len(train) and kind == "none":
+        if not whole_set:
+            whole_set["x"], whole_set["y"] = model.prepare(train.images), train.labels.astype(np.intp)
+        yield whole_set["x"], whole_set["y"]
+        return
+    for xb, yb in train.batches(batch_size, rng if batch_size < len(train) else None, reuse=True):
+        if kind != "none":
+            xb = augment(xb, rng, kind)                                 # (B, 28, 28) float32 in [0, 1]
+        yield model.prepare(xb, reuse=True), yb.astype(np.intp)

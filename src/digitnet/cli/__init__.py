@@ -13,11 +13,11 @@ import sys
 
 from .. import __version__
 from ..errors import DigitnetError
-from ..threads import inference_threads
-from . import evaluate, export, import_pickle, info, predict, report, serve, train
+from ..nn.threads import inference_threads
+from . import evaluate, export, import_pickle, info, predict, report, serve, sweep, train
 
 EXIT_USAGE = 2
-VERBS = (train, evaluate, predict, export, report, info, import_pickle, serve)
+VERBS = (train, evaluate, predict, export, report, info, import_pickle, serve, sweep)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             _refuse_extra(args.command, extra)
         args.argv = [a for a in argv if a != "--traceback"]
-        if args.command == "train":          # fit() sets its own threads (--threads)
+        if args.command in ("train", "sweep"):   # fit() sets its own threads (--threads)
             return args.func(args)
         with inference_threads():
             return args.func(args)

@@ -27,6 +27,7 @@ def add_parser(sub, fmt) -> None:
 def run(args) -> int:
     try:
         import fastapi  # noqa: F401
+        import httptools  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:

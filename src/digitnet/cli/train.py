@@ -12,12 +12,10 @@ from ..errors import DigitnetError
 from ..fsutil import check_writable
 from . import _args
 
-ADAM_LR = 1e-3   # default peak lr for adam/adamw (the TrainConfig default 0.1 is SGD's)
-
 
 def add_parser(sub, fmt) -> None:
     from ..nn.spec import PRESETS
-    from ..train import AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from ..train import AUGMENTS, DEFAULT_LR, FULL_BATCH_EPOCHS, FULL_BATCH_LR, OPTIMIZERS, SCHEDULES, TrainConfig
     d = TrainConfig()
     t = sub.add_parser("train", help="train a network on MNIST and save it", formatter_class=fmt,
                        description="Train a network (default: the seed's 784-64-10 MLP) and save it. "
@@ -30,12 +28,13 @@ def add_parser(sub, fmt) -> None:
     t.add_argument("--hidden", type=_args.hidden, default=None, metavar="N[,N...]",
                    help="hidden layer sizes of an MLP, e.g. 128,64 [default: 64]")
     t.add_argument("--epochs", type=_args.positive_int, default=None,
-                   help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch 300]")
+                   help=f"epochs (full-batch: iterations) [default: {d.epochs}; full-batch {FULL_BATCH_EPOCHS}]")
     t.add_argument("--batch-size", type=_args.batch_size, default=d.batch_size, metavar="N|full",
                    help="mini-batch size, or 'full' for the seed's full-batch gradient descent")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     t.add_argument("--lr", type=_args.positive_float, default=None,
-                   help=f"peak learning rate [default: sgd {d.lr}, adam/adamw {ADAM_LR}; full-batch 0.5]")
+                   help=f"peak learning rate [default: sgd {DEFAULT_LR['sgd']}, adam/adamw {DEFAULT_LR['adam']}; "
+                        f"full-batch {FULL_BATCH_LR}]")
     t.add_argument("--momentum", type=_args.fraction, default=d.momentum, help="SGD momentum (0 for plain SGD)")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     t.add_argument("--betas", type=_args.betas, default=d.betas, metavar="B1,B2", help="Adam/AdamW betas")
@@ -78,16 +77,12 @@ def add_parser(sub, fmt) -> None:
 
 
 def _options(args) -> dict:
-    """TrainConfig values from the flags (defaults that depend on other flags filled in)."""
-    full = args.batch_size == "full"
-    lr = args.lr or (0.5 if full else ADAM_LR if args.optimizer in ("adam", "adamw") else None)
+    """TrainConfig values from the flags; ``--epochs`` and ``--lr`` left out are TrainConfig's to fill in."""
     opts = {k: getattr(args, k) for k in (
-        "batch_size", "optimizer", "momentum", "nesterov", "betas", "weight_decay", "schedule", "warmup_epochs",
-        "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience", "val_size", "seed",
-        "threads")}
-    opts.update({k: v for k, v in {"epochs": args.epochs or (300 if full else None), "lr": lr}.items()
-                 if v is not None})
-    return opts
+        "epochs", "lr", "batch_size", "optimizer", "momentum", "nesterov", "betas", "weight_decay", "schedule",
+        "warmup_epochs", "step_epochs", "step_gamma", "clip_norm", "label_smoothing", "augment", "patience",
+        "val_size", "seed", "threads")}
+    return {k: v for k, v in opts.items() if not (k in ("epochs", "lr") and v is None)}
 
 
 def run(args) -> int:

@@ -1,18 +1,18 @@
 """Convolution, pooling and flattening layers for NCHW image batches.
 
 Conv2D is one big matrix multiply ("im2col"): every k x k patch of the
-padded input becomes a row of a matrix, and the filters a matrix of the
-same width. NumPy's ``sliding_window_view`` builds the patch view without
-copying; a single reshape copies it into the GEMM operand. The backward
-pass scatters the patch gradients back ("col2im") with one small matrix
-product and one strided add per kernel offset (k * k of them), never a
-Python loop over pixels.
+padded input becomes a row of a matrix ``X``, the filters the rows of a
+matrix ``F`` of the same width, and ``Y = X @ F.T + b``. The backward pass
+is two more products, ``dF = dY.T @ X`` and ``dX = dY @ F``, and "col2im"
+adds each row of ``dX`` back onto the input pixels its patch came from, one
+strided add per kernel offset (k * k of them), never a Python loop over pixels.
 
-Internally the patch matrix is laid out channels-last, ``(N, Ho, Wo, k, k, C)``,
-so each strided add in col2im touches contiguous channel vectors, and it ends
-in a column of ones that carries the bias through the same product. With
-digitnet's threads (:mod:`digitnet.nn.parallel`) each thread builds and
-multiplies the patches of its share of the batch's images.
+Pooling uses the same windows: max pooling keeps each window's maximum and
+sends the gradient to it; average pooling shares it equally.
+
+The fast kernels (:mod:`._fast`) compute the same: Conv2D with a channels-last
+patch layout, and 2 x 2 max pooling in two pairwise steps, both split over
+digitnet's threads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DigitnetError
-from . import parallel
+from . import _fast
 from .init import he_normal
 from .layers import Layer, register
 
@@ -33,7 +33,23 @@ def _out_size(n: int, k: int, stride: int, padding: int) -> int:
 def _check_chw(layer: str, shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise DigitnetError(f"{layer} expects (channels, height, width) input, got {tuple(shape)}")
-    return tuple(int(d) for d in shape)
+    C, H, W = (int(d) for d in shape)
+    return C, H, W
+
+
+def windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
+    """Every k x k window of (N, C, H, W) images at stride s: a (N, C, Ho, Wo, k, k) view, no copy."""
+    return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+
+
+def add_windows(d: np.ndarray, shape: tuple[int, ...], k: int, s: int) -> np.ndarray:
+    """The adjoint of :func:`windows`: add (N, C, Ho, Wo, k, k) window values back into a (N, C, H, W) array."""
+    Ho, Wo = d.shape[2:4]
+    dx = np.zeros(shape, d.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += d[..., i, j]
+    return dx
 
 
 @register
@@ -43,10 +59,6 @@ class Conv2D(Layer):
     ``W`` has shape (out_channels, in_channels, k, k), ``b`` (out_channels,).
     Input (N, C, H, W) -> output (N, O, Ho, Wo) with
     ``Ho = (H + 2 padding - k) // stride + 1``.
-
-    With the patch matrix ``X`` (N Ho Wo, k k C) and filters ``F`` (O, k k C):
-    ``Y = X @ F.T + b``; backward ``dF = dY.T @ X``, ``db = sum(dY)``,
-    ``dX = dY @ F`` scattered back to the input positions.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -65,107 +77,37 @@ class Conv2D(Layer):
                        "b": np.zeros(self.out_channels, dtype)}
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
 
-    def _fill_patches(self, x: np.ndarray, cols: np.ndarray) -> None:
-        """Write the patch matrix of (n, C, H, W) images ``x`` into ``cols`` (n Ho Wo, k k C + 1).
-
-        The last column is ones: it carries the bias through the same matrix
-        product as the filters (``[X 1] @ [F b].T``), and ``dY.T @ [X 1]`` then
-        gives the bias gradient with the filters' (no separate add or sum).
-        """
-        n, C, H, W = x.shape
-        k, s, p = self.kernel_size, self.stride, self.padding
-        K = k * k * C
-        if C == 1:
-            # Copying a window view of a one-channel image moves k pixels per inner loop; one
-            # gather with precomputed flat indices (into each padded image followed by a 1)
-            # moves every pixel in a single loop, ~2x faster.
-            Hp, Wp = H + 2 * p, W + 2 * p
-            flat = np.empty((n, Hp * Wp + 1), cols.dtype)
-            flat[:, -1] = 1
-            img = flat[:, :-1].reshape(n, Hp, Wp)
-            if p:
-                img[...] = 0
-            img[:, p:p + H, p:p + W] = x[:, 0]
-            np.take(flat, self._gather_index(H, W), axis=1, out=cols.reshape(n, -1), mode="clip")
-            return
-        cols[:, K] = 1
-        xh = x.transpose(0, 2, 3, 1)                                   # (n, H, W, C) view
-        if p:
-            xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
-        win = sliding_window_view(xh, (k, k), axis=(1, 2))[:, ::s, ::s]  # (n, Ho, Wo, C, k, k) view
-        # one copy into the columns before the ones (reshaping that view only splits axes: still a view)
-        cols[:, :K].reshape(n, *win.shape[1:3], k, k, C)[...] = win.transpose(0, 1, 2, 4, 5, 3)
-
-    def _gather_index(self, H: int, W: int) -> np.ndarray:
-        """Flat indices of every patch pixel in a padded one-channel image, then of its trailing 1."""
-        k, s, p = self.kernel_size, self.stride, self.padding
-        Hp, Wp = H + 2 * p, W + 2 * p
-        if getattr(self, "_gather_key", None) != (Hp, Wp):
-            Ho, Wo = _out_size(H, k, s, p), _out_size(W, k, s, p)
-            r = np.arange(Ho)[:, None, None, None] * s + np.arange(k)[None, None, :, None]    # (Ho, 1, k, 1)
-            c = np.arange(Wo)[None, :, None, None] * s + np.arange(k)[None, None, None, :]    # (1, Wo, 1, k)
-            idx = (r * Wp + c).reshape(Ho, Wo, k * k)
-            ones = np.full((Ho, Wo, 1), Hp * Wp)
-            self._gather_idx, self._gather_key = np.concatenate([idx, ones], axis=2).ravel(), (Hp, Wp)
-        return self._gather_idx
-
-    def _filters(self) -> np.ndarray:
-        """[F b]: the filters as rows (O, k k C) with the bias appended, (O, k k C + 1)."""
-        W = self.params["W"]
-        Fb = np.empty((self.out_channels, W[0].size + 1), W.dtype)
-        Fb[:, :-1] = W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
-        Fb[:, -1] = self.params["b"]
-        return Fb
-
     def forward(self, x, training=False):
-        N, C, H, W = x.shape
-        _, Ho, Wo = self.output_shape(x.shape[1:])
-        if C == 1:
-            self._gather_index(H, W)                                    # cached before any thread needs it
-        P = Ho * Wo                                                     # patch rows per image
-        cols = np.empty((N * P, self.kernel_size ** 2 * C + 1), np.result_type(x, self.params["W"]))
-        out = np.empty((N * P, self.out_channels), cols.dtype)
-        FbT = self._filters().T
-
-        def images(sl):                                                 # patches and product of some images
-            rows = slice(sl.start * P, sl.stop * P)
-            self._fill_patches(x[sl], cols[rows])
-            np.matmul(cols[rows], FbT, out=out[rows])                   # (n Ho Wo, O), bias included
-        parallel.run(images, parallel.parts(N))
-        self._cols, self._in_shape = cols, x.shape
-        return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo) view
+        W, b, k, s, p = self.params["W"], self.params["b"], self.kernel_size, self.stride, self.padding
+        if self.fast:
+            y, self._cache = _fast.conv2d_forward(x, W, b, s, p)
+            return y
+        N = len(x)
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))               # zero padding
+        win = windows(xp, k, s)                                         # (N, C, Ho, Wo, k, k) view
+        Ho, Wo = win.shape[2:4]
+        X = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, -1)   # (N Ho Wo, C k k): a patch per row
+        F = W.reshape(self.out_channels, -1)                            # (O, C k k): a filter per row
+        Y = X @ F.T + b                                                 # (N Ho Wo, O)
+        self._cache = (X, xp.shape)
+        return Y.reshape(N, Ho, Wo, -1).transpose(0, 3, 1, 2)          # (N, O, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
-        N, C, H, W = self._in_shape
-        k, s, p, O = self.kernel_size, self.stride, self.padding, self.out_channels
-        Ho, Wo = grad.shape[2:]
-        P = Ho * Wo
-        g = grad.transpose(0, 2, 3, 1).reshape(-1, O)                  # (N Ho Wo, O)
-        cols = self._cols
-        # [dF db] = dY.T @ [X 1], a sum over every patch row: each thread sums its images, then the parts add up
-        dFb = sum(parallel.run(lambda sl: g[sl.start * P:sl.stop * P].T @ cols[sl.start * P:sl.stop * P],
-                               parallel.parts(N)))                      # (O, k k C + 1)
-        self.grads["W"][...] = dFb[:, :-1].reshape(O, k, k, C).transpose(0, 3, 1, 2)
-        self.grads["b"][...] = dFb[:, -1]
+        W, k, s, p = self.params["W"], self.kernel_size, self.stride, self.padding
+        if self.fast:
+            return _fast.conv2d_backward(self._cache, grad, W, self.grads["W"], self.grads["b"], input_grad)
+        X, padded_shape = self._cache
+        N, O, Ho, Wo = grad.shape
+        dY = grad.transpose(0, 2, 3, 1).reshape(-1, O)                 # (N Ho Wo, O)
+        F = W.reshape(O, -1)                                            # (O, C k k)
+        self.grads["W"][...] = (dY.T @ X).reshape(W.shape)             # dF = dY.T X
+        self.grads["b"][...] = dY.sum(axis=0)                           # db = dY summed over every pixel
         if not input_grad:
             return None
-        # col2im, one kernel offset at a time: dX[window (i, j)] += dY @ W[:, :, i, j]. Each product
-        # lands in one contiguous (n, Ho, Wo, C) array, so the strided add reads memory in order
-        # (twice as fast as one big product scattered from its (k, k, C)-interleaved columns).
-        Wt = np.ascontiguousarray(self.params["W"].transpose(2, 3, 0, 1))   # (k, k, O, C), BLAS-ready
-        dxp = np.empty((N, H + 2 * p, W + 2 * p, C), g.dtype)           # channels-last, padded
-
-        def images(sl):
-            d = dxp[sl]
-            d[...] = 0
-            gi = g[sl.start * P:sl.stop * P]
-            part = np.empty((len(gi), C), g.dtype)
-            for i in range(k):
-                for j in range(k):
-                    np.matmul(gi, Wt[i, j], out=part)
-                    d[:, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += part.reshape(-1, Ho, Wo, C)
-        parallel.run(images, parallel.parts(N))
-        return dxp[:, p:p + H, p:p + W].transpose(0, 3, 1, 2)          # (N, C, H, W) view
+        dX = (dY @ F).reshape(N, Ho, Wo, -1, k, k)                      # (N, Ho, Wo, C, k, k): dL/dpatch
+        dxp = add_windows(dX.transpose(0, 3, 1, 2, 4, 5), padded_shape, k, s)   # col2im: (N, C, Hp, Wp)
+        H, Wd = padded_shape[2] - 2 * p, padded_shape[3] - 2 * p
+        return dxp[:, :, p:p + H, p:p + Wd]                             # (N, C, H, W)
 
     def output_shape(self, input_shape):
         C, H, W = _check_chw("Conv2D", input_shape)
@@ -193,30 +135,15 @@ class _Pool2D(Layer):
         self.size, self.stride = int(size), None if stride is None else int(stride)
 
     @property
-    def _s(self) -> int:
+    def step(self) -> int:
+        """The stride actually used: ``stride``, or ``size`` when it is None."""
         return self.size if self.stride is None else self.stride
-
-    def _windows(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) -> (N, C, Ho, Wo, k k), a contiguous copy."""
-        k, s = self.size, self._s
-        win = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (N, C, Ho, Wo, k, k) view
-        return win.reshape(win.shape[:4] + (k * k,))
-
-    def _scatter(self, weights: np.ndarray) -> np.ndarray:
-        """Sum per-offset contributions ``weights`` (N, C, Ho, Wo, k k) into an input-shaped array."""
-        k, s = self.size, self._s
-        Ho, Wo = weights.shape[2:4]
-        dx = np.zeros(self._in_shape, weights.dtype)
-        for i in range(k):
-            for j in range(k):
-                dx[:, :, i:i + s * (Ho - 1) + 1:s, j:j + s * (Wo - 1) + 1:s] += weights[..., i * k + j]
-        return dx
 
     def output_shape(self, input_shape):
         C, H, W = _check_chw(type(self).__name__, input_shape)
         if H < self.size or W < self.size:
             raise DigitnetError(f"{type(self).__name__} window {self.size} is larger than the {H}x{W} input")
-        return (C, (H - self.size) // self._s + 1, (W - self.size) // self._s + 1)
+        return (C, (H - self.size) // self.step + 1, (W - self.size) // self.step + 1)
 
     def config(self):
         return {"size": self.size, "stride": self.stride}
@@ -224,108 +151,29 @@ class _Pool2D(Layer):
 
 @register
 class MaxPool2D(_Pool2D):
-    """Maximum over each k x k window; the gradient goes to the (first) maximal input.
-
-    Computed as a running maximum over the k * k strided views of the input
-    (one per window offset), which keeps the input's memory layout and
-    avoids copying every window.
-    """
-
-    def _offsets(self, Ho: int, Wo: int):
-        k, s = self.size, self._s
-        for i in range(k):
-            for j in range(k):
-                yield i * k + j, (slice(None), slice(None), slice(i, i + s * (Ho - 1) + 1, s),
-                                  slice(j, j + s * (Wo - 1) + 1, s))
+    """Maximum over each k x k window; the gradient goes to the (first) maximal input."""
 
     def forward(self, x, training=False):
-        self._in = x                                           # for dx's shape and memory layout
-        self._winner = self._bits = None
-        if self.size == 2 and self._s == 2:
-            return self._forward_2x2(x, training)
-        _, Ho, Wo = self.output_shape(x.shape[1:])
-        out = winner = None                                    # winner: offset of each window's maximum
-        for o, sl in self._offsets(Ho, Wo):
-            v = x[sl]                                          # (N, C, Ho, Wo) strided view
-            if out is None:
-                out = v.copy(order="K")                        # keep the input's memory layout
-                if training:
-                    winner = np.zeros_like(out, dtype=np.uint8 if self.size ** 2 <= 256 else np.int32)
-            else:
-                if training:                                   # strictly greater: the first maximum wins
-                    np.copyto(winner, o, where=v > out)
-                np.maximum(out, v, out=out)
-        self._winner = winner
-        return out
-
-    def _forward_2x2(self, x, training):
-        """The common 2 x 2, stride 2 case in two pairwise steps, each over the channels-last view.
-
-        First the maximum of each horizontal pair, then of each vertical pair of
-        those. The channel axis stays innermost, so for a conv layer's
-        channels-last output the second step runs over whole contiguous rows;
-        the strided per-offset loop of the general case makes 12 passes with
-        24-element inner loops. Ties: a pair's second element wins only if
-        strictly greater, so the gradient goes to the first maximum in
-        row-major window order, exactly as in the general case (and PyTorch).
-        """
-        N, C, H, W = x.shape
-        Ho, Wo = H // 2, W // 2
-        xh = x.transpose(0, 2, 3, 1)[:, :2 * Ho, :2 * Wo]            # (N, H', W', C) view; odd edges dropped
-        out = np.empty((N, Ho, Wo, C), x.dtype)
-        if training:                                                 # which of each pair won
-            right_won, bottom_won = np.empty((N, 2 * Ho, Wo, C), bool), np.empty((N, Ho, Wo, C), bool)
-            self._bits = (right_won, bottom_won)
-
-        def images(sl):
-            left, right = xh[sl, :, 0::2], xh[sl, :, 1::2]           # (n, H', Wo, C) each
-            rows = np.maximum(left, right)                           # each horizontal pair's maximum
-            top, bottom = rows[:, 0::2], rows[:, 1::2]               # (n, Ho, Wo, C) each
-            np.maximum(top, bottom, out=out[sl])
-            if training:
-                np.greater(right, left, out=right_won[sl])
-                np.greater(bottom, top, out=bottom_won[sl])
-        parallel.run(images, parallel.parts(N))
-        return out.transpose(0, 3, 1, 2)                             # (N, C, Ho, Wo) view, channels-last
-
-    def _backward_2x2(self, grad):
-        right_won, bottom_won = self._bits
-        N, C, H, W = self._in.shape
-        Ho, Wo = grad.shape[2:]
-        g = grad.transpose(0, 2, 3, 1)                               # (N, Ho, Wo, C)
-        dx = np.empty((N, H, W, C), grad.dtype)                      # channels-last, like the forward input
-
-        def images(sl):
-            gs, d = g[sl], dx[sl]
-            g_rows = np.empty((len(gs), 2 * Ho, Wo, C), grad.dtype)  # gradient of each pair maximum
-            np.multiply(gs, bottom_won[sl], out=g_rows[:, 1::2])
-            np.subtract(gs, g_rows[:, 1::2], out=g_rows[:, 0::2])    # g - g * won: exactly g or 0
-            np.multiply(g_rows, right_won[sl], out=d[:, :2 * Ho, 1:2 * Wo:2])
-            np.subtract(g_rows, d[:, :2 * Ho, 1:2 * Wo:2], out=d[:, :2 * Ho, 0:2 * Wo:2])
-            if H % 2:
-                d[:, -1] = 0                                         # the dropped odd row and column
-            if W % 2:
-                d[:, :, -1] = 0
-        parallel.run(images, parallel.parts(N))
-        return dx.transpose(0, 3, 1, 2)                              # (N, C, H, W) view
+        k, s = self.size, self.step
+        self._in_shape, self._training = x.shape, training
+        self._fast2x2 = self.fast and k == 2 and s == 2
+        if self._fast2x2:
+            y, self._cache = _fast.maxpool2x2_forward(x, training)
+            return y
+        win = windows(x, k, s)                                          # (N, C, Ho, Wo, k, k) view
+        win = win.reshape(win.shape[:4] + (k * k,))                     # (N, C, Ho, Wo, k k) copy
+        self._argmax = win.argmax(axis=-1)                              # the first maximum of each window
+        return win.max(axis=-1)                                         # (N, C, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
-        if getattr(self, "_bits", None) is not None:
-            return self._backward_2x2(grad)
-        # The gradient goes to the first offset holding the maximum (as argmax would pick),
-        # found in the forward pass: comparing one byte per window beats comparing the inputs again.
-        winner = getattr(self, "_winner", None)
-        if winner is None:
+        if not getattr(self, "_training", False):
             raise RuntimeError("MaxPool2D.backward needs a forward pass with training=True")
-        dx = np.zeros_like(self._in, dtype=grad.dtype)
-        Ho, Wo = grad.shape[2:]
-        overlap = self._s < self.size
-        for o, sl in self._offsets(Ho, Wo):
-            if overlap:
-                dx[sl] += grad * (winner == o)
-            else:
-                np.multiply(grad, winner == o, out=dx[sl])
-        return dx
+        if self._fast2x2:
+            return _fast.maxpool2x2_backward(self._cache, grad)
+        k = self.size
+        d = np.zeros(grad.shape + (k * k,), grad.dtype)                 # (N, C, Ho, Wo, k k)
+        np.put_along_axis(d, self._argmax[..., None], grad[..., None], axis=-1)   # all to each window's max
+        return add_windows(d.reshape(grad.shape + (k, k)), self._in_shape, k, self.step)
 
 
 @register
@@ -333,13 +181,15 @@ class AvgPool2D(_Pool2D):
     """Mean over each k x k window."""
 
     def forward(self, x, training=False):
+        k = self.size
         self._in_shape = x.shape
-        return self._windows(x).mean(axis=-1)                 # (N, C, Ho, Wo)
+        win = windows(x, k, self.step)                                  # (N, C, Ho, Wo, k, k) view
+        return win.reshape(win.shape[:4] + (k * k,)).mean(axis=-1)      # (N, C, Ho, Wo)
 
     def backward(self, grad, input_grad=True):
-        kk = self.size * self.size
-        share = np.broadcast_to((grad / kk)[..., None], grad.shape + (kk,))
-        return self._scatter(share)
+        k = self.size
+        share = np.broadcast_to((grad / (k * k))[..., None, None], grad.shape + (k, k))   # each input's share
+        return add_windows(share, self._in_shape, k, self.step)
 
 
 @register

@@ -14,6 +14,3 @@ def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape, d
     """U(-a, a) with a = sqrt(6/(fan_in+fan_out)): for tanh/sigmoid/linear layers."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
-
-
-INITS = {"he": "he_normal", "glorot": "glorot_uniform"}

@@ -1,4 +1,4 @@
-"""Layers: each one's forward and backward pass side by side.
+"""Layers: each one's forward and backward pass side by side, as the math reads.
 
 Every layer follows the same small protocol:
 
@@ -7,7 +7,7 @@ Every layer follows the same small protocol:
 * ``backward(grad, input_grad=True)`` takes dLoss/dOutput, fills
   ``self.grads`` (same keys as ``self.params``) and returns dLoss/dInput
   (or ``None`` when ``input_grad`` is false: the first layer's input
-  gradient is never used, and skipping it saves a large GEMM);
+  gradient is never used, and skipping it saves a large product);
 * ``output_shape(input_shape)`` maps a per-sample shape to the next one;
 * ``config()`` returns the JSON-able arguments that rebuild the layer.
 
@@ -15,14 +15,13 @@ Every layer follows the same small protocol:
 Parameters and gradients keep the dtype of the layer (float32 by default;
 float64 works everywhere, which the gradient checks use).
 
-Work arrays. In training mode (``forward(x, training=True)`` and the
-``backward`` that follows) Dense and ReLU write their outputs and input
-gradients into arrays they keep and reuse from batch to batch (see
-:func:`scratch`), so a training step allocates almost nothing. Such an
-array stays valid until the layer's next training step; callers that keep
-one longer must copy it. Inference (``training=False``) always returns fresh
-arrays, so ``predict`` results and anything a user keeps are never
-overwritten later.
+The code of ``forward`` and ``backward`` is the reference math. A layer whose
+work has a much faster arrangement hands it to a kernel in :mod:`._fast`,
+chosen by one line (``if self.fast: ...``); ``layer.fast = False`` runs the
+reference, which the tests compare the kernels against. In training mode the
+kernels of Dense and ReLU write into arrays reused from batch to batch: such
+an output stays valid until the layer's next training step. Inference always
+returns fresh arrays.
 """
 
 from __future__ import annotations
@@ -30,45 +29,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
-from . import parallel
+from . import _fast
 from .init import glorot_uniform, he_normal
-
-# A layer splits its batch over digitnet's threads only in blocks of at least this much work: handing a
-# block to another thread costs ~50 us on the 2-core development machine (a thread pool round trip), which
-# only blocks of comparable work repay.
-PARALLEL_MIN_ELEMENTS = 1 << 16      # elementwise work (ReLU, BatchNorm): ~1 ns per element
-PARALLEL_MIN_MACS = 1 << 23          # matrix products (Dense): measured, 784-64-10 gains from two blocks only
-                                     # at batch 512; at 128 the halves' cache traffic costs more than it saves
-
-
-def scratch(store: dict, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A reusable work array of ``shape`` and ``dtype`` kept in ``store[name]``.
-
-    The array is allocated on first use and again only when a larger batch
-    (or another shape or dtype) arrives; a smaller batch, such as the last
-    one of an epoch, gets a view of the leading rows of the cached array.
-    Its contents are whatever the previous step left: callers overwrite it.
-    """
-    buf = store.get(name)
-    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or len(buf) < shape[0]:
-        buf = store[name] = np.empty(shape, dtype)
-    return buf if len(buf) == shape[0] else buf[:shape[0]]
-
-
-def row_blocks(n: int, row_elements: int = 0, row_macs: int = 0) -> list[slice] | None:
-    """Blocks of a batch's ``n`` rows for digitnet's threads (``nn.parallel``), or None to work in one piece.
-
-    Each block gets enough rows of ``row_elements`` elementwise work or ``row_macs`` multiply-adds to repay
-    the hand-over (``PARALLEL_MIN_ELEMENTS``, ``PARALLEL_MIN_MACS``).
-    """
-    if parallel.threads() == 1:
-        return None
-    min_rows = (PARALLEL_MIN_MACS // row_macs if row_macs else PARALLEL_MIN_ELEMENTS // max(row_elements, 1)) + 1
-    return parallel.parts(n, min_size=min_rows) if n >= 2 * min_rows else None
 
 
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
+
+    # True: use the layer's kernel in ``_fast`` where it has one; False: the reference code only.
+    fast: bool = True
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -88,7 +57,7 @@ class Layer:
     def config(self) -> dict:
         return {}
 
-    def astype(self, dtype) -> "Layer":
+    def astype(self, dtype) -> Layer:
         """Cast parameters and gradients to ``dtype`` in place; returns self."""
         for store in (self.params, self.grads):
             for k, v in store.items():
@@ -126,46 +95,25 @@ class Dense(Layer):
         self.in_features, self.out_features, self.init = in_features, out_features, init
         self.params = {"W": W, "b": np.zeros(out_features, dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._x: np.ndarray | None = None
-        self._work: dict[str, np.ndarray] = {}          # training-mode output / dx arrays
+        self._x = np.empty((0, in_features), dtype)
+        self._work: dict[str, np.ndarray] = {}          # the kernel's reused arrays
 
     def forward(self, x, training=False):
         self._x = x                                     # (B, in), kept for dW
         W, b = self.params["W"], self.params["b"]
-        parts = row_blocks(len(x), row_macs=self.in_features * self.out_features)
-        if parts is None:
-            if training:                                # write into the reused output array
-                out = np.matmul(x, W, out=scratch(self._work, "out", (len(x), self.out_features), W.dtype))
-            else:
-                out = x @ W                             # (B, in) -> (B, out)
-            out += b
-            return out
-        out = (scratch(self._work, "out", (len(x), self.out_features), W.dtype) if training
-               else np.empty((len(x), self.out_features), np.result_type(x, W)))
-
-        def rows(sl):
-            np.matmul(x[sl], W, out=out[sl])
-            out[sl] += b
-        parallel.run(rows, parts)
-        return out
+        if self.fast and training:
+            return _fast.dense_forward(x, W, b, self._work)
+        return x @ W + b                                # (B, in) -> (B, out)
 
     def backward(self, grad, input_grad=True):
         x, W = self._x, self.params["W"]
-        parts = row_blocks(len(x), row_macs=self.in_features * self.out_features)
-        dx = scratch(self._work, "dx", x.shape, grad.dtype) if input_grad else None
-        if parts is None:
-            np.matmul(x.T, grad, out=self.grads["W"])   # (in, B) @ (B, out)
-            np.sum(grad, axis=0, out=self.grads["b"])
-            return None if dx is None else np.matmul(grad, W.T, out=dx)  # (B, out) -> (B, in)
-
-        def rows(sl):                                   # this block's share of dW, db, and its rows of dx
-            if dx is not None:
-                np.matmul(grad[sl], W.T, out=dx[sl])
-            return x[sl].T @ grad[sl], grad[sl].sum(axis=0)
-        shares = parallel.run(rows, parts)
-        np.add.reduce([w for w, _ in shares], out=self.grads["W"])
-        np.add.reduce([b for _, b in shares], out=self.grads["b"])
-        return dx
+        np.matmul(x.T, grad, out=self.grads["W"])       # dW = x.T g: (in, B) @ (B, out)
+        np.sum(grad, axis=0, out=self.grads["b"])       # db = g summed over the batch
+        if not input_grad:
+            return None
+        if self.fast:
+            return _fast.dense_input_grad(grad, W, self._work)
+        return grad @ W.T                               # dx = g W.T: (B, out) -> (B, in)
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
@@ -184,35 +132,18 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._x = self._mask = None
+        self._mask = np.empty(0, bool)
         self._work: dict[str, np.ndarray] = {}
 
     def forward(self, x, training=False):
-        self._x = x
-        if not training:                  # inference: no mask to keep, a fresh output
-            self._mask = None
-            return np.maximum(x, 0)
-        out = scratch(self._work, "out", x.shape, x.dtype)
-        mask = self._mask = scratch(self._work, "mask", x.shape, np.bool_)
-        blocks = row_blocks(len(x), row_elements=x[0].size)
-        if blocks is None:                # one piece, without the per-call cost of splitting
-            np.maximum(x, 0, out=out)
-            np.greater(x, 0, out=mask)
+        if self.fast and training:
+            out, self._mask = _fast.relu_forward(x, self._work)
             return out
-
-        def rows(sl):
-            np.maximum(x[sl], 0, out=out[sl])
-            np.greater(x[sl], 0, out=mask[sl])
-        parallel.run(rows, blocks)
-        return out
+        self._mask = x > 0
+        return np.maximum(x, 0)
 
     def backward(self, grad, input_grad=True):
-        mask = self._mask if self._mask is not None else self._x > 0
-        blocks = row_blocks(len(grad), row_elements=grad[0].size)
-        if blocks is None:
-            return np.multiply(grad, mask, out=grad)
-        parallel.run(lambda sl: np.multiply(grad[sl], mask[sl], out=grad[sl]), blocks)
-        return grad
+        return np.multiply(grad, self._mask, out=grad)  # dx = g where x > 0, else 0
 
 
 # Name -> class, used to rebuild a model from the architecture in its metadata.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
-from .layers import Dense, Layer, ReLU, layer_from_config, scratch
+from ._fast import scratch
+from .layers import Dense, Layer, ReLU, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 
 PIXEL_SCALE = 1.0 / 255.0   # uint8 pixels -> [0, 1]; the only preprocessing the models expect
@@ -35,11 +36,12 @@ class Sequential:
         for layer in self.layers:
             layer.astype(self.dtype)
         self.output_shape = self._check_shapes()
-        self._pack("params")
-        self._pack("grads")
+        # One flat array holds every parameter, another every gradient; the layers keep views of them.
+        self.flat_params = self._pack("params")
+        self.flat_grads = self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
         self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
-        self.meta: dict = {}       # filled by fit() and io.load(): history, config, ...
+        self.meta: dict = {}       # filled by digitnet.fit() and io.load(): history, config, ...
 
     def _check_shapes(self) -> tuple[int, ...]:
         shape = self.input_shape
@@ -50,12 +52,11 @@ class Sequential:
                 raise DigitnetError(f"layer {i} ({type(layer).__name__}): {exc}") from None
         return shape
 
-    def _pack(self, store: str) -> None:
-        """Move every layer's ``params`` (or ``grads``) into one contiguous array, leaving views in the layers.
+    def _pack(self, store: str) -> np.ndarray:
+        """Copy every layer's ``params`` (or ``grads``) into one flat array; the layers get views of it.
 
-        Nothing changes for the layers, but an optimizer can then update all
-        parameters with a few whole-array operations instead of a few per
-        array (see :class:`SGD`), which matters for small batches.
+        Nothing changes for the layers, and an optimizer updates the whole
+        model with a few operations on the flat array (see :mod:`.optim`).
         """
         arrays = [(layer, k, v) for layer in self.layers for k, v in getattr(layer, store).items()]
         flat = np.empty(sum(v.size for _, _, v in arrays), self.dtype)
@@ -65,6 +66,15 @@ class Sequential:
             view[...] = v
             getattr(layer, store)[k] = view
             offset += v.size
+        return flat
+
+    def unflatten(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Views of ``flat``, an array laid out like ``flat_params``, by parameter name (``"0.W"``, ...)."""
+        out, offset = {}, 0
+        for k, p in self.params.items():
+            out[k] = flat[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
+        return out
 
     # -- the math -----------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -175,11 +185,6 @@ class Sequential:
         for i in range(0, n, batch_size):
             out[i:i + batch_size] = self.forward(self.prepare(x[i:i + batch_size])).argmax(axis=1)
         return out
-
-    def fit(self, train, val=None, **config):
-        """Train in place; see :func:`digitnet.train.fit`. Returns the history."""
-        from ..train import fit
-        return fit(self, train, val, **config)
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

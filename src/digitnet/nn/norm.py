@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DigitnetError
-from . import parallel
-from .layers import Layer, register, row_blocks
+from . import _fast
+from .layers import Layer, register
 
 
 class _BatchNorm(Layer):
@@ -41,74 +41,40 @@ class _BatchNorm(Layer):
             self.buffers[k] = v.astype(dtype)
         return self
 
-    # Per-feature sums as (1, M) @ (M, F) products: much faster than sum(axis=0) on tall matrices.
-    @staticmethod
-    def _colsum(a: np.ndarray) -> np.ndarray:
-        return np.ones(a.shape[0], a.dtype) @ a
-
     def forward(self, x, training=False):
         # x: (M, F); BatchNorm2D passes its (N, C, H, W) input as (N H W, C)
-        if training:
-            return self._forward_training(x, row_blocks(len(x), row_elements=x.shape[1]) or [slice(None)])
-        xc = x - self.buffers["running_mean"]
-        inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
-        xc *= inv_std
-        self._xh, self._inv_std = xc, inv_std                          # xh: normalised input
-        return xc * self.params["gamma"] + self.params["beta"]
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if not training:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        elif self.fast:
+            y, self._xh, self._inv_std, mean, var = _fast.batchnorm_train_forward(x, gamma, beta, self.eps)
+            self._update_running(mean, var, len(x))
+            return y
+        else:
+            mean, var = x.mean(axis=0), x.var(axis=0)                   # (F,) each: the batch's statistics
+            self._update_running(mean, var, len(x))
+        self._inv_std = 1.0 / np.sqrt(var + self.eps)
+        self._xh = (x - mean) * self._inv_std                            # the normalised input
+        return self._xh * gamma + beta
 
     def _update_running(self, mean, var, m: int) -> None:
         r = self.buffers
         r["running_mean"] *= 1 - self.momentum
         r["running_mean"] += self.momentum * mean
         r["running_var"] *= 1 - self.momentum
-        r["running_var"] += self.momentum * var * (m / max(m - 1, 1))
-
-    def _forward_training(self, x, blocks):
-        """Normalise with the batch statistics, the rows in ``blocks`` (digitnet's threads; one block without).
-
-        Per-feature sums are added up over the blocks, so one block computes exactly the unsplit sums.
-        """
-        m = x.shape[0]
-        mean = sum(parallel.run(lambda sl: self._colsum(x[sl]), blocks)) / m
-        xc = np.empty_like(x)
-
-        def centre(sl):
-            np.subtract(x[sl], mean, out=xc[sl])
-            return self._colsum(xc[sl] * xc[sl])
-        var = sum(parallel.run(centre, blocks)) / m
-        self._update_running(mean, var, m)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        out = np.empty_like(x)
-
-        def scale(sl):
-            xc[sl] *= inv_std
-            np.multiply(xc[sl], self.params["gamma"], out=out[sl])
-            out[sl] += self.params["beta"]
-        parallel.run(scale, blocks)
-        self._xh, self._inv_std = xc, inv_std                          # xh: normalised input
-        return out
+        r["running_var"] += self.momentum * var * (m / max(m - 1, 1))   # the unbiased variance
 
     def backward(self, grad, input_grad=True):
-        xh = self._xh
-        m = grad.shape[0]
-        blocks = row_blocks(m, row_elements=grad.shape[1]) or [slice(None)]
-        sums = parallel.run(lambda sl: (self._colsum(grad[sl]), self._colsum(grad[sl] * xh[sl])), blocks)
-        self.grads["beta"][...] = sum(b for b, _ in sums)
-        self.grads["gamma"][...] = sum(g for _, g in sums)
+        xh, inv_std, gamma = self._xh, self._inv_std, self.params["gamma"]
+        dgamma, dbeta = self.grads["gamma"], self.grads["beta"]
+        if self.fast:
+            return _fast.batchnorm_backward(grad, xh, inv_std, gamma, dgamma, dbeta, input_grad)
+        M = len(grad)
+        dbeta[...] = grad.sum(axis=0)                                    # (M, F) -> (F,)
+        dgamma[...] = (grad * xh).sum(axis=0)
         if not input_grad:
             return None
-        scale = self.params["gamma"] * self._inv_std / m
-        dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
-        dx = np.empty_like(grad)
-
-        def rows(sl):
-            d = dx[sl]
-            np.multiply(grad[sl], m, out=d)
-            d -= dbeta
-            d -= xh[sl] * dgamma
-            d *= scale
-        parallel.run(rows, blocks)
-        return dx
+        return gamma * inv_std / M * (M * grad - dbeta - xh * dgamma)    # (M, F)
 
     def config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}

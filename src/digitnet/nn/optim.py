@@ -1,37 +1,26 @@
-"""Optimizers: one object updates every parameter of a model, in place."""
+"""Optimizers: one object updates every parameter of a model, in place.
+
+An optimizer takes two flat arrays: all parameters and all their gradients
+(``Sequential.flat_params`` and ``Sequential.flat_grads``; the layers hold
+views of them). Its state (momentum, Adam's moments) is laid out the same
+way, so each step is a few whole-array operations, whatever the number of
+layers. Work arrays are allocated once, so a step allocates nothing.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import DigitnetError
-from . import parallel
 
 
-def _flat_view(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The 1-D array that ``arrays`` exactly tile, back to back and in order, or None."""
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    pos = base.__array_interface__["data"][0]
-    for a in arrays:
-        if a.base is not base or not a.flags.c_contiguous or a.__array_interface__["data"][0] != pos:
-            return None
-        pos += a.nbytes
-    if pos != base.__array_interface__["data"][0] + base.nbytes:
-        return None
-    return base
-
-
-def _split(flat: np.ndarray, like: dict) -> dict[str, np.ndarray]:
-    """Views of ``flat`` shaped like the arrays of ``like``, in order."""
-    out, offset = {}, 0
-    for k, p in like.items():
-        out[k] = flat[offset:offset + p.size].reshape(p.shape)
-        offset += p.size
-    return out
+def _check_flat(params: np.ndarray, grads: np.ndarray) -> None:
+    if not isinstance(params, np.ndarray) or not isinstance(grads, np.ndarray):
+        raise DigitnetError("an optimizer takes two flat arrays, the parameters and their gradients "
+                            "(model.flat_params, model.flat_grads)")
+    if params.ndim != 1 or params.shape != grads.shape or params.dtype != grads.dtype:
+        raise DigitnetError(f"parameters and gradients must be 1-D arrays of one shape and dtype, got "
+                            f"{params.shape} {params.dtype} and {grads.shape} {grads.dtype}")
 
 
 class SGD:
@@ -46,13 +35,15 @@ class SGD:
 
     Parameters
     ----------
-    params, grads : dict[str, ndarray]
-        The model's parameters and the gradients the backward pass fills
-        (the same arrays every step; they are updated in place).
+    params, grads : ndarray
+        Flat arrays of every parameter and its gradient (the same arrays
+        every step; ``params`` is updated in place). With weight decay,
+        ``weight_decay * p`` is added into ``grads``.
     """
 
-    def __init__(self, params: dict, grads: dict, lr: float = 0.05, momentum: float = 0.0,
+    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 0.05, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        _check_flat(params, grads)
         if lr <= 0:
             raise DigitnetError(f"lr must be > 0, got {lr}")
         if not 0 <= momentum < 1:
@@ -61,54 +52,34 @@ class SGD:
             raise DigitnetError(f"weight_decay must be >= 0, got {weight_decay}")
         self.params, self.grads = params, grads
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
-        # Parameters and gradients that each fill one contiguous array (Sequential packs them so)
-        # are updated through those arrays: 4 whole-array operations per step instead of 4 per parameter.
-        self._flat = None
-        flat_p, flat_g = _flat_view(list(params.values())), _flat_view([grads[k] for k in params])
-        if flat_p is not None and flat_g is not None:
-            work, vel = np.empty_like(flat_p), np.zeros_like(flat_p) if momentum else None
-            self._flat = (flat_p, flat_g, vel, work)
-            self.velocity = _split(vel, params) if momentum else {}
-            self._work = _split(work, params)
-        else:
-            self.velocity = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
-            # One work array per parameter: the update is computed without temporaries.
-            self._work = {k: np.empty_like(p) for k, p in params.items()}
+        self.velocity = np.zeros_like(params) if momentum else None
+        self._s = np.empty_like(params)                 # work array: the step, computed without temporaries
 
     def step(self) -> None:
-        """Update every parameter in place from its gradient.
-
-        With weight decay, ``weight_decay * p`` is added into the gradient array.
-        """
-        if self._flat is not None:
-            self._update(*self._flat)
-            return
-        for k, p in self.params.items():
-            self._update(p, self.grads[k], self.velocity.get(k), self._work[k])
-
-    def _update(self, p, g, v, s) -> None:
-        lr, mu = self.lr, self.momentum
+        """Update every parameter in place from its gradient."""
+        p, g, v, s, lr, mu = self.params, self.grads, self.velocity, self._s, self.lr, self.momentum
         if self.weight_decay:
             g += np.multiply(p, self.weight_decay, out=s)
-        if mu:
+        if v is not None:
             v *= mu
-            v += g                                   # v = mu v + g
+            v += g                                      # v = mu v + g
             if self.nesterov:
                 np.multiply(v, mu, out=s)
-                s += g                               # s = g + mu v
+                s += g                                  # s = g + mu v
                 s *= lr
             else:
                 np.multiply(v, lr, out=s)
         else:
             np.multiply(g, lr, out=s)
-        p -= s                                       # p -= lr * (update direction)
+        p -= s                                          # p -= lr * (update direction)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"velocity.{k}": v for k, v in self.velocity.items()}
+        """The state as flat arrays laid out like the parameters."""
+        return {} if self.velocity is None else {"velocity": self.velocity}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for k in self.velocity:
-            self.velocity[k][...] = state[f"velocity.{k}"]
+        if self.velocity is not None:
+            self.velocity[...] = state["velocity"]
 
 
 class Adam:
@@ -120,14 +91,15 @@ class Adam:
 
     Parameters
     ----------
-    params, grads : dict[str, ndarray]
-        Updated in place, as for :class:`SGD`.
+    params, grads : ndarray
+        Flat arrays, updated in place, as for :class:`SGD`.
     """
 
     decoupled = False
 
-    def __init__(self, params: dict, grads: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        _check_flat(params, grads)
         if lr <= 0:
             raise DigitnetError(f"lr must be > 0, got {lr}")
         if not all(0 <= b < 1 for b in betas):
@@ -137,33 +109,15 @@ class Adam:
         self.params, self.grads = params, grads
         self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         self.t = 0
-        # As for SGD: parameters packed in one array (Sequential does so) are updated through it, a dozen
-        # whole-array operations per step instead of a dozen per parameter and array, and split over
-        # digitnet's threads for large models. Each element's arithmetic is the same either way.
-        flat_p, flat_g = _flat_view(list(params.values())), _flat_view([grads[k] for k in params])
-        if flat_p is not None and flat_g is not None:
-            m, v = np.zeros_like(flat_p), np.zeros_like(flat_p)
-            self._flat = (flat_p, flat_g, m, v)
-            self.m, self.v = _split(m, params), _split(v, params)
-        else:
-            self._flat = None
-            self.m = {k: np.zeros_like(p) for k, p in params.items()}
-            self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        self.m, self.v = np.zeros_like(params), np.zeros_like(params)
+        self._s, self._u = np.empty_like(params), np.empty_like(params)     # work arrays
 
     def step(self) -> None:
+        """One Adam step over every parameter, in place."""
         self.t += 1
-        if self._flat is None:
-            for k, p in self.params.items():
-                self._update(p, self.grads[k], self.m[k], self.v[k])
-            return
-        p, g, m, v = self._flat
-        blocks = parallel.parts(len(p), min_size=1 << 20)   # measured: 215k parameters gain nothing from 2 blocks
-        parallel.run(lambda sl: self._update(p[sl], g[sl], m[sl], v[sl]), blocks)
-
-    def _update(self, p, g, m, v) -> None:
+        p, g, m, v, s, u = self.params, self.grads, self.m, self.v, self._s, self._u
         b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        s, u = np.empty_like(p), np.empty_like(p)                   # work arrays
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t                 # bias corrections
         if self.weight_decay:
             if self.decoupled:
                 p *= 1 - self.lr * self.weight_decay
@@ -183,14 +137,13 @@ class Adam:
         p -= u                                                      # p -= (lr / c1) m / (sqrt(v / c2) + eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"t": np.array(self.t, np.int64), **{f"m.{k}": v for k, v in self.m.items()},
-                **{f"v.{k}": v for k, v in self.v.items()}}
+        """The step count and the moments (flat arrays laid out like the parameters)."""
+        return {"t": np.array(self.t, np.int64), "m": self.m, "v": self.v}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.t = int(np.asarray(state["t"]).reshape(-1)[0])
-        for k in self.m:
-            self.m[k][...] = state[f"m.{k}"]
-            self.v[k][...] = state[f"v.{k}"]
+        self.m[...] = state["m"]
+        self.v[...] = state["v"]
 
 
 class AdamW(Adam):
@@ -199,15 +152,17 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params: dict, grads: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(params, grads, lr, betas, eps, weight_decay)
 
 
-def clip_grad_norm(grads: dict, max_norm: float) -> float:
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``.
 
-    Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_`` does).
+    ``grads`` maps names to arrays (``Sequential.grads``; the norm is summed
+    array by array). Returns the norm before clipping (as
+    ``torch.nn.utils.clip_grad_norm_`` does).
     """
     total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
     if total > max_norm:

@@ -9,28 +9,39 @@ SPECS_ENV = "DIGITNET_SERVE_MODELS"   # how `serve --workers N` tells its worker
 
 
 def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False, workers: int = 1) -> None:
+          access_log: bool = False, workers: int = 1, limits=None) -> None:
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
     With ``workers`` > 1, uvicorn runs that many server processes on the one port (one per CPU core
     is usual): one Python process computes on one core at a time, whatever its threads.
+    ``limits`` (a :class:`digitnet.web.server.ServerLimits`) bounds what each client may hold.
+    The port is bound before anything is announced: a taken port is a DigitnetError.
     """
     import json
     import os
     import sys
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from .app import create_app, load_models
+    from .server import ServerLimits, bind, uvicorn_config
+    limits = limits or ServerLimits()
     models = load_models(specs)     # here too with workers: a bad model fails now, with one clear message
-    print(f"digitnet: serving {', '.join(models)} at http://{host}:{port}/ (API reference at /docs)"
-          f"{f' with {workers} worker processes' if workers > 1 else ''}", file=sys.stderr)
-    if workers == 1:
-        uvicorn.run(create_app(models), host=host, port=port, access_log=access_log, log_level="info")
-        return
-    os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
-    uvicorn.run("digitnet.web:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level="info")
+    sock = bind(host, port)
+    print(f"digitnet: serving {', '.join(models)} at http://{host}:{sock.getsockname()[1]}/ (API reference "
+          f"at /docs){f' with {workers} worker processes' if workers > 1 else ''}", file=sys.stderr)
+    try:
+        if workers == 1:
+            config = uvicorn_config(create_app(models), limits, access_log=access_log, log_level="info")
+            uvicorn.Server(config).run(sockets=[sock])
+            return
+        os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
+        config = uvicorn_config("digitnet.web:app_from_env", limits, factory=True, workers=workers,
+                                access_log=access_log, log_level="info")
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
 
 
 def app_from_env():
@@ -38,7 +49,7 @@ def app_from_env():
     import json
     import os
 
-    from ..threads import user_chose_blas_threads
+    from ..nn.threads import user_chose_blas_threads
     from .app import create_app, load_models
     if not user_chose_blas_threads():     # as the one-process server, run inside inference_threads()
         from threadpoolctl import threadpool_limits

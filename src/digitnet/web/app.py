@@ -10,18 +10,17 @@ Routes::
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
 takes tens of microseconds for the MLP, so it runs directly on the event loop,
-and so does preprocessing a small image such as a canvas drawing (about 1 ms:
-a hop to a worker thread costs more than that under load). A large upload (up
-to ``max_pixels``) can take far longer, so it is preprocessed in a worker
-thread, at most ``image_workers`` at a time so that concurrent large uploads
-cannot exhaust memory nor stall the other requests.
+and so do JSON pixels. Every uploaded image is decoded and preprocessed in a
+small thread pool (:class:`~digitnet.web.pool.DecodePool`), ``image_workers``
+at a time, each with a deadline of ``decode_timeout_s``: a hostile upload
+costs its request a 422 (or a 503 when the pool is full), never the other
+requests their event loop.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
-import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,8 +31,9 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from . import schema
-from .inputs import header_pixels, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
-from .limits import BodyLimitMiddleware
+from .inputs import check_image_bytes, image_to_mnist, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
+from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
 MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
@@ -43,7 +43,6 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
                                            "frame-ancestors 'none'; form-action 'self'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 IMAGE_TYPES = ("image/", "application/octet-stream")
-INLINE_PIXELS = 512 * 512         # images up to this size are preprocessed on the event loop, larger in a thread
 
 
 def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
@@ -75,7 +74,7 @@ def model_summary(name: str, model: Sequential) -> dict:
 
 
 def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = MAX_BODY,
-               max_pixels: int = MAX_PIXELS, image_workers: int = 2,
+               max_pixels: int = MAX_PIXELS, image_workers: int = 2, decode_timeout_s: float = 4.0,
                cors_origins: list[str] | None = None) -> FastAPI:
     """Build the web app around already-loaded ``models`` (name -> model; the first is the default).
 
@@ -88,19 +87,22 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     max_pixels : int
         Largest accepted uploaded image (width x height), checked before decoding.
     image_workers : int
-        How many uploaded images may be decoded at the same time.
+        How many uploaded images may be decoded at the same time (twice as many more may wait).
+    decode_timeout_s : float
+        Seconds an upload may take to decode (waiting for a thread included); longer is a 422.
     cors_origins : list of str, optional
         Origins allowed to call the API from other sites. None (the default): CORS off.
     """
     models = dict(models) if models else load_models()
     default = next(iter(models))
     summaries = [model_summary(n, m) for n, m in models.items()]
-    limiter: list[anyio.CapacityLimiter] = []   # created on first use, inside the event loop
+    pool = DecodePool(image_workers, decode_timeout_s)
 
     app = FastAPI(title="digitnet", version=__version__, docs_url=None, redoc_url=None,
                   description="Handwritten-digit recognition by a NumPy network. "
                               "Draw at `/`, read this reference at `/docs`.")
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    app.add_middleware(DisconnectLogMiddleware)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"])
@@ -132,11 +134,8 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         return {"default": default, "models": summaries}
 
     async def decode(data: bytes) -> np.ndarray:
-        if header_pixels(data) <= INLINE_PIXELS:   # a canvas drawing: ~1 ms, cheaper than a thread hop
-            return image_to_mnist(data, max_pixels)
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(image_workers))
-        return await anyio.to_thread.run_sync(image_to_mnist, data, max_pixels, limiter=limiter[0])
+        check_image_bytes(data)   # refuses a JPEG scan bomb here, before it takes a thread
+        return await pool.run(image_to_mnist, data, max_pixels)
 
     def pick(name) -> tuple[str, Sequential]:
         if name is None:

@@ -18,6 +18,7 @@ what was expected and what was found.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -34,28 +35,54 @@ def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
 
     ``open_image`` reads the size from the header and refuses more than
     ``max_pixels`` before decoding, so decompression bombs cost nothing.
+    Whatever else Pillow cannot do with a file (a LAB TIFF, say) is a bad
+    upload too, so it is a DigitnetError here, not a server error.
     """
     if not data:
         raise DigitnetError("the uploaded image is empty (0 bytes)")
-    return to_mnist(open_image(data, max_pixels=max_pixels))
-
-
-def header_pixels(data: bytes) -> int:
-    """Width x height as the image header claims it (no decoding); 0 when there is no readable header.
-
-    Only used to decide where to preprocess; :func:`image_to_mnist` does the checking.
-    """
-    import io
-    import warnings
-
-    from PIL import Image
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a DecompressionBombWarning: open_image will refuse that image
-            with Image.open(io.BytesIO(data)) as img:
-                return img.size[0] * img.size[1]
-    except Exception:  # noqa: BLE001 - whatever it is, image_to_mnist will say so, quickly
-        return 0
+        return to_mnist(open_image(data, max_pixels=max_pixels))
+    except DigitnetError:
+        raise
+    except (OSError, ValueError, TypeError, SyntaxError, EOFError, IndexError, KeyError) as exc:
+        raise DigitnetError(f"the uploaded image cannot be read as a picture ({type(exc).__name__}: "
+                            f"{str(exc)[:80]})") from None
+
+
+# A progressive JPEG's decoder makes one pass over every block per scan, so a small file of many
+# empty scans takes seconds to decode; encoders write about 10. Segments are counted too, because
+# walking them is Python work done on the event loop.
+MAX_JPEG_SCANS = 100
+MAX_JPEG_SEGMENTS = 2000
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xff\xd0-\xd7])")   # not a stuffed 0xFF00, a fill byte or RSTn
+
+
+def check_image_bytes(data: bytes) -> None:
+    """Refuse, from the bytes alone and in well under a millisecond, an image that would be slow to decode.
+
+    For now that is a JPEG with more than :data:`MAX_JPEG_SCANS` scans (or more than
+    :data:`MAX_JPEG_SEGMENTS` segments): its markers are walked, skipping each segment by
+    its length and the entropy-coded data by a regular expression.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return
+    scans = segments = 0
+    pos = 2
+    while m := _JPEG_MARKER.search(data, pos):
+        code, pos = m.group(1)[0], m.end()
+        if code == 0xD9:                            # end of image
+            break
+        segments += 1
+        if code == 0xDA:
+            scans += 1
+        if scans > MAX_JPEG_SCANS:
+            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SCANS} scans (progressive "
+                                f"passes); at most {MAX_JPEG_SCANS} are accepted")
+        if segments > MAX_JPEG_SEGMENTS:
+            raise DigitnetError(f"the uploaded JPEG has more than {MAX_JPEG_SEGMENTS} segments; "
+                                f"at most {MAX_JPEG_SEGMENTS} are accepted")
+        if code != 0x01:                            # every marker but TEM has a 2-byte length
+            pos += int.from_bytes(data[pos:pos + 2], "big")
 
 
 # --------------------------------------------------------------------------- JSON pixels
@@ -87,7 +114,12 @@ def _checked_numbers(pixels) -> np.ndarray:
         kinds = {type(v).__name__ for v in pixels}
         raise DigitnetError(f"'pixels' must be 28 rows of 28 numbers or a flat list of 784 numbers; "
                             f"got a list of {len(pixels)} ({', '.join(sorted(kinds)) or 'empty'})")
-    return np.asarray(flat, dtype=np.float64).reshape(28, 28)
+    try:
+        return np.asarray(flat, dtype=np.float64).reshape(28, 28)
+    except OverflowError:   # an integer of hundreds of digits: no float holds it
+        i = next(i for i, v in enumerate(flat) if isinstance(v, int) and abs(v) > 1e308)
+        raise DigitnetError(f"'pixels' value {i} is an integer of {len(str(abs(flat[i])))} digits; "
+                            "expected 0-255 or 0-1") from None
 
 
 def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = True) -> np.ndarray:
@@ -100,8 +132,9 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
     NumPy would read ``true`` as 1, so pass ``may_hold_bools=False`` only when
     the request text holds no ``true``/``false`` at all.
     """
-    if value_range not in RANGES:
-        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, got {value_range!r}")
+    if not isinstance(value_range, str) or value_range not in RANGES:
+        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, "
+                            f"got {json.dumps(value_range)[:40]}")
     top = RANGES[value_range]
     x = None
     if not may_hold_bools and isinstance(pixels, list):
@@ -136,6 +169,8 @@ def parse_json(body: bytes) -> dict:
     if unknown:
         raise DigitnetError(f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
                             "expected pixels, range, model, top_k")
+    if "model" in obj and not isinstance(obj["model"], str):   # a null would otherwise pick the default
+        raise DigitnetError(f"'model' must be a model name (a string), got {json.dumps(obj['model'])[:40]}")
     return obj
 
 
@@ -147,7 +182,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     this one never touches the disk (the body is already bounded by the size
     limit middleware).
     """
-    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.exceptions import FormParserError   # MultipartParseError's base
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, params = parse_options_header(content_type)
@@ -192,7 +227,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
         parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:   # a malformed body, or a boundary over 256 bytes
         raise DigitnetError(f"malformed multipart/form-data body ({str(exc)[:80]})") from None
     if not state["ended"]:
         raise DigitnetError("malformed multipart/form-data body (truncated: no closing boundary)")

@@ -1,4 +1,4 @@
-"""A request-body size limit as plain ASGI middleware.
+"""A request-body size limit, and quiet client disconnects, as plain ASGI middleware.
 
 The limit is enforced before the body is read: a ``Content-Length`` over the
 limit is answered 413 at once, without receiving a byte of the body; a body
@@ -10,6 +10,7 @@ than ``max_body`` bytes.
 from __future__ import annotations
 
 import json
+import logging
 
 from starlette.exceptions import HTTPException
 
@@ -22,7 +23,9 @@ class BodyTooLarge(HTTPException):
     """
 
     def __init__(self, limit: int):
-        super().__init__(413, f"request body too large: at most {limit:,} bytes are accepted")
+        # close: the rest of the body is not read (the server drains a bounded amount before closing)
+        super().__init__(413, f"request body too large: at most {limit:,} bytes are accepted",
+                         headers={"connection": "close"})
 
 
 async def _send_json(send, status: int, detail: str) -> None:
@@ -73,3 +76,28 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:
             if not started:
                 await _send_json(send, 413, exc.detail)
+
+
+class DisconnectLogMiddleware:
+    """A client that goes away before its request is read is one warning line, not a traceback.
+
+    Starlette raises ``ClientDisconnect`` from ``request.body()`` then; nothing can be answered, so
+    the request ends here, quietly for uvicorn (which would log the exception as a server error).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        from starlette.requests import ClientDisconnect
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            if "digitnet.refused" in scope:   # the server cut it off (a deadline) and said so already
+                return
+            client = scope.get("client")
+            logging.getLogger("uvicorn.error").warning(
+                "%s - client went away before sending its whole request (%s %s)",
+                "%s:%d" % tuple(client) if client else "?", scope["method"], scope["path"][:100])

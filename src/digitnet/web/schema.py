@@ -63,11 +63,15 @@ Images go through the same preprocessing as `digitnet predict` (greyscale, inver
 background is light, cropped, scaled to 20 px, centred by mass in 28x28). `model` and `top_k` may
 also be given as query parameters. Bodies over 2 MB are refused with 413, an unknown Content-Type
 with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
-larger than the pixel limit) with 422 and a one-line `detail`.
+larger than the pixel limit, a JPEG of more than 100 scans, one that takes over 4 s to decode) with
+422 and a one-line `detail`; an image upload while every decoding thread is busy with 503.
 """
 
-_PIXELS = {"description": "28x28 numbers or 784 numbers", "type": "array",
-           "items": {"oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]}}
+_VALUE = {"type": "number", "minimum": 0, "maximum": 255}
+_PIXELS = {"description": "28 rows of 28 numbers, or 784 numbers; 0-255 (or 0-1 with range '0-1')", "oneOf": [
+    {"type": "array", "minItems": 784, "maxItems": 784, "items": _VALUE},
+    {"type": "array", "minItems": 28, "maxItems": 28,
+     "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": _VALUE}}]}
 
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
@@ -75,7 +79,8 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
         "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}}}},
     "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
         "pixels": _PIXELS, "range": {"type": "string", "enum": ["0-255", "0-1"], "default": "0-255"},
-        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}}}},
+        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}},
+        "additionalProperties": False}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
 }}}
@@ -90,4 +95,5 @@ PREDICT_QUERY = {"parameters": [
 
 PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB"},
                   415: {"model": Error, "description": "unsupported Content-Type"},
-                  422: {"model": Error, "description": "malformed input (the message says what and where)"}}
+                  422: {"model": Error, "description": "malformed input (the message says what and where)"},
+                  503: {"model": Error, "description": "every image decoding thread is busy; retry later"}}

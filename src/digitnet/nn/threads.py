@@ -1,0 +1,167 @@
+"""Threads: digitnet's own, for the convolution and pooling kernels, and NumPy's BLAS threads.
+
+This is the one place thread settings are explained.
+
+NumPy releases the GIL inside its loops and BLAS calls, so Python threads
+working on disjoint images of a batch run in parallel. The convolution and
+2 x 2 max-pooling kernels (:mod:`digitnet.nn._fast`) hand each thread a
+contiguous block of the batch's images through :func:`map_blocks`; nothing
+else is split, because elsewhere a thread hand-over costs about as much as
+the work it would move. With one thread (the default, outside a training run)
+:func:`map_blocks` simply calls the function once, in the calling thread.
+
+``fit(threads=...)`` / ``digitnet train --threads`` picks the setting for a run:
+
+* ``N``: the kernels split each batch over N of digitnet's threads and the
+  BLAS runs on one thread meanwhile, so the two kinds of threads never compete
+  for cores.
+* ``None`` (``--threads blas``): nothing is changed; the BLAS uses the threads
+  ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` or the library chose, and
+  everything else runs on one core.
+* ``"auto"`` (the default): if one of those variables is set, it is respected
+  (as ``None``); otherwise convolutional networks get one of digitnet's
+  threads per available core, and other networks run on one thread (as
+  ``1``). The BLAS's own threads spin while they wait for work; when another
+  process holds a core, the spinning thread and the busy process fight over
+  it and a small network's epoch becomes many times slower, while digitnet's
+  threads sleep in a queue and lose only their share of the core.
+
+Evaluation, prediction and the web server run the BLAS on one thread
+(:func:`inference_threads`) unless one of those variables is set: their
+matrix products are small, so a second BLAS thread gains little on an idle
+machine and costs many times that beside another busy process.
+
+Blocks are fixed by the batch size and the thread count, so a run is
+reproducible for a given setting; the setting can change the last bits of
+float32 sums, so it is saved with the model's training options, and the
+thread counts used in its metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_NAMES = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS"}
+
+_threads: contextvars.ContextVar[int] = contextvars.ContextVar("digitnet_threads", default=1)
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_lock = threading.Lock()
+
+
+# -- digitnet's own threads --------------------------------------------------------------------------------
+def threads() -> int:
+    """How many threads the kernels split a batch over here (1: no splitting)."""
+    return _threads.get()
+
+
+@contextlib.contextmanager
+def use_threads(n: int) -> Iterator[None]:
+    """Inside the block, kernels called from this thread split their batches over ``n`` threads."""
+    global _pool, _pool_size
+    n = max(1, int(n))
+    if n > 1:
+        with _lock:
+            if _pool_size < n - 1:                      # the calling thread works on one block itself
+                if _pool is not None:
+                    _pool.shutdown(wait=False)          # calls already under way keep their threads
+                _pool, _pool_size = ThreadPoolExecutor(n - 1, thread_name_prefix="digitnet"), n - 1
+    token = _threads.set(n)
+    try:
+        yield
+    finally:
+        _threads.reset(token)
+
+
+def blocks(n: int) -> list[slice]:
+    """``range(n)`` cut into at most ``threads()`` contiguous, near-equal, non-empty slices."""
+    k = max(1, min(threads(), n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def map_blocks(fn: Callable[[slice], T], n: int) -> list[T]:
+    """``[fn(s) for s in blocks(n)]``, the blocks worked on concurrently; an exception is re-raised."""
+    slices = blocks(n)
+    pool = _pool
+    if len(slices) == 1 or pool is None:
+        return [fn(s) for s in slices]
+    futures = [pool.submit(fn, s) for s in slices[1:]]
+    try:
+        first = fn(slices[0])
+    except BaseException:
+        wait(futures)                                   # no block may still be writing when the error surfaces
+        raise
+    return [first] + [f.result() for f in futures]
+
+
+# -- a training run's setting --------------------------------------------------------------------------------
+def blas_info() -> dict | None:
+    """``{"library", "version", "threads"}`` of NumPy's BLAS, or None if none is found."""
+    from threadpoolctl import threadpool_info
+    blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+    # NumPy's own wheel-bundled BLAS first; otherwise the system BLAS it was linked against
+    blas.sort(key=lambda d: "numpy" not in (d.get("filepath") or "").lower())
+    if not blas:
+        return None
+    d = blas[0]
+    api = d.get("internal_api") or "BLAS"
+    return {"library": BLAS_NAMES.get(api, api), "version": d.get("version"), "threads": d.get("num_threads")}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def user_chose_blas_threads() -> bool:
+    """True when one of the BLAS thread variables is set: the user's choice wins over digitnet's defaults."""
+    return any(os.environ.get(v) for v in THREAD_VARIABLES)
+
+
+def resolve(setting: int | str | None, model: Any) -> int | None:
+    """The thread count a training run of ``model`` uses for ``setting`` (see the module docstring)."""
+    if setting != "auto":
+        return None if setting is None else int(setting)
+    if user_chose_blas_threads():
+        return None
+    from .conv import Conv2D
+    if not any(isinstance(layer, Conv2D) for layer in model.layers):
+        return 1
+    return available_cores()
+
+
+@contextlib.contextmanager
+def inference_threads() -> Iterator[None]:
+    """One BLAS thread inside the block (evaluate, predict, serve), unless the user chose otherwise."""
+    if user_chose_blas_threads():
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def training_threads(n: int | None) -> Iterator[None]:
+    """Inside the block: ``n`` threads for digitnet's kernels and one for the BLAS; None changes nothing."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    # BLAS libraries only: an OpenMP runtime in the same process (PyTorch's, say) keeps its own setting
+    with threadpool_limits(limits=1, user_api="blas"), use_threads(n):
+        yield
