@@ -100,16 +100,20 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
     cannot be read becomes an item with ``error`` set and the rest are read;
     otherwise the first such input raises.
     """
-    errors: list[tuple[str, str]] = []
     items: list[Item] = []
-    for f in expand(files, errors if keep_going else None):
-        try:
-            items += _read_one(f, split, keep_source, stdin)
-        except DigitnetError as exc:
-            if not keep_going:
-                raise
-            items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
-    return [Item(name, [], error=msg) for name, msg in errors] + items
+    for pattern in files:                         # in the order given, each bad input where it was named
+        errors: list[tuple[str, str]] = []
+        for f in expand([pattern], errors if keep_going else None):
+            try:
+                items += _read_one(f, split, keep_source, stdin)
+            except DigitnetError as exc:
+                if not keep_going:
+                    raise
+                items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
+        items += [Item(name, [], error=msg) for name, msg in errors]
+        if len(items) > MAX_INPUTS:
+            raise DigitnetError(f"more than {MAX_INPUTS:,} inputs; give fewer at a time")
+    return items
 
 
 def _read_one(f: str, split: bool, keep_source: bool, stdin) -> list[Item]:
