@@ -92,9 +92,7 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
     try:
         try:
             # mkstemp makes the file private (0600); give it the permissions a plain open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
+            os.fchmod(fd, 0o666 & ~_umask())
         finally:
             os.close(fd)
         yield tmp
@@ -123,6 +121,20 @@ def check_writable(path, what: str = "") -> None:
 
 class _Probe(Exception):
     """Ends :func:`check_writable`'s block: the temporary file was made, so writing works."""
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it where the system allows (setting it races with threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, data: bytes | str, what: str = "") -> Path:
