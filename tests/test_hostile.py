@@ -296,3 +296,24 @@ def test_csv_of_line_breaks_or_commas(tmp_path, text, match):
     p = tmp_path / "mnist_train.csv"
     p.write_text(text)
     refused(load_mnist, p, match=match, max_mb=48)
+
+
+@pytest.mark.parametrize("change", [{"rng": "x"}, {"rng": {"bit_generator": "PCG64", "state": 3}},
+                                    {"epochs_done": "2"}, {"config": []}])
+def test_damaged_checkpoint_metadata(tmp_path, capsys, mnist, change):
+    from helpers import write_npz
+    data = write_npz(tmp_path, mnist, 300, 50)
+    ckpt = tmp_path / "run.ckpt"
+    code, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--val-size", "0", "--quiet",
+                       "--checkpoint", ckpt, "-o", tmp_path / "m.safetensors")
+    assert code == 0, err
+    raw = ckpt.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["digitnet"])
+    meta["checkpoint"].update(change)
+    header["__metadata__"]["digitnet"] = json.dumps(meta)
+    _write_model(ckpt, header, raw[8 + n:])
+    code, _, err = run(capsys, "train", "--resume", ckpt, "--data", data, "--epochs", "2", "--quiet",
+                       "-o", tmp_path / "m2.safetensors")
+    assert code == 2 and "damaged" in err and err.count("digitnet: error:") == 1 and "Traceback" not in err, err
