@@ -139,3 +139,17 @@ def test_atomic_path_keeps_the_suffix_for_writers_that_read_it(tmp_path):
         assert tmp.suffix == ".png" and tmp.parent == tmp_path
         tmp.write_bytes(b"png")
     assert files_under(tmp_path) == ["plot.png"]
+
+
+@pytest.mark.parametrize("where", ["parent is a file", "unwritable"])
+def test_sweep_folder_that_cannot_be_made(where, inputs, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    space = tmp_path / "space.json"
+    space.write_text('{"hidden": {"low": 8, "high": 16}, "epochs": 1}')
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sw" if where == "parent is a file" else Path("/sys/digitnet-sweep")
+    if where == "unwritable" and os.access("/sys", os.W_OK) and not os.path.ismount("/sys"):
+        pytest.skip("/sys is writable here")
+    check_one_line(capsys, ["sweep", space, "--trials", "1", "--data", inputs["data"], "-o", out],
+                   "not a folder" if where == "parent is a file" else "")
+    assert files_under(tmp_path) == ["afile", "space.json"]

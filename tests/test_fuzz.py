@@ -26,7 +26,7 @@ from digitnet import data, io
 from digitnet.nn import MLP, build
 
 # DIGITNET_FUZZ_EXAMPLES=1000 runs a longer campaign; the default keeps the suite fast.
-FUZZ = settings(max_examples=int(os.environ.get("DIGITNET_FUZZ_EXAMPLES", 30)), deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=int(os.environ.get("DIGITNET_FUZZ_EXAMPLES", "30")), deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
 BUDGET_MB = 64
@@ -126,7 +126,7 @@ def test_idx_labels(samples, tmp_path_factory):
 
 
 def _fuzz_model_file(path):
-    outcome, meta = within_budget(digitnet.info, path, max_mb=BUDGET_MB)
+    outcome, _ = within_budget(digitnet.info, path, max_mb=BUDGET_MB)
     outcome_load, model = within_budget(digitnet.load, path, max_mb=BUDGET_MB)
     if outcome_load == "ok":
         assert outcome == "ok"

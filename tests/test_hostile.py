@@ -18,7 +18,7 @@ import pytest
 from helpers import run, within_budget
 
 import digitnet
-from digitnet import DigitnetError, io
+from digitnet import io
 from digitnet.data import load_mnist
 from digitnet.nn import MLP
 from digitnet.preprocess import open_image, to_mnist
@@ -87,9 +87,10 @@ def test_gzip_bomb_without_header_lies_is_refused_at_the_limit(tmp_path, monkeyp
     monkeypatch.setattr(data, "MAX_PICKLE_BYTES", 4 * 2**20)
     p = tmp_path / "mnist.pkl.gz"
     with gzip.open(p, "wb", compresslevel=1) as f:
+        f.write(b"\x80\x04")
         for _ in range(64):
-            f.write(bytes(2**20))                             # 64 MB of zeros
-    refused(load_mnist, p, match="larger than any MNIST pickle", max_mb=16)
+            f.write(b"N0" * 2**19)                            # None, pop: 64 MB of a valid pickle
+    refused(load_mnist, p, match="holds more than 4,194,304 bytes (decompressed), the most an MNIST pickle needs", max_mb=16)
 
 
 def test_npz_unused_huge_member_is_not_read(tmp_path, mnist):
@@ -190,14 +191,14 @@ def test_metadata_alone_cannot_allocate_a_huge_layer(tmp_path):
 
 
 def test_bf16_tensors(tmp_path):
-    header, meta, body = _model_parts()
+    header, _, body = _model_parts()
     start = header["0.W"]["data_offsets"][0]
     header["0.W"].update(dtype="BF16", data_offsets=[start, start + 784 * 16 * 2])
     _both(_write_model(tmp_path / "m.safetensors", header, body), "has dtype BF16")
 
 
 def test_missing_and_extra_tensors(tmp_path):
-    header, meta, body = _model_parts()
+    header, _, body = _model_parts()
     end = max(e["data_offsets"][1] for k, e in header.items() if k != "__metadata__")
     extra = dict(header, **{"9.W": {"dtype": "F32", "shape": [2], "data_offsets": [end, end + 8]}})
     _both(_write_model(tmp_path / "extra.safetensors", extra, body + bytes(8)), "does not use: 9.W")
@@ -228,7 +229,7 @@ def test_tiny_pickle_cannot_make_a_huge_model(tmp_path):
     p = tmp_path / "w.pkl.gz"
     p.write_bytes(gzip.compress(pickle.dumps((w1, b1, np.zeros((20_000, 10), np.float32), np.zeros(10)))))
     assert p.stat().st_size < 200_000
-    refused(io.import_pickle, p, match="hidden layer of 20,000 units", max_mb=200)
+    refused(io.import_pickle, p, match="hidden layer of 20,000 units", max_mb=150)
 
 
 # --------------------------------------------------------------------------- images
@@ -284,3 +285,35 @@ def test_glob_through_a_symlink_loop(tmp_path, capsys):
     from digitnet.predict import expand
     outcome, files = within_budget(expand, [f"{tmp_path}/**/*.png"])
     assert outcome == "ok" and files == [f"{tmp_path}/a/d.png"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("\n" * 8_000_000, "8,000,000 lines"), ("\r" * 8_000_000, "8,000,000 lines"),
+    ("0," * 8_000_000 + "0\n", "line 1 has 8,000,001 columns"),
+    ("label," + ",".join(f"p{i}" for i in range(784)) + "\n" + "0," * 8_000_000 + "0\n", "line 2 has 8,000,001 columns")])
+def test_csv_of_line_breaks_or_commas(tmp_path, text, match):
+    """MBs of line breaks or commas would make lists of millions of strings if split blindly."""
+    p = tmp_path / "mnist_train.csv"
+    p.write_text(text)
+    refused(load_mnist, p, match=match, max_mb=48)
+
+
+@pytest.mark.parametrize("change", [{"rng": "x"}, {"rng": {"bit_generator": "PCG64", "state": 3}},
+                                    {"epochs_done": "2"}, {"config": []}])
+def test_damaged_checkpoint_metadata(tmp_path, capsys, mnist, change):
+    from helpers import write_npz
+    data = write_npz(tmp_path, mnist, 300, 50)
+    ckpt = tmp_path / "run.ckpt"
+    code, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--val-size", "0", "--quiet",
+                       "--checkpoint", ckpt, "-o", tmp_path / "m.safetensors")
+    assert code == 0, err
+    raw = ckpt.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["digitnet"])
+    meta["checkpoint"].update(change)
+    header["__metadata__"]["digitnet"] = json.dumps(meta)
+    _write_model(ckpt, header, raw[8 + n:])
+    code, _, err = run(capsys, "train", "--resume", ckpt, "--data", data, "--epochs", "2", "--quiet",
+                       "-o", tmp_path / "m2.safetensors")
+    assert code == 2 and "damaged" in err and err.count("digitnet: error:") == 1 and "Traceback" not in err, err

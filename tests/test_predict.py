@@ -128,3 +128,22 @@ def test_empty_folder_blank_image_and_bad_show(capsys, tmp_path, folder):
     (tmp_path / "file").write_text("x")
     code, _, err = run(capsys, "predict", "--show", tmp_path / "file", folder / "d0.png")
     assert code == 2 and "not a folder" in err
+
+
+def test_batch_goes_on_past_bad_inputs(capsys, tmp_path):
+    """Each bad input has its own line, in the order given; the others are classified; exit 2 at the end."""
+    from PIL import Image
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(digit).save(tmp_path / "a.png")
+    Image.fromarray(digit).save(tmp_path / "c.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    args = [tmp_path / "a.png", tmp_path / "missing.png", tmp_path / "b.png", tmp_path / "c.png"]
+    code, out, err = run(capsys, "predict", "--json", *args)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and [r["input"] for r in rows] == [str(a) for a in args]
+    assert [("error" in r) for r in rows] == [False, True, True, False]
+    assert "no such file" in rows[1]["error"] and "not a readable image" in rows[2]["error"]
+    assert err.count("digitnet: error:") == 3 and "2 of 4 inputs could not be read" in err
+    code, out, err = run(capsys, "predict", *args)
+    assert code == 2 and len(out.splitlines()) == 2 and "Traceback" not in err

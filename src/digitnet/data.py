@@ -185,7 +185,7 @@ _CHUNK = 1 << 20
 def _open_stream(path: Path):
     """The file, or its decompressed stream when it is gzip'd; errors are one line."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  returned open: the caller closes it
     except IsADirectoryError:
         raise DigitnetError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
@@ -208,8 +208,7 @@ def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool =
                 return buf
             buf += chunk
             if len(buf) > limit:
-                raise DigitnetError(f"{path}: more than {limit:,} bytes (uncompressed), larger than any {what}; "
-                                    "refused")
+                raise DigitnetError(f"{path}: holds more than {limit:,} bytes (decompressed), {what}; refused")
             if len(buf) == limit and not refuse_more:
                 return buf
     except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
@@ -217,11 +216,74 @@ def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool =
                             f"{str(exc)[:80]})") from None
 
 
-def _open_bytes(path: Path, limit: int, what: str) -> bytearray:
-    """The bytes of ``path`` (gzip'd or raw), at most ``limit`` of them."""
+class BoundedReader:
+    """A file-like view of ``stream`` that refuses to yield more than ``limit`` bytes in all.
+
+    For readers that consume a stream themselves (the unpickler): the file is
+    never held whole in memory, and decompression errors are one line.
+    """
+
+    def __init__(self, stream, limit: int, path: Path, what: str) -> None:
+        self.stream, self.limit, self.path, self.what, self.count = stream, limit, path, what, 0
+
+    def _take(self, method, n) -> bytes:
+        room = self.limit + 1 - self.count
+        n = room if n is None or n < 0 else min(n, room)
+        try:
+            # in pieces: a read(n) allocates n bytes before it knows how many are there
+            data = method(n) if n <= _CHUNK else self._pieces(method, n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
+                                f"{str(exc)[:80]})") from None
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DigitnetError(f"{self.path}: holds more than {self.limit:,} bytes (decompressed), {self.what}; "
+                                "refused")
+        return data
+
+    @staticmethod
+    def _pieces(method, n: int) -> bytes:
+        parts, got = [], 0
+        while got < n:
+            part = method(min(_CHUNK, n - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+            if part.endswith(b"\n") and method.__name__ == "readline":
+                break
+        return b"".join(parts)
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` (the unpickler's own, for large objects) piece by piece: no copies."""
+        view, got = memoryview(buffer).cast("B"), 0
+        while got < len(view):
+            part = self._take(self.stream.read, min(_CHUNK, len(view) - got))
+            if not part:
+                break
+            view[got:got + len(part)] = part
+            got += len(part)
+        return got
+
+    def peek(self, n: int = 1) -> bytes:
+        """Look ahead without consuming; the unpickler then parses small opcodes in C, not one read each."""
+        try:
+            return self.stream.peek(n)[:max(0, self.limit + 1 - self.count)]
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
+                                f"{str(exc)[:80]})") from None
+
+    def read(self, n=-1) -> bytes:
+        return self._take(self.stream.read, n)
+
+    def readline(self, n=-1) -> bytes:
+        return self._take(self.stream.readline, n)
+
+
+def _open_bounded(path: Path, limit: int, what: str):
+    """``(reader, file)``: the (decompressed) contents of ``path`` as a :class:`BoundedReader`; close the file."""
     stream, raw = _open_stream(path)
-    with raw:
-        return _read_at_most(stream, limit, path, what)
+    return BoundedReader(stream, limit, path, what), raw
 
 
 # --------------------------------------------------------------------------- IDX
@@ -266,7 +328,7 @@ def _read_idx(path: Path, kind: str) -> bytearray:
                 state = "truncated" if have < prod(dims) else "has trailing bytes"
                 raise DigitnetError(f"{path}: {state}: header says {dims} = {prod(dims)} bytes of data, "
                                     f"found {have}")
-        return head + _read_at_most(stream, prod(dims) + 1, path, "IDX file its header describes")
+        return head + _read_at_most(stream, prod(dims), path, "the size its IDX header declares")
 
 
 def load_idx(images_path, labels_path=None, name: str | None = None,
@@ -287,7 +349,7 @@ def load_idx(images_path, labels_path=None, name: str | None = None,
     return validate(images, labels, name or str(images_path))
 
 
-def _check_sha(raw: bytes, path: Path, table: dict) -> None:
+def _check_sha(raw: bytes | bytearray, path: Path, table: dict) -> None:
     want = table.get(path.name)
     got = hashlib.sha256(raw).hexdigest()
     if want is not None and got != want:
@@ -312,9 +374,15 @@ def load_csv(path) -> Dataset:
         raise DigitnetError(f"{path}: not a text CSV file") from None
     except OSError as exc:
         raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
+    breaks = sum(text.count(c) for c in _LINE_BREAKS)     # before splitting: a file of newlines is a huge list
+    if breaks > 2 * MAX_IMAGES + 2:
+        raise DigitnetError(f"{path}: {breaks:,} lines; at most {MAX_IMAGES:,} rows are read")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DigitnetError(f"{path}: empty file")
+    if lines[0].count(",") > N_PIXELS:                    # ... and a line of commas a huge one
+        raise DigitnetError(f"{path}: line 1 has {lines[0].count(',') + 1:,} columns, expected 785 "
+                            "(label + 784 pixels) or 784")
     first = [c.strip().lower() for c in lines[0].split(",")]
     has_header = not _is_number(first[0])
     if has_header:
@@ -345,6 +413,7 @@ def load_csv(path) -> Dataset:
 
 
 _CSV_ROWS = 4096
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"       # what str.splitlines splits on
 
 
 def _is_number(s: str) -> bool:
@@ -356,7 +425,10 @@ def _is_number(s: str) -> bool:
 
 
 def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np.ndarray:
-    # Fast path: numpy parses the whole text at once (about 1 s for 60,000 rows).
+    # Fast path: numpy parses the whole block at once, once every row has the right number of columns
+    # (so that it never parses more values than the block should hold).
+    if any(ln.count(",") != ncols - 1 for ln in lines):
+        return _bad_row(lines, ncols, path, first_line)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -365,12 +437,16 @@ def _parse_rows(lines: list[str], ncols: int, path: Path, first_line: int) -> np
             flat = None
     if flat is not None and flat.size == len(lines) * ncols:
         return flat.reshape(len(lines), ncols)
-    # Slow path, only to say exactly where the file is wrong.
+    return _bad_row(lines, ncols, path, first_line)
+
+
+def _bad_row(lines: list[str], ncols: int, path: Path, first_line: int):
+    """Raise the error that says exactly where the rows are wrong (the slow path)."""
     for i, line in enumerate(lines):
-        cells = line.split(",")
-        if len(cells) != ncols:
-            raise DigitnetError(f"{path}: line {i + first_line} has {len(cells)} columns, expected {ncols}")
-        for j, c in enumerate(cells):
+        if line.count(",") != ncols - 1:
+            raise DigitnetError(f"{path}: line {i + first_line} has {line.count(',') + 1:,} columns, "
+                                f"expected {ncols}")
+        for j, c in enumerate(line.split(",")):
             if not _is_number(c):
                 raise DigitnetError(f"{path}: line {i + first_line}, column {j + 1}: "
                                     f"{c.strip()[:20]!r} is not a number")
@@ -396,7 +472,7 @@ def load_npz(path) -> MNIST:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DigitnetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
     with zf:
-        members = {n[:-4] if n.endswith(".npy") else n: n for n in zf.namelist()}
+        members = {n.removesuffix(".npy"): n for n in zf.namelist()}
         if not {"x_train", "y_train"} <= members.keys():
             shown = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")
             raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {shown}")
@@ -461,9 +537,11 @@ def load_pickle(path) -> MNIST:
     Read by :mod:`digitnet.safe_pickle`: nothing in the file runs, and only
     plain numeric arrays of the sizes the bytes hold are built.
     """
-    from .safe_pickle import loads
+    from .safe_pickle import load
     path = Path(path)
-    obj = loads(_open_bytes(path, MAX_PICKLE_BYTES, "MNIST pickle"), str(path), MAX_ARRAY_BYTES)
+    reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs")
+    with raw:
+        obj = load(reader, str(path), MAX_ARRAY_BYTES)
     shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:
         raise DigitnetError(shape_error if not isinstance(obj, (tuple, list))

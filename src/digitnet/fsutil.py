@@ -19,8 +19,8 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import DigitnetError
 
@@ -40,7 +40,7 @@ _REASONS = {
 
 def describe(exc: OSError) -> str:
     """A short reason for ``exc`` ("the file system is read-only", ...)."""
-    return _REASONS.get(exc.errno, exc.strerror or type(exc).__name__)
+    return _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
 def write_error(path, exc: OSError, what: str = "") -> DigitnetError:
@@ -92,9 +92,7 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
     try:
         try:
             # mkstemp makes the file private (0600); give it the permissions a plain open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
+            os.fchmod(fd, 0o666 & ~_umask())
         finally:
             os.close(fd)
         yield tmp
@@ -125,13 +123,26 @@ class _Probe(Exception):
     """Ends :func:`check_writable`'s block: the temporary file was made, so writing works."""
 
 
+def _umask() -> int:
+    """The process's umask, read without setting it where the system allows (setting it races with threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, data: bytes | str, what: str = "") -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; returns the path."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    with atomic_path(path, what) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
+    with atomic_path(path, what) as tmp, open(tmp, "wb") as f:
+        f.write(data)
     return Path(path)
 
 

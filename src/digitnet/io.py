@@ -250,9 +250,11 @@ def import_pickle(path) -> Sequential:
     Weights may be stored as (784, 64) or (64, 784) (and (64, 10) or (10, 64));
     biases as (64,), (64, 1) or (1, 64).
     """
-    from .data import _open_bytes
+    from .data import _open_bounded
     path = Path(path)
-    obj = restricted_unpickle(_open_bytes(path, MAX_PICKLE_BYTES, "legacy (w1, b1, w2, b2) pickle"), str(path))
+    reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most a (w1, b1, w2, b2) pickle needs")
+    with raw:
+        obj = safe_pickle.load(reader, str(path), MAX_PICKLE_BYTES)
     if isinstance(obj, dict):
         keys = ("w1", "b1", "w2", "b2")
         if not all(k in obj for k in keys):
@@ -262,11 +264,11 @@ def import_pickle(path) -> Sequential:
             not all(isinstance(a, np.ndarray) for a in obj):
         raise DigitnetError(f"{path}: expected a tuple of 4 numpy arrays (w1, b1, w2, b2), "
                             f"found {type(obj).__name__}")
+    if not 1 <= obj[1].size <= MAX_PICKLE_HIDDEN:      # before any conversion allocates for it
+        raise DigitnetError(f"{path}: hidden layer of {obj[1].size:,} units; 1 to {MAX_PICKLE_HIDDEN:,} are imported")
     w1, b1, w2, b2 = (np.asarray(a, np.float64) for a in obj)
     b1, b2 = b1.reshape(-1), b2.reshape(-1)
     hidden, n_out = b1.size, b2.size
-    if not 1 <= hidden <= MAX_PICKLE_HIDDEN:
-        raise DigitnetError(f"{path}: hidden layer of {hidden:,} units; 1 to {MAX_PICKLE_HIDDEN:,} are imported")
     w1 = _orient(w1, (784, hidden), "w1", path)
     w2 = _orient(w2, (hidden, n_out), "w2", path)
     if n_out != 10:

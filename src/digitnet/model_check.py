@@ -35,7 +35,7 @@ MAX_PARAMS = 20_000_000         # 80 MB of float32; the largest preset has under
 MAX_INPUT = 4096                # per-sample input values; MNIST has 784
 MAX_ACTIVATION = 1 << 20        # values one layer outputs per image; cnn-large's widest is 25,088
 MAX_NDIM = 8
-DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 MODEL_DTYPES = {"float32": "F32", "float64": "F64"}
 # Tensors a file may carry beside the weights: a checkpoint's optimizer state and best weights.
 EXTRA_PREFIXES = ("opt.", "best.", "rng.")
@@ -196,6 +196,10 @@ def check_meta(meta, index: dict, where: str) -> None:
     n_params = sum(prod(index[k][1]) for k in weights)
     if n_params > MAX_PARAMS:
         raise DigitnetError(f"{where}: {n_params:,} parameters; at most {MAX_PARAMS:,} are loaded")
+    # A checkpoint also holds optimizer state (Adam: two arrays per parameter) and the best weights.
+    n_values = sum(prod(shape) for _, shape, _, _ in index.values())
+    if n_values > 4 * MAX_PARAMS:
+        raise DigitnetError(f"{where}: {n_values:,} tensor values; at most {4 * MAX_PARAMS:,} are read")
 
 
 def _unknown_layer_tensor(name: str, arch: list) -> bool:

@@ -104,23 +104,28 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
     :func:`digitnet.segment.read_number`: with ``split`` always as a number,
     without it as a number when the image clearly holds several digits.
     """
-    errors: list[tuple[str, str]] = []
     items: list[Item] = []
-    for f in expand(files, errors if keep_going else None):
-        try:
-            items += _read_one(f, split, keep_source, stdin, models)
-        except DigitnetError as exc:
-            if not keep_going:
-                raise
-            items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
-    return [Item(name, [], error=msg) for name, msg in errors] + items
+    for pattern in files:                         # in the order given, each bad input where it was named
+        errors: list[tuple[str, str]] = []
+        for f in expand([pattern], errors if keep_going else None):
+            try:
+                items += _read_one(f, split, keep_source, stdin, models)
+            except DigitnetError as exc:
+                if not keep_going:
+                    raise
+                items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
+        items += [Item(name, [], error=msg) for name, msg in errors]
+        if len(items) > MAX_INPUTS:
+            raise DigitnetError(f"more than {MAX_INPUTS:,} inputs; give fewer at a time")
+    return items
 
 
 def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> list[Item]:
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
     if f == "-":
-        raw = (stdin or sys.stdin.buffer).read()
+        from .preprocess import MAX_FILE_BYTES
+        raw = (stdin or sys.stdin.buffer).read(MAX_FILE_BYTES + 1)     # open_image refuses more
         if not raw:
             raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
         img, name = open_image(raw), "<stdin>"

@@ -194,13 +194,14 @@ def _resolve(obj, max_bytes: int, depth: int = 0):
     raise Refused(f"a {type(obj).__name__} object")
 
 
-def loads(data: bytes, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
-    """Read a pickle of numpy arrays in plain containers; refuse everything else.
+def load(file, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
+    """Read a pickle of numpy arrays in plain containers from ``file``; refuse everything else.
 
     Parameters
     ----------
-    data : bytes
-        The whole pickle (already decompressed, and bounded by the caller).
+    file : binary file-like with ``read`` and ``readline``
+        Bounded by the caller (see :class:`digitnet.data.BoundedReader`): the
+        pickle's size bounds everything it can build besides its arrays.
     where : str
         Names the file in error messages.
     max_array_bytes : int
@@ -211,8 +212,10 @@ def loads(data: bytes, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
     The unpickled object, with C-contiguous numpy arrays of plain numeric dtypes.
     """
     try:
-        obj = _Unpickler(io.BytesIO(data), encoding="latin1").load()
+        obj = _Unpickler(file, encoding="latin1").load()
         return _resolve(obj, max_array_bytes)
+    except DigitnetError:
+        raise                                     # from the file itself (too large, corrupt gzip)
     except Refused as exc:
         raise DigitnetError(f"{where}: unsafe pickle: {exc}") from None
     except RecursionError:
@@ -222,4 +225,9 @@ def loads(data: bytes, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
         raise DigitnetError(f"{where}: not a readable pickle ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-__all__ = ["MAX_ARRAY_BYTES", "Refused", "loads"]
+def loads(data: bytes, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
+    """:func:`load` from bytes."""
+    return load(io.BufferedReader(io.BytesIO(data)), where, max_array_bytes)   # peek: opcodes parsed in C
+
+
+__all__ = ["MAX_ARRAY_BYTES", "Refused", "load", "loads"]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import DigitnetError
 from .interrupts import Interrupts
+from .fsutil import make_dirs
 from .sweep_space import Param
 from .train import Callback, TrainConfig
 
@@ -56,7 +57,7 @@ def storage(url: str | None, out: Path, heartbeat: int = 60):
     optuna = _optuna()
     if url is None or "://" not in url:
         path = Path(url) if url else out / JOURNAL
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent, "sweep folder")             # read-only, a file in the way: one line
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("postgresql://", "postgres://")):
@@ -271,7 +272,7 @@ def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: s
     optuna = _optuna()
     from optuna.trial import TrialState
     interrupts = interrupts or Interrupts()
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out, "sweep folder")
     ran = 0
     while True:
         interrupts.check()
