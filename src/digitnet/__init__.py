@@ -14,14 +14,31 @@ Quick start::
 
 __version__ = "0.1.0"
 
-from .callbacks import Callback  # noqa: E402
-from .data import MNIST, Dataset, load_mnist  # noqa: E402
-from .errors import DigitnetError  # noqa: E402
-from .io import import_pickle, info, load, save  # noqa: E402
-from .metrics import evaluate  # noqa: E402
-from .nn import MLP, Sequential, build  # noqa: E402
-from .segment import read_number  # noqa: E402
-from .train import TrainConfig, fit  # noqa: E402
+from .callbacks import Callback
+from .data import MNIST, Dataset, load_mnist
+from .errors import DigitnetError
+from .io import import_pickle, info, load, save
+from .metrics import evaluate
+from .nn import MLP, Sequential, build
+from .segment import read_number
+from .train import TrainConfig, fit
 
-__all__ = ["__version__", "Dataset", "MNIST", "load_mnist", "DigitnetError", "import_pickle", "info",
-           "load", "save", "evaluate", "MLP", "Sequential", "build", "TrainConfig", "fit", "Callback", "read_number"]
+__all__ = [
+    "__version__",
+    "Dataset",
+    "MNIST",
+    "load_mnist",
+    "DigitnetError",
+    "import_pickle",
+    "info",
+    "load",
+    "save",
+    "evaluate",
+    "MLP",
+    "Sequential",
+    "build",
+    "TrainConfig",
+    "fit",
+    "Callback",
+    "read_number",
+]

@@ -34,9 +34,9 @@ GEOMETRIC = ("none", "shift", "affine", "elastic")
 REAL_WORLD = ("stroke", "slant", "rotate", "aspect", "lowres", "blur", "jitter", "broken", "noise")
 KINDS = GEOMETRIC + REAL_WORLD + ("real",)
 SIZE = 28
-BOX = 20              # MNIST framing: the longer side of the digit's box ...
-CENTRE = SIZE / 2     # ... and where its centre of mass goes (as preprocess.fit_mnist places it)
-CAPTURE_SIZES = (10, 12, 14, 17, 20)   # lowres: the 28x28 frame as captured (the digit 7-14 px), in pixels
+BOX = 20  # MNIST framing: the longer side of the digit's box ...
+CENTRE = SIZE / 2  # ... and where its centre of mass goes (as preprocess.fit_mnist places it)
+CAPTURE_SIZES = (10, 12, 14, 17, 20)  # lowres: the 28x28 frame as captured (the digit 7-14 px), in pixels
 
 
 def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
@@ -49,7 +49,7 @@ def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 def sample_bilinear(images: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Read ``images`` (B, H, W) at float positions ``ys, xs`` (B, H, W); zero outside."""
     B, H, W = images.shape
-    padded = np.zeros((B, H + 2, W + 2), np.float32)       # a zero border to read from outside
+    padded = np.zeros((B, H + 2, W + 2), np.float32)  # a zero border to read from outside
     padded[:, 1:-1, 1:-1] = images
     flat = padded.reshape(B, -1)
     ys, xs = np.clip(ys, -1, H), np.clip(xs, -1, W)
@@ -65,9 +65,17 @@ def sample_bilinear(images: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.nd
     return top * (1 - wy) + bottom * wy
 
 
-def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "affine", *, max_shift: float = 2.0,
-            max_rotate: float = 10.0, max_scale: float = 0.1, elastic_alpha: float = 1.5,
-            elastic_sigma: float = 3.0) -> np.ndarray:
+def augment(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    kind: str = "affine",
+    *,
+    max_shift: float = 2.0,
+    max_rotate: float = 10.0,
+    max_scale: float = 0.1,
+    elastic_alpha: float = 1.5,
+    elastic_sigma: float = 3.0,
+) -> np.ndarray:
     """Randomly transformed copies of a batch of digits.
 
     Parameters
@@ -109,12 +117,12 @@ def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "affine", 
     grid = np.arange(SIZE, dtype=np.float64) - c
     gy, gx = grid[None, :, None] - shift[:, 0, None, None], grid[None, None, :] - shift[:, 1, None, None]
     cos, sin = (np.cos(angle) / scale)[:, None, None], (np.sin(angle) / scale)[:, None, None]
-    ys = c + cos * gy - sin * gx                            # (B, 28, 28)
+    ys = c + cos * gy - sin * gx  # (B, 28, 28)
     xs = c + sin * gy + cos * gx
     if kind == "elastic":
         G = _gaussian_matrix(SIZE, elastic_sigma)
         field = rng.uniform(-1, 1, size=(2, B, SIZE, SIZE))
-        field = G @ field @ G.T                             # smooth each field: (2, B, 28, 28)
+        field = G @ field @ G.T  # smooth each field: (2, B, 28, 28)
         field *= elastic_alpha / np.maximum(np.abs(field).max(axis=(2, 3), keepdims=True), 1e-12)
         ys, xs = ys + field[0], xs + field[1]
     return np.clip(sample_bilinear(x, ys, xs), 0.0, 1.0)
@@ -125,8 +133,10 @@ def parse_kinds(kind: str) -> list[str]:
     kinds = [k.strip() for k in str(kind).split(",")]
     bad = [k for k in kinds if k not in KINDS]
     if bad or (len(kinds) > 1 and any(k not in REAL_WORLD for k in kinds)):
-        raise DigitnetError(f"augment must be one of {', '.join(KINDS)}, or real-world kinds joined by commas "
-                            f"(e.g. slant,lowres); got {kind!r}")
+        raise DigitnetError(
+            f"augment must be one of {', '.join(KINDS)}, or real-world kinds joined by commas "
+            f"(e.g. slant,lowres); got {kind!r}"
+        )
     return kinds
 
 
@@ -140,13 +150,13 @@ def real_world(x: np.ndarray, rng: np.random.Generator, kinds) -> np.ndarray:
     B = len(x)
     if list(kinds) == ["real"]:
         use = {k: rng.random(B) < 0.4 for k in REAL_WORLD}
-        light = rng.random(B) < 0.25                         # these keep only a light affine change
+        light = rng.random(B) < 0.25  # these keep only a light affine change
         for k in REAL_WORLD:
             use[k] &= ~light
     else:
         use = {k: np.full(B, k in kinds) for k in REAL_WORLD}
         light = np.zeros(B, bool)
-    x = _geometry(x, rng, use, light)                       # slant, rotate, aspect (+ a light affine)
+    x = _geometry(x, rng, use, light)  # slant, rotate, aspect (+ a light affine)
     x = _stroke(x, rng, use["stroke"])
     x = _broken(x, rng, use["broken"])
     x = _lowres(x, rng, use["lowres"])
@@ -165,8 +175,8 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     B = len(x)
     shear = np.where(use["slant"], rng.uniform(-0.45, 0.45, B), 0.0)
     angle = np.deg2rad(np.where(use["rotate"], rng.uniform(-20, 20, B), 0.0))
-    aspect = np.where(use["aspect"], np.exp(rng.uniform(-0.4, 0.3, B)), 1.0)     # width / height
-    small = rng.uniform(-1, 1, (B, 3)) * [np.deg2rad(8), 0.08, 0.1]             # angle, shear, log scale
+    aspect = np.where(use["aspect"], np.exp(rng.uniform(-0.4, 0.3, B)), 1.0)  # width / height
+    small = rng.uniform(-1, 1, (B, 3)) * [np.deg2rad(8), 0.08, 0.1]  # angle, shear, log scale
     angle = np.where(light, small[:, 0], angle)
     shear = np.where(light, small[:, 1], shear)
     scale = np.where(light, np.exp(small[:, 2]), 1.0)
@@ -174,19 +184,19 @@ def _geometry(x, rng, use, light) -> np.ndarray:
         return x
     # Forward map (about the centre): rotate . shear . diag(aspect, 1) . scale; output reads at its inverse.
     cos, sin = np.cos(angle), np.sin(angle)
-    R = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)    # (B, 2, 2) in (y, x)
+    R = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (B, 2, 2) in (y, x)
     S = np.zeros((B, 2, 2))
     S[:, 0, 0] = 1
     S[:, 1, 1] = 1
-    S[:, 1, 0] = shear                                      # x += shear * y: a slant
+    S[:, 1, 0] = shear  # x += shear * y: a slant
     D = np.zeros((B, 2, 2))
     D[:, 0, 0] = scale
     D[:, 1, 1] = aspect * scale
-    inv = np.linalg.inv(R @ S @ D)                          # (B, 2, 2)
+    inv = np.linalg.inv(R @ S @ D)  # (B, 2, 2)
     c = (SIZE - 1) / 2
     g = np.arange(SIZE, dtype=np.float64) - c
     gy, gx = np.broadcast_to(g[:, None], (SIZE, SIZE)), np.broadcast_to(g[None, :], (SIZE, SIZE))
-    ys = c + inv[:, 0, 0, None, None] * gy + inv[:, 0, 1, None, None] * gx      # (B, 28, 28)
+    ys = c + inv[:, 0, 0, None, None] * gy + inv[:, 0, 1, None, None] * gx  # (B, 28, 28)
     xs = c + inv[:, 1, 0, None, None] * gy + inv[:, 1, 1, None, None] * gx
     return np.clip(sample_bilinear(x, ys, xs), 0.0, 1.0)
 
@@ -205,7 +215,7 @@ def _stroke(x, rng, use) -> np.ndarray:
     width = rng.choice([-1, 1, 2], size=len(x), p=[0.4, 0.4, 0.2])
     if not use.any():
         return x
-    thin = 0.5 * (x + _neighbours(x, np.minimum))          # a full erosion wipes out MNIST's 2-3 px strokes
+    thin = 0.5 * (x + _neighbours(x, np.minimum))  # a full erosion wipes out MNIST's 2-3 px strokes
     thick = _neighbours(x, np.maximum)
     thicker = _neighbours(thick, np.maximum)
     out = np.where((width == -1)[:, None, None], thin, np.where((width == 1)[:, None, None], thick, thicker))
@@ -226,7 +236,7 @@ def _broken(x, rng, use) -> np.ndarray:
     fade = _smooth_field(rng, B, 3.0)
     gaps = _smooth_field(rng, B, 1.5)
     cut = rng.uniform(0.1, 0.3, (B, 1, 1))
-    mode = rng.integers(0, 3, B)                            # 0 faint, 1 broken, 2 both
+    mode = rng.integers(0, 3, B)  # 0 faint, 1 broken, 2 both
     if not use.any():
         return x
     out = x * np.where((mode != 1)[:, None, None], 0.35 + 0.65 * fade, 1.0)
@@ -236,7 +246,7 @@ def _broken(x, rng, use) -> np.ndarray:
 
 def _resize_matrix(n_out: int, n_in: int, nearest: bool) -> np.ndarray:
     """(n_out, n_in) matrix resizing a line of n_in pixels to n_out: box average down, nearest/linear up."""
-    if n_out <= n_in:                                      # area average
+    if n_out <= n_in:  # area average
         edges = np.linspace(0, n_in, n_out + 1)
         lo, hi = edges[:-1, None], edges[1:, None]
         j = np.arange(n_in)[None, :]
@@ -259,7 +269,7 @@ def _lowres(x, rng, use) -> np.ndarray:
             idx = np.nonzero(use & (size == s) & (nearest == near))[0]
             if idx.size:
                 M = (_resize_matrix(SIZE, s, near) @ _resize_matrix(s, SIZE, False)).astype(np.float32)
-                out[idx] = M @ x[idx] @ M.T                 # down then up, rows and columns
+                out[idx] = M @ x[idx] @ M.T  # down then up, rows and columns
     return out
 
 
@@ -284,8 +294,9 @@ def _noise(x, rng, use) -> np.ndarray:
     if not use.any():
         return x
     from .preprocess import NOISE
+
     noisy = np.clip(x + texture + grain, 0, 1)
-    out = np.clip((noisy - NOISE) / (1 - NOISE), 0, 1)      # what ink_map keeps of a noisy background
+    out = np.clip((noisy - NOISE) / (1 - NOISE), 0, 1)  # what ink_map keeps of a noisy background
     return _pick(use, out, x)
 
 
@@ -296,7 +307,7 @@ def _refit(x, rng, jitter, refit) -> np.ndarray:
     offset = np.where(jitter[:, None], rng.uniform(-2.5, 2.5, (B, 2)), 0.0)
     peak = x.max(axis=(1, 2))
     ink = x > 0.2 * peak[:, None, None]
-    rows, cols = ink.any(axis=2), ink.any(axis=1)           # (B, 28) each
+    rows, cols = ink.any(axis=2), ink.any(axis=1)  # (B, 28) each
     has = rows.any(axis=1) & refit
     h = SIZE - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
     w = SIZE - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)

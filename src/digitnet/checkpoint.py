@@ -86,13 +86,20 @@ def read(path) -> dict:
 
     tensors, meta = io.read_file(io.resolve(path))
     if KEY not in meta:
-        raise DigitnetError(f"{path}: a model file, not a training checkpoint (no '{KEY}' metadata); "
-                            "checkpoints are written by 'digitnet train --checkpoint'")
+        raise DigitnetError(
+            f"{path}: a model file, not a training checkpoint (no '{KEY}' metadata); "
+            "checkpoints are written by 'digitnet train --checkpoint'"
+        )
     info = meta[KEY]
     # the file's own claims, checked before training trusts them
-    if not (isinstance(info, dict) and isinstance(info.get("config"), dict) and isinstance(info.get("rng"), dict)
-            and type(info.get("epochs_done")) is int and info["epochs_done"] >= 0
-            and all(info.get(k) is None or type(info[k]) in (int, float) for k in ("best_epoch", "best_val_acc"))):
+    if not (
+        isinstance(info, dict)
+        and isinstance(info.get("config"), dict)
+        and isinstance(info.get("rng"), dict)
+        and type(info.get("epochs_done")) is int
+        and info["epochs_done"] >= 0
+        and all(info.get(k) is None or type(info[k]) in (int, float) for k in ("best_epoch", "best_val_acc"))
+    ):
         raise DigitnetError(f"{path}: damaged checkpoint metadata (config, rng, epochs_done or best epoch)")
     return {"tensors": tensors, "meta": meta, "config": info["config"], "path": str(path)}
 
@@ -112,8 +119,9 @@ def restore(state: dict, model, opt, rng: np.random.Generator, early=None) -> li
     try:
         opt.load_state_dict(_flat_state(model, opt, {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}))
     except (KeyError, ValueError) as exc:
-        raise DigitnetError(f"{state['path']}: optimizer state {exc} missing: checkpoint does not match "
-                            "this optimizer") from None
+        raise DigitnetError(
+            f"{state['path']}: optimizer state {exc} missing: checkpoint does not match this optimizer"
+        ) from None
     try:
         rng.bit_generator.state = info["rng"]
     except (KeyError, TypeError, ValueError):

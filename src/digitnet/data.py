@@ -22,11 +22,11 @@ import os
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from math import prod
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def split(self, val_size: int, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+    def split(self, val_size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Hold out ``val_size`` random examples: returns (train, val)."""
         n = len(self)
         if not 0 < val_size < n:
@@ -70,12 +70,13 @@ class Dataset:
         tr, va = np.sort(perm[val_size:]), np.sort(perm[:val_size])
         return self.subset(tr, f"{self.name}[train]"), self.subset(va, f"{self.name}[val]")
 
-    def subset(self, index, name: str | None = None) -> "Dataset":
+    def subset(self, index, name: str | None = None) -> Dataset:
         labels = None if self.labels is None else self.labels[index]
         return Dataset(self.images[index], labels, self.name if name is None else name, self.classes)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None, reuse: bool = False
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None = None, reuse: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (uint8 images (B, 28, 28), labels (B,)); shuffled when ``rng`` is given.
 
         With ``reuse=True`` shuffled batches are gathered into the same two
@@ -86,21 +87,21 @@ class Dataset:
         if batch_size >= n and rng is None:
             yield self.images, self.labels
             return
-        if rng is None:                                   # in order: slices are views, nothing copied
+        if rng is None:  # in order: slices are views, nothing copied
             for i in range(0, n, batch_size):
-                yield self.images[i:i + batch_size], _rows(self.labels, slice(i, i + batch_size))
+                yield self.images[i : i + batch_size], _rows(self.labels, slice(i, i + batch_size))
             return
         order = rng.permutation(n)
         if not reuse:
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 yield self.images[idx], _rows(self.labels, idx)
             return
         size = min(batch_size, n)
         image_buf = np.empty((size,) + self.images.shape[1:], self.images.dtype)
         label_buf = None if self.labels is None else np.empty(size, self.labels.dtype)
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             m = len(idx)
             # mode="clip" skips numpy's bounds-checked (buffered) path; a permutation is in range
             images = np.take(self.images, idx, axis=0, out=image_buf[:m], mode="clip")
@@ -143,8 +144,9 @@ def validate(images, labels, where: str, classes=None) -> Dataset:
         raise DigitnetError(f"{where}: expected images of shape (N, 28, 28) or (N, 784), got {images.shape}")
     images = _to_uint8(images, where, "pixel", 255)
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1) if np.ndim(labels) == 2 and np.shape(labels)[1] == 1 \
-            else np.asarray(labels)
+        labels = (
+            np.asarray(labels).reshape(-1) if np.ndim(labels) == 2 and np.shape(labels)[1] == 1 else np.asarray(labels)
+        )
         if labels.ndim != 1:
             raise DigitnetError(f"{where}: expected labels of shape (N,), got {labels.shape}")
         if len(labels) != len(images):
@@ -161,8 +163,7 @@ def _to_uint8(a: np.ndarray, where: str, what: str, hi: int) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
-            raise DigitnetError(f"{where}: {what} values must be whole numbers 0-{hi}, "
-                                f"found {a[bad].flat[0]!r}")
+            raise DigitnetError(f"{where}: {what} values must be whole numbers 0-{hi}, found {a[bad].flat[0]!r}")
     lo_v, hi_v = a.min(), a.max()
     if lo_v < 0 or hi_v > hi:
         bad_v = lo_v if lo_v < 0 else hi_v
@@ -174,11 +175,11 @@ def _to_uint8(a: np.ndarray, where: str, what: str, hi: int) -> np.ndarray:
 # Nothing is read on trust: a file's header may claim any size, and a small gzip file may inflate to
 # gigabytes. Each reader knows the most its format can need, reads at most that much (streaming the
 # decompression and counting), and refuses the file beyond it.
-MAX_IMAGES = 300_000                 # 4x the 70,000 of MNIST; QMNIST and EMNIST-digits have fewer
+MAX_IMAGES = 300_000  # 4x the 70,000 of MNIST; QMNIST and EMNIST-digits have fewer
 MAX_IDX_BYTES = MAX_IMAGES * N_PIXELS + 16
-MAX_ARRAY_BYTES = 256 * 2**20        # one .npz member or pickled array; float32 MNIST train is 188 MB
-MAX_PICKLE_BYTES = 240 * 2**20       # the classic mnist.pkl.gz inflates to 220 MB
-MAX_CSV_BYTES = 160 * 2**20          # Kaggle's mnist_train.csv is 109 MB
+MAX_ARRAY_BYTES = 256 * 2**20  # one .npz member or pickled array; float32 MNIST train is 188 MB
+MAX_PICKLE_BYTES = 240 * 2**20  # the classic mnist.pkl.gz inflates to 220 MB
+MAX_CSV_BYTES = 160 * 2**20  # Kaggle's mnist_train.csv is 109 MB
 _CHUNK = 1 << 20
 
 
@@ -211,9 +212,8 @@ def _read_at_most(stream, limit: int, path: Path, what: str, refuse_more: bool =
                 raise DigitnetError(f"{path}: holds more than {limit:,} bytes (decompressed), {what}; refused")
             if len(buf) == limit and not refuse_more:
                 return buf
-    except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
-        raise DigitnetError(f"{path}: corrupt or truncated gzip data ({type(exc).__name__}: "
-                            f"{str(exc)[:80]})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DigitnetError(f"{path}: corrupt or truncated gzip data ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 class BoundedReader:
@@ -233,12 +233,14 @@ class BoundedReader:
             # in pieces: a read(n) allocates n bytes before it knows how many are there
             data = method(n) if n <= _CHUNK else self._pieces(method, n)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
-                                f"{str(exc)[:80]})") from None
+            raise DigitnetError(
+                f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: {str(exc)[:80]})"
+            ) from None
         self.count += len(data)
         if self.count > self.limit:
-            raise DigitnetError(f"{self.path}: holds more than {self.limit:,} bytes (decompressed), {self.what}; "
-                                "refused")
+            raise DigitnetError(
+                f"{self.path}: holds more than {self.limit:,} bytes (decompressed), {self.what}; refused"
+            )
         return data
 
     @staticmethod
@@ -261,17 +263,18 @@ class BoundedReader:
             part = self._take(self.stream.read, min(_CHUNK, len(view) - got))
             if not part:
                 break
-            view[got:got + len(part)] = part
+            view[got : got + len(part)] = part
             got += len(part)
         return got
 
     def peek(self, n: int = 1) -> bytes:
         """Look ahead without consuming; the unpickler then parses small opcodes in C, not one read each."""
         try:
-            return self.stream.peek(n)[:max(0, self.limit + 1 - self.count)]
+            return self.stream.peek(n)[: max(0, self.limit + 1 - self.count)]
         except (OSError, EOFError, zlib.error) as exc:
-            raise DigitnetError(f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: "
-                                f"{str(exc)[:80]})") from None
+            raise DigitnetError(
+                f"{self.path}: corrupt or truncated gzip data ({type(exc).__name__}: {str(exc)[:80]})"
+            ) from None
 
     def read(self, n=-1) -> bytes:
         return self._take(self.stream.read, n)
@@ -297,7 +300,7 @@ def _idx_header(head: bytes, where: str, kind: str) -> tuple[tuple[int, ...], in
     expected = 0x800 + ndim
     if magic != expected:
         raise DigitnetError(f"{where}: bad IDX magic number 0x{magic:08x}, expected 0x{expected:08x} ({kind})")
-    dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if kind == "images" and dims[1:] != IMAGE_SHAPE:
         raise DigitnetError(f"{where}: header says images of {dims[1]}x{dims[2]} pixels, expected 28x28")
     if dims[0] > MAX_IMAGES:
@@ -322,17 +325,15 @@ def _read_idx(path: Path, kind: str) -> bytearray:
     with raw:
         head = _read_at_most(stream, 16 if kind == "images" else 8, path, "IDX header", refuse_more=False)
         dims, size = _idx_header(bytes(head), str(path), kind)
-        if stream is raw:                      # uncompressed: the file's size says it all before reading
+        if stream is raw:  # uncompressed: the file's size says it all before reading
             have = os.fstat(raw.fileno()).st_size - size
             if have != prod(dims):
                 state = "truncated" if have < prod(dims) else "has trailing bytes"
-                raise DigitnetError(f"{path}: {state}: header says {dims} = {prod(dims)} bytes of data, "
-                                    f"found {have}")
+                raise DigitnetError(f"{path}: {state}: header says {dims} = {prod(dims)} bytes of data, found {have}")
         return head + _read_at_most(stream, prod(dims), path, "the size its IDX header declares")
 
 
-def load_idx(images_path, labels_path=None, name: str | None = None,
-             expect_sha256: dict | None = None) -> Dataset:
+def load_idx(images_path, labels_path=None, name: str | None = None, expect_sha256: dict | None = None) -> Dataset:
     """Load an IDX images file and (optionally) its labels file, gzip'd or raw."""
     images_path = Path(images_path)
     raw = _read_idx(images_path, "images")
@@ -353,8 +354,10 @@ def _check_sha(raw: bytes | bytearray, path: Path, table: dict) -> None:
     want = table.get(path.name)
     got = hashlib.sha256(raw).hexdigest()
     if want is not None and got != want:
-        raise DigitnetError(f"{path}: checksum mismatch (sha256 {got[:12]}..., expected {want[:12]}...); "
-                            "the bundled data is damaged: reinstall digitnet")
+        raise DigitnetError(
+            f"{path}: checksum mismatch (sha256 {got[:12]}..., expected {want[:12]}...); "
+            "the bundled data is damaged: reinstall digitnet"
+        )
 
 
 # --------------------------------------------------------------------------- CSV
@@ -374,15 +377,16 @@ def load_csv(path) -> Dataset:
         raise DigitnetError(f"{path}: not a text CSV file") from None
     except OSError as exc:
         raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
-    breaks = sum(text.count(c) for c in _LINE_BREAKS)     # before splitting: a file of newlines is a huge list
+    breaks = sum(text.count(c) for c in _LINE_BREAKS)  # before splitting: a file of newlines is a huge list
     if breaks > 2 * MAX_IMAGES + 2:
         raise DigitnetError(f"{path}: {breaks:,} lines; at most {MAX_IMAGES:,} rows are read")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DigitnetError(f"{path}: empty file")
-    if lines[0].count(",") > N_PIXELS:                    # ... and a line of commas a huge one
-        raise DigitnetError(f"{path}: line 1 has {lines[0].count(',') + 1:,} columns, expected 785 "
-                            "(label + 784 pixels) or 784")
+    if lines[0].count(",") > N_PIXELS:  # ... and a line of commas a huge one
+        raise DigitnetError(
+            f"{path}: line 1 has {lines[0].count(',') + 1:,} columns, expected 785 (label + 784 pixels) or 784"
+        )
     first = [c.strip().lower() for c in lines[0].split(",")]
     has_header = not _is_number(first[0])
     if has_header:
@@ -390,8 +394,10 @@ def load_csv(path) -> Dataset:
         lines = lines[1:]
         ncols = len(first)
         if ncols != N_PIXELS + labelled:
-            raise DigitnetError(f"{path}: header has {ncols} columns, expected "
-                                f"{N_PIXELS + labelled} ({'label + ' if labelled else ''}784 pixels)")
+            raise DigitnetError(
+                f"{path}: header has {ncols} columns, expected "
+                f"{N_PIXELS + labelled} ({'label + ' if labelled else ''}784 pixels)"
+            )
     else:
         ncols = len(first)
         if ncols not in (N_PIXELS, N_PIXELS + 1):
@@ -402,18 +408,18 @@ def load_csv(path) -> Dataset:
     if len(lines) > MAX_IMAGES:
         raise DigitnetError(f"{path}: {len(lines):,} rows; at most {MAX_IMAGES:,} are read")
     values = np.empty((len(lines), ncols), np.uint8)
-    for i in range(0, len(lines), _CSV_ROWS):      # parsed in blocks: float64 text values, one block at a time
-        block = _parse_rows(lines[i:i + _CSV_ROWS], ncols, path, first_line=1 + has_header + i)
+    for i in range(0, len(lines), _CSV_ROWS):  # parsed in blocks: float64 text values, one block at a time
+        block = _parse_rows(lines[i : i + _CSV_ROWS], ncols, path, first_line=1 + has_header + i)
         if labelled:
-            values[i:i + len(block), 0] = _to_uint8(block[:, 0], str(path), "label", N_CLASSES - 1)
-        values[i:i + len(block), labelled:] = _to_uint8(block[:, labelled:], str(path), "pixel", 255)
+            values[i : i + len(block), 0] = _to_uint8(block[:, 0], str(path), "label", N_CLASSES - 1)
+        values[i : i + len(block), labelled:] = _to_uint8(block[:, labelled:], str(path), "pixel", 255)
     labels = values[:, 0] if labelled else None
     images = values[:, 1:] if labelled else values
     return validate(images, labels, str(path))
 
 
 _CSV_ROWS = 4096
-_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"       # what str.splitlines splits on
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
 
 
 def _is_number(s: str) -> bool:
@@ -444,12 +450,12 @@ def _bad_row(lines: list[str], ncols: int, path: Path, first_line: int):
     """Raise the error that says exactly where the rows are wrong (the slow path)."""
     for i, line in enumerate(lines):
         if line.count(",") != ncols - 1:
-            raise DigitnetError(f"{path}: line {i + first_line} has {line.count(',') + 1:,} columns, "
-                                f"expected {ncols}")
+            raise DigitnetError(f"{path}: line {i + first_line} has {line.count(',') + 1:,} columns, expected {ncols}")
         for j, c in enumerate(line.split(",")):
             if not _is_number(c):
-                raise DigitnetError(f"{path}: line {i + first_line}, column {j + 1}: "
-                                    f"{c.strip()[:20]!r} is not a number")
+                raise DigitnetError(
+                    f"{path}: line {i + first_line}, column {j + 1}: {c.strip()[:20]!r} is not a number"
+                )
     raise DigitnetError(f"{path}: could not parse the CSV values")
 
 
@@ -496,20 +502,22 @@ def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
                 raise DigitnetError(f"{where}: dtype {dtype} is not a plain numeric type")
             need = prod(shape) * dtype.itemsize
             if need > MAX_ARRAY_BYTES:
-                raise DigitnetError(f"{where}: array of shape {shape} is {need:,} bytes; at most "
-                                    f"{MAX_ARRAY_BYTES:,} are read")
+                raise DigitnetError(
+                    f"{where}: array of shape {shape} is {need:,} bytes; at most {MAX_ARRAY_BYTES:,} are read"
+                )
             # read what is there, up to what the header says: a header that lies costs only the bytes present
             out = _read_at_most(f, need, path, "", refuse_more=False)
             if len(out) < need:
                 raise DigitnetError(f"{where}: truncated: header says {need:,} bytes of data, found {len(out):,}")
-            if f.read(1):                          # reading to the end also checks the CRC
+            if f.read(1):  # reading to the end also checks the CRC
                 raise DigitnetError(f"{where}: has trailing bytes after its {need:,} bytes of data")
     except DigitnetError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as exc:
-        raise DigitnetError(f"{where}: not a readable .npy array ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise DigitnetError(
+            f"{where}: not a readable .npy array ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:80] if str(exc) else ''})"
+        ) from None
     a = np.frombuffer(out, dtype)
     return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
 
@@ -524,8 +532,8 @@ def _npy_header(f, where: str):
             return np.lib.format.read_array_header_2_0(f)
         raise ValueError(f"unknown .npy version {version}")
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
-        raise                                # the stream itself: reported by the caller
-    except Exception as exc:                 # noqa: BLE001  numpy parses the header text with ast and
+        raise  # the stream itself: reported by the caller
+    except Exception as exc:
         # tokenize, which raise SyntaxError, TokenError, ValueError, ... on a damaged one
         raise DigitnetError(f"{where}: not a readable .npy array (bad header: {type(exc).__name__})") from None
 
@@ -538,16 +546,19 @@ def load_pickle(path) -> MNIST:
     plain numeric arrays of the sizes the bytes hold are built.
     """
     from .safe_pickle import load
+
     path = Path(path)
     reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs")
     with raw:
         obj = load(reader, str(path), MAX_ARRAY_BYTES)
     shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:
-        raise DigitnetError(shape_error if not isinstance(obj, (tuple, list))
-                            else f"{path}: expected 3 (x, y) pairs (train, valid, test), found {len(obj)}")
-    if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p)
-               for p in obj):
+        raise DigitnetError(
+            shape_error
+            if not isinstance(obj, (tuple, list))
+            else f"{path}: expected 3 (x, y) pairs (train, valid, test), found {len(obj)}"
+        )
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p) for p in obj):
         raise DigitnetError(shape_error)
     sets = []
     for (x, y), part in zip(obj, ("train", "valid", "test")):
@@ -560,8 +571,11 @@ def load_pickle(path) -> MNIST:
         sets.append(validate(x, y, f"{path}[{part}]"))
     if any(s.labels is None for s in sets[:2]):
         raise DigitnetError(shape_error)
-    train = Dataset(np.concatenate([sets[0].images, sets[1].images]),
-                    np.concatenate([sets[0].labels, sets[1].labels]), f"{path}[train]")
+    train = Dataset(
+        np.concatenate([sets[0].images, sets[1].images]),
+        np.concatenate([sets[0].labels, sets[1].labels]),
+        f"{path}[train]",
+    )
     return MNIST(train, sets[2], str(path))
 
 
@@ -583,20 +597,21 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
     if path is None:
         d = bundled_dir()
         sha = BUNDLED_SHA256 if verify else None
-        return MNIST(load_idx(d / "train-images-idx3-ubyte.gz", d / "train-labels-idx1-ubyte.gz",
-                              "mnist[train]", sha),
-                     load_idx(d / "t10k-images-idx3-ubyte.gz", d / "t10k-labels-idx1-ubyte.gz",
-                              "mnist[test]", sha),
-                     "bundled MNIST")
+        return MNIST(
+            load_idx(d / "train-images-idx3-ubyte.gz", d / "train-labels-idx1-ubyte.gz", "mnist[train]", sha),
+            load_idx(d / "t10k-images-idx3-ubyte.gz", d / "t10k-labels-idx1-ubyte.gz", "mnist[test]", sha),
+            "bundled MNIST",
+        )
     path = Path(path)
     if not path.exists():
         raise DigitnetError(f"{path}: no such file or directory")
     from . import folders, variants
-    named = variants.load(path)              # Fashion-MNIST, KMNIST, EMNIST: their class names
+
+    named = variants.load(path)  # Fashion-MNIST, KMNIST, EMNIST: their class names
     if named is not None:
         return named
     if path.is_dir():
-        if folders.is_class_folders(path):   # DIR/<class>/*.png: your own classes
+        if folders.is_class_folders(path):  # DIR/<class>/*.png: your own classes
             return folders.load_folders(path)
         return _load_dir(path)
     return _load_file(path)
@@ -633,8 +648,9 @@ def _load_dir(d: Path) -> MNIST:
     for name in ("mnist.pkl.gz", "mnist.pkl"):
         if (d / name).is_file():
             return load_pickle(d / name)
-    raise DigitnetError(f"{d}: no MNIST files found (looked for IDX files, mnist_train.csv, train.csv, "
-                        "mnist.npz, mnist.pkl.gz)")
+    raise DigitnetError(
+        f"{d}: no MNIST files found (looked for IDX files, mnist_train.csv, train.csv, mnist.npz, mnist.pkl.gz)"
+    )
 
 
 def _is_test_name(name: str) -> bool:

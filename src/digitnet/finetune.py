@@ -32,7 +32,7 @@ from .data import Dataset
 from .errors import DigitnetError
 from .predict import IMAGE_SUFFIXES
 
-MAX_SAMPLES = 100_000       # more images than this in a person's folder is not "a person's samples"
+MAX_SAMPLES = 100_000  # more images than this in a person's folder is not "a person's samples"
 
 
 @dataclass
@@ -40,14 +40,14 @@ class FinetuneConfig:
     """How gently to fine-tune; names match the ``digitnet finetune`` flags."""
 
     epochs: int = 4
-    lr: float = 0.01            # SGD with momentum (cosine decay); training from scratch uses ~0.1
+    lr: float = 0.01  # SGD with momentum (cosine decay); training from scratch uses ~0.1
     batch_size: int = 64
-    replay: int = 4             # MNIST training digits replayed per own sample (at least replay_min)
+    replay: int = 4  # MNIST training digits replayed per own sample (at least replay_min)
     replay_min: int = 5000
-    own_share: float = 0.5      # fraction of each epoch that is the person's samples (repeated as needed)
-    holdout: float = 0.25       # fraction of each class's samples kept out for measuring
+    own_share: float = 0.5  # fraction of each epoch that is the person's samples (repeated as needed)
+    holdout: float = 0.25  # fraction of each class's samples kept out for measuring
     augment: str | None = None  # None: the base model's own (its training's), else "none", "shift", "affine", ...
-    label_smoothing: float | None = None   # None: the base model's own (a different loss moves every weight)
+    label_smoothing: float | None = None  # None: the base model's own (a different loss moves every weight)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +68,7 @@ def load_folder(folder) -> Dataset:
     with images, or an image cannot be read (the message names the file).
     """
     from .preprocess import open_image, to_mnist
+
     root = Path(folder)
     if not root.is_dir():
         raise DigitnetError(f"{root}: no such folder (expected {root}/0/*.png ... {root}/9/*.png)")
@@ -75,8 +76,11 @@ def load_folder(folder) -> Dataset:
     for d in range(10):
         sub = root / str(d)
         if sub.is_dir():
-            files += [(f, d) for f in sorted(sub.iterdir())       # dot-files: hidden, or a write in progress
-                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+            files += [
+                (f, d)
+                for f in sorted(sub.iterdir())  # dot-files: hidden, or a write in progress
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            ]
         if len(files) > MAX_SAMPLES:
             raise DigitnetError(f"{root}: more than {MAX_SAMPLES:,} images; fine-tuning expects a person's samples")
     if not files:
@@ -100,13 +104,14 @@ def holdout_split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Datase
     for c in np.unique(data.labels):
         idx = rng.permutation(np.nonzero(data.labels == c)[0])
         if len(idx) >= 2:
-            held += idx[:max(1, int(round(fraction * len(idx))))].tolist()
+            held += idx[: max(1, int(round(fraction * len(idx))))].tolist()
     if not held:
         return data, None
     mask = np.zeros(len(data), bool)
     mask[held] = True
-    return data.subset(np.nonzero(~mask)[0], f"{data.name}[train]"), data.subset(np.nonzero(mask)[0],
-                                                                                   f"{data.name}[held out]")
+    return data.subset(np.nonzero(~mask)[0], f"{data.name}[train]"), data.subset(
+        np.nonzero(mask)[0], f"{data.name}[held out]"
+    )
 
 
 def mixed_training_set(own: Dataset, mnist_train: Dataset, cfg: FinetuneConfig) -> Dataset:
@@ -126,8 +131,15 @@ def _accuracy(model, data: Dataset | None) -> float | None:
     return float((model.predict(data.images) == data.labels).mean())
 
 
-def finetune(model, own: Dataset, config: FinetuneConfig | None = None, *, heldout: Dataset | None = None,
-             mnist=None, progress: bool = False) -> dict:
+def finetune(
+    model,
+    own: Dataset,
+    config: FinetuneConfig | None = None,
+    *,
+    heldout: Dataset | None = None,
+    mnist=None,
+    progress: bool = False,
+) -> dict:
     """Fine-tune ``model`` in place on a person's samples; returns accuracies before and after.
 
     Parameters
@@ -149,6 +161,7 @@ def finetune(model, own: Dataset, config: FinetuneConfig | None = None, *, heldo
     """
     from .data import load_mnist
     from .train import TrainConfig, fit
+
     cfg = config or FinetuneConfig()
     if own.labels is None or len(own) == 0:
         raise DigitnetError("fine-tuning needs labelled samples")
@@ -156,22 +169,40 @@ def finetune(model, own: Dataset, config: FinetuneConfig | None = None, *, heldo
     if heldout is None:
         train, heldout = holdout_split(own, cfg.holdout, cfg.seed)
     mnist = mnist or load_mnist()
-    report = {"n_train": len(train), "n_heldout": 0 if heldout is None else len(heldout),
-              "own_before": _accuracy(model, heldout), "mnist_before": _accuracy(model, mnist.test)}
+    report = {
+        "n_train": len(train),
+        "n_heldout": 0 if heldout is None else len(heldout),
+        "own_before": _accuracy(model, heldout),
+        "mnist_before": _accuracy(model, mnist.test),
+    }
     mixed = mixed_training_set(train, mnist.train, cfg)
     base = model.meta.get("train_config") if isinstance(model.meta.get("train_config"), dict) else {}
     augment = cfg.augment if cfg.augment is not None else base.get("augment", "none")
     smoothing = cfg.label_smoothing if cfg.label_smoothing is not None else base.get("label_smoothing", 0.0)
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, optimizer="sgd", momentum=0.9,
-                     weight_decay=0.0, schedule="cosine", augment=augment, label_smoothing=smoothing,
-                     seed=cfg.seed, val_size=0, progress=progress)
+    tc = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        optimizer="sgd",
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="cosine",
+        augment=augment,
+        label_smoothing=smoothing,
+        seed=cfg.seed,
+        val_size=0,
+        progress=progress,
+    )
     meta_before = {k: model.meta[k] for k in ("history", "train_config", "seed") if k in model.meta}
     model.meta.pop("history", None)
     fit(model, mixed, None, tc)
-    model.meta["finetune"] = {"config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                              "samples": len(train), "data": own.name,
-                              "finetune_history": model.meta.pop("history", [])}
-    model.meta.update(meta_before)                      # the base model's own training record stays
+    model.meta["finetune"] = {
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "samples": len(train),
+        "data": own.name,
+        "finetune_history": model.meta.pop("history", []),
+    }
+    model.meta.update(meta_before)  # the base model's own training record stays
     report.update(own_after=_accuracy(model, heldout), mnist_after=_accuracy(model, mnist.test))
     model.meta["finetune"]["report"] = report
     if report["mnist_after"] is not None:

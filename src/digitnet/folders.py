@@ -22,8 +22,8 @@ from .data import MNIST, Dataset
 from .errors import DigitnetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-MAX_IMAGES = 1_000_000          # 784 bytes each in memory: under 1 GB
-MAX_CLASSES = 256               # labels are uint8, as everywhere in digitnet
+MAX_IMAGES = 1_000_000  # 784 bytes each in memory: under 1 GB
+MAX_CLASSES = 256  # labels are uint8, as everywhere in digitnet
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -49,11 +49,12 @@ def _order(names) -> list[str]:
 def load_split(folder: Path, classes: list[str], where: str) -> Dataset:
     """All images under ``folder/<class>/``, preprocessed, labelled by their index in ``classes``."""
     from .preprocess import to_mnist
+
     for d in _class_dirs(folder):
         if d.name not in classes:
             raise DigitnetError(f"{d}: class {d.name!r} is not among the training classes {classes}")
     files: list[tuple[Path, int]] = []
-    for label, name in enumerate(classes):                   # class by class, files by name: a fixed order
+    for label, name in enumerate(classes):  # class by class, files by name: a fixed order
         if (folder / name).is_dir():
             files += [(p, label) for p in _images_in(folder / name)]
         if len(files) > MAX_IMAGES:
@@ -96,5 +97,8 @@ def load_folders(folder) -> MNIST:
     test = None
     if split and (folder / "test").is_dir():
         test = load_split(folder / "test", classes, f"{folder.name}[test]")
-    return MNIST(train, test, f"{folder} ({len(classes)} classes: {', '.join(classes[:10])}"
-                              f"{', ...' if len(classes) > 10 else ''})")
+    return MNIST(
+        train,
+        test,
+        f"{folder} ({len(classes)} classes: {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})",
+    )

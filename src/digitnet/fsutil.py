@@ -96,7 +96,7 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
         finally:
             os.close(fd)
         yield tmp
-        with open(tmp, "rb+") as f:       # the writer may have closed its handle without syncing
+        with open(tmp, "rb+") as f:  # the writer may have closed its handle without syncing
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:

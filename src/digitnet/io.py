@@ -62,8 +62,10 @@ def model_metadata(model: Sequential) -> dict:
         "n_params": int(model.n_params),
         "classes": list(model.classes),
         "reject_class": model.reject_class,
-        "preprocessing": {"pixel_scale": PIXEL_SCALE,
-                          "input": "28x28 grey, white digit on black, 0-255 scaled by pixel_scale"},
+        "preprocessing": {
+            "pixel_scale": PIXEL_SCALE,
+            "input": "28x28 grey, white digit on black, 0-255 scaled by pixel_scale",
+        },
         "tensors_sha256": _tensors_sha256(tensors),
     }
     for k, v in model.meta.items():
@@ -73,6 +75,7 @@ def model_metadata(model: Sequential) -> dict:
 
 def dumps(model: Sequential, extra_tensors: dict | None = None, extra_meta: dict | None = None) -> bytes:
     from safetensors.numpy import save
+
     tensors = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
     meta = model_metadata(model)
     if extra_meta:
@@ -118,8 +121,8 @@ def read_file(path, tensors: bool = True) -> tuple[dict[str, np.ndarray], dict]:
 def parse_bytes(raw: bytes, where: str) -> tuple[dict[str, np.ndarray], dict]:
     """:func:`read_file` for the bytes of a model file."""
     n = _header_length(raw[:8], len(raw), where)
-    index, meta = _check(raw[8:8 + n], len(raw) - 8 - n, where)
-    return _tensors(bytearray(raw[8 + n:]), index), meta
+    index, meta = _check(raw[8 : 8 + n], len(raw) - 8 - n, where)
+    return _tensors(bytearray(raw[8 + n :]), index), meta
 
 
 def _header_length(first: bytes, size: int, where: str) -> int:
@@ -127,8 +130,9 @@ def _header_length(first: bytes, size: int, where: str) -> int:
         raise DigitnetError(f"{where}: not a model file (too short: {size} bytes)")
     n = int.from_bytes(first, "little")
     if n > size - 8:
-        raise DigitnetError(f"{where}: truncated or not a safetensors model file "
-                            f"(header claims {n} bytes, file has {size - 8})")
+        raise DigitnetError(
+            f"{where}: truncated or not a safetensors model file (header claims {n} bytes, file has {size - 8})"
+        )
     if n > model_check.MAX_HEADER_BYTES:
         raise DigitnetError(f"{where}: header of {n:,} bytes; at most {model_check.MAX_HEADER_BYTES:,} are read")
     return n
@@ -151,8 +155,10 @@ def _check(header_json: bytes, data_len: int, where: str) -> tuple[dict, dict]:
 
 def _tensors(data: bytearray, index: dict) -> dict[str, np.ndarray]:
     """Arrays over ``data`` (no copies) for a checked index; little-endian as safetensors stores them."""
-    return {name: np.frombuffer(data, dtype, prod(shape), start).reshape(shape)
-            for name, (dtype, shape, start, _) in index.items()}
+    return {
+        name: np.frombuffer(data, dtype, prod(shape), start).reshape(shape)
+        for name, (dtype, shape, start, _) in index.items()
+    }
 
 
 def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
@@ -164,11 +170,13 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
     except DigitnetError as exc:
         raise DigitnetError(f"{where}: {exc}") from None
     shape = model.input_shape
-    for i, layer in enumerate(model.layers):      # bounds the work of every later prediction, per image
+    for i, layer in enumerate(model.layers):  # bounds the work of every later prediction, per image
         shape = layer.output_shape(shape)
         if prod(shape) > model_check.MAX_ACTIVATION:
-            raise DigitnetError(f"{where}: layer {i} ({type(layer).__name__}) outputs {prod(shape):,} values per "
-                                f"image; at most {model_check.MAX_ACTIVATION:,} are accepted")
+            raise DigitnetError(
+                f"{where}: layer {i} ({type(layer).__name__}) outputs {prod(shape):,} values per "
+                f"image; at most {model_check.MAX_ACTIVATION:,} are accepted"
+            )
     own = model.state_dict()
     weights = {k: v for k, v in tensors.items() if k in own or not k.startswith(("opt.", "best."))}
     for k, v in weights.items():
@@ -182,14 +190,16 @@ def from_parts(tensors: dict, meta: dict, where: str) -> Sequential:
         raise DigitnetError(f"{where}: tensors do not match the checksum in the metadata (file altered?)")
     classes = meta.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        raise DigitnetError(f"{where}: metadata \"classes\" must be a list of strings, got {classes!r:.80}")
+        raise DigitnetError(f'{where}: metadata "classes" must be a list of strings, got {classes!r:.80}')
     try:
         model.classes, model.reject_class = classes, meta.get("reject_class")
     except DigitnetError as exc:
         raise DigitnetError(f"{where}: {exc}") from None
-    model.meta = {k: v for k, v in meta.items()
-                  if k not in ("format", "architecture", "input_shape", "dtype", "tensors_sha256",
-                               "classes", "reject_class")}
+    model.meta = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("format", "architecture", "input_shape", "dtype", "tensors_sha256", "classes", "reject_class")
+    }
     return model
 
 
@@ -210,8 +220,9 @@ def resolve(name_or_path) -> Path:
     shipped = shipped_models()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
-    raise DigitnetError(f"no model file or shipped model named {name_or_path!r}; "
-                        f"shipped: {', '.join(sorted(shipped)) or 'none'}")
+    raise DigitnetError(
+        f"no model file or shipped model named {name_or_path!r}; shipped: {', '.join(sorted(shipped)) or 'none'}"
+    )
 
 
 def load(name_or_path=None) -> Sequential:
@@ -236,7 +247,7 @@ def info(name_or_path=DEFAULT_MODEL) -> dict:
 # The seed notebook's network is 784-64-10; a pickle claiming a far wider one is refused before any
 # model is built, and the pickle itself is read only up to what the widest accepted one needs.
 MAX_PICKLE_HIDDEN = 4096
-MAX_PICKLE_BYTES = 64 * 2**20          # 784 x 4096 float64 weights are 26 MB
+MAX_PICKLE_BYTES = 64 * 2**20  # 784 x 4096 float64 weights are 26 MB
 
 
 def restricted_unpickle(data: bytes, where: str, max_array_bytes: int = MAX_PICKLE_BYTES):
@@ -251,6 +262,7 @@ def import_pickle(path) -> Sequential:
     biases as (64,), (64, 1) or (1, 64).
     """
     from .data import _open_bounded
+
     path = Path(path)
     reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most a (w1, b1, w2, b2) pickle needs")
     with raw:
@@ -260,11 +272,9 @@ def import_pickle(path) -> Sequential:
         if not all(k in obj for k in keys):
             raise DigitnetError(f"{path}: expected a (w1, b1, w2, b2) tuple or dict, found keys {sorted(obj)}")
         obj = tuple(obj[k] for k in keys)
-    if not isinstance(obj, (tuple, list)) or len(obj) != 4 or \
-            not all(isinstance(a, np.ndarray) for a in obj):
-        raise DigitnetError(f"{path}: expected a tuple of 4 numpy arrays (w1, b1, w2, b2), "
-                            f"found {type(obj).__name__}")
-    if not 1 <= obj[1].size <= MAX_PICKLE_HIDDEN:      # before any conversion allocates for it
+    if not isinstance(obj, (tuple, list)) or len(obj) != 4 or not all(isinstance(a, np.ndarray) for a in obj):
+        raise DigitnetError(f"{path}: expected a tuple of 4 numpy arrays (w1, b1, w2, b2), found {type(obj).__name__}")
+    if not 1 <= obj[1].size <= MAX_PICKLE_HIDDEN:  # before any conversion allocates for it
         raise DigitnetError(f"{path}: hidden layer of {obj[1].size:,} units; 1 to {MAX_PICKLE_HIDDEN:,} are imported")
     w1, b1, w2, b2 = (np.asarray(a, np.float64) for a in obj)
     b1, b2 = b1.reshape(-1), b2.reshape(-1)

@@ -11,8 +11,9 @@ from .nn.losses import log_softmax
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
     """``cm[t, p]`` counts examples of true class t predicted as p."""
-    return np.bincount(np.asarray(y_true, np.int64) * n_classes + np.asarray(y_pred, np.int64),
-                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return np.bincount(
+        np.asarray(y_true, np.int64) * n_classes + np.asarray(y_pred, np.int64), minlength=n_classes * n_classes
+    ).reshape(n_classes, n_classes)
 
 
 def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
@@ -23,7 +24,7 @@ def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
     y = labels_as_outputs(model, data)
     reject = getattr(model, "reject_class", None)
     scores = proba if reject is None else np.where(np.arange(proba.shape[1]) == reject, -np.inf, proba)
-    pred = scores.argmax(axis=1)                # the best real class; a "not a digit" output is counted below
+    pred = scores.argmax(axis=1)  # the best real class; a "not a digit" output is counted below
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
     cm = confusion_matrix(y, pred, proba.shape[1])
     tp = np.diag(cm).astype(np.float64)
@@ -50,6 +51,7 @@ def _refusals(model, proba: np.ndarray, right: np.ndarray) -> dict:
     if reject is None:
         return {}
     from .reject import refused
+
     no = refused(proba, reject, model.meta.get("reject_threshold", 0.0))
     return {"refused": float(no.mean()), "accuracy_answering": float((right & ~no).mean())}
 
@@ -62,8 +64,9 @@ def labels_as_outputs(model, data: Dataset) -> np.ndarray:
         return y
     unknown = [c for c in data.classes if c not in names]
     if unknown:
-        raise DigitnetError(f"{data.name or 'dataset'} has classes the model does not know: {unknown[:5]}; "
-                            f"the model's: {names[:12]}")
+        raise DigitnetError(
+            f"{data.name or 'dataset'} has classes the model does not know: {unknown[:5]}; the model's: {names[:12]}"
+        )
     return np.array([names.index(c) for c in data.classes], np.int64)[y]
 
 
@@ -89,8 +92,8 @@ def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefi
     y = data.labels.astype(np.intp)
     correct, loss = 0, 0.0
     for i in range(0, len(y), batch_size):
-        logits = model.forward(model.prepare(data.images[i:i + batch_size]))
-        yb = y[i:i + batch_size]
+        logits = model.forward(model.prepare(data.images[i : i + batch_size]))
+        yb = y[i : i + batch_size]
         correct += int((logits.argmax(axis=1) == yb).sum())
         loss -= float(log_softmax(logits.astype(np.float64))[np.arange(len(yb)), yb].sum())
     return {f"{prefix}acc": correct / len(y), f"{prefix}loss": loss / len(y)}
@@ -100,17 +103,24 @@ def format_report(result: dict) -> str:
     """Human-readable text: accuracy, loss, per-class table, confusion matrix."""
     lines = [f"accuracy {result['accuracy'] * 100:.2f} %  ({result['n']} images)   loss {result['loss']:.4f}"]
     if "refused" in result:
-        lines.append(f"refused as 'not a digit' {result['refused'] * 100:.2f} %; accuracy counting those as wrong "
-                     f"{result['accuracy_answering'] * 100:.2f} %")
+        lines.append(
+            f"refused as 'not a digit' {result['refused'] * 100:.2f} %; accuracy counting those as wrong "
+            f"{result['accuracy_answering'] * 100:.2f} %"
+        )
     names = result.get("classes") or [str(c) for c in range(len(result["precision"]))]
     w = max(5, *(len(n) for n in names))
     lines += ["", f"{'class':>{w}}  precision  recall     f1"]
     for c, name in enumerate(names):
-        lines.append(f"{name:>{w}}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
-                     f"{result['f1'][c] * 100:6.2f}%")
+        lines.append(
+            f"{name:>{w}}  {result['precision'][c] * 100:8.2f}%  {result['recall'][c] * 100:6.2f}%  "
+            f"{result['f1'][c] * 100:6.2f}%"
+        )
     cw = max(6, *(len(n) + 1 for n in names))
-    lines += ["", "confusion matrix (rows: true label, columns: predicted)",
-              " " * (w + 1) + "".join(f"{n:>{cw}}" for n in names)]
+    lines += [
+        "",
+        "confusion matrix (rows: true label, columns: predicted)",
+        " " * (w + 1) + "".join(f"{n:>{cw}}" for n in names),
+    ]
     for name, row in zip(names, result["confusion_matrix"]):
         lines.append(f"{name:>{w + 1}}" + "".join(f"{v:>{cw}}" for v in row))
     return "\n".join(lines)

@@ -28,18 +28,17 @@ import numpy as np
 
 from .errors import DigitnetError
 
-MAX_HEADER_BYTES = 2**20       # the shipped models' metadata is under 5 kB
+MAX_HEADER_BYTES = 2**20  # the shipped models' metadata is under 5 kB
 MAX_JSON_DEPTH = 32
 MAX_LAYERS = 256
-MAX_PARAMS = 20_000_000         # 80 MB of float32; the largest preset has under a million
-MAX_INPUT = 4096                # per-sample input values; MNIST has 784
-MAX_ACTIVATION = 1 << 20        # values one layer outputs per image; cnn-large's widest is 25,088
+MAX_PARAMS = 20_000_000  # 80 MB of float32; the largest preset has under a million
+MAX_INPUT = 4096  # per-sample input values; MNIST has 784
+MAX_ACTIVATION = 1 << 20  # values one layer outputs per image; cnn-large's widest is 25,088
 MAX_NDIM = 8
 DTYPES: dict[str, np.dtype] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 MODEL_DTYPES = {"float32": "F32", "float64": "F64"}
 # Tensors a file may carry beside the weights: a checkpoint's optimizer state and best weights.
 EXTRA_PREFIXES = ("opt.", "best.", "rng.")
-
 
 
 def parse_json(text: bytes, where: str, what: str):
@@ -87,29 +86,39 @@ def check_header(header, data_len: int, where: str) -> dict[str, tuple[np.dtype,
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
                 raise DigitnetError(f"{where}: corrupt model file (__metadata__ must map strings to strings)")
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or \
-                not _shape(entry.get("shape")) or not isinstance(entry.get("data_offsets"), list) or \
-                len(entry["data_offsets"]) != 2 or not all(type(o) is int for o in entry["data_offsets"]):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("dtype"), str)
+            or not _shape(entry.get("shape"))
+            or not isinstance(entry.get("data_offsets"), list)
+            or len(entry["data_offsets"]) != 2
+            or not all(type(o) is int for o in entry["data_offsets"])
+        ):
             raise DigitnetError(f"{where}: corrupt model file (bad entry for tensor {name[:40]!r})")
         dtype = DTYPES.get(entry["dtype"])
         if dtype is None:
-            raise DigitnetError(f"{where}: tensor {name[:40]!r} has dtype {entry['dtype'][:10]}; digitnet reads "
-                                f"{', '.join(DTYPES)}")
+            raise DigitnetError(
+                f"{where}: tensor {name[:40]!r} has dtype {entry['dtype'][:10]}; digitnet reads {', '.join(DTYPES)}"
+            )
         start, end = entry["data_offsets"]
         shape = tuple(entry["shape"])
         if end - start != prod(shape) * dtype.itemsize:
-            raise DigitnetError(f"{where}: corrupt model file (tensor {name[:40]!r} of shape {shape} needs "
-                                f"{prod(shape) * dtype.itemsize:,} bytes, its range holds {end - start:,})")
+            raise DigitnetError(
+                f"{where}: corrupt model file (tensor {name[:40]!r} of shape {shape} needs "
+                f"{prod(shape) * dtype.itemsize:,} bytes, its range holds {end - start:,})"
+            )
         index[name] = (dtype, shape, start, end)
     pos = 0
     for name, (_, _, start, end) in sorted(index.items(), key=lambda kv: kv[1][2:]):
         if start != pos:
-            raise DigitnetError(f"{where}: corrupt model file (tensor byte ranges overlap or leave gaps "
-                                f"at {name[:40]!r})")
+            raise DigitnetError(
+                f"{where}: corrupt model file (tensor byte ranges overlap or leave gaps at {name[:40]!r})"
+            )
         pos = end
     if pos != data_len:
-        raise DigitnetError(f"{where}: corrupt model file (tensors cover {pos:,} bytes, the file holds "
-                            f"{data_len:,} after its header)")
+        raise DigitnetError(
+            f"{where}: corrupt model file (tensors cover {pos:,} bytes, the file holds {data_len:,} after its header)"
+        )
     return index
 
 
@@ -123,6 +132,7 @@ def _int(cfg: dict, key: str, i: int, layer: str, lo: int = 1, default=None) -> 
 def param_shapes(arch: list, where: str) -> dict[str, tuple]:
     """The tensors each layer of ``arch`` needs, by name, worked out from its settings alone."""
     from .nn.layers import LAYERS
+
     if not isinstance(arch, list) or not 0 < len(arch) <= MAX_LAYERS:
         raise DigitnetError(f"{where}: metadata architecture must be a list of 1-{MAX_LAYERS} layers")
     shapes: dict[str, tuple] = {}
@@ -150,8 +160,9 @@ def param_shapes(arch: list, where: str) -> dict[str, tuple]:
                 shapes.update({f"{i}.{k}": (n,) for k in ("gamma", "beta", "running_mean", "running_var")})
             total = sum(prod(s) for s in shapes.values())
             if total > MAX_PARAMS:
-                raise DigitnetError(f"the architecture needs more than {MAX_PARAMS:,} parameters (layer {i} "
-                                    f"reaches {total:,}); refused")
+                raise DigitnetError(
+                    f"the architecture needs more than {MAX_PARAMS:,} parameters (layer {i} reaches {total:,}); refused"
+                )
     except DigitnetError as exc:
         raise DigitnetError(f"{where}: {exc}") from None
     return shapes
@@ -163,8 +174,10 @@ def check_meta(meta, index: dict, where: str) -> None:
         raise DigitnetError(f"{where}: metadata dtype must be float32 or float64, got {str(meta.get('dtype'))[:20]}")
     shape = meta.get("input_shape")
     if not _shape(shape) or not 1 <= len(shape) <= 3 or min(shape) < 1 or prod(shape) > MAX_INPUT:
-        raise DigitnetError(f"{where}: metadata input_shape must be 1-3 positive sizes of at most {MAX_INPUT:,} "
-                            f"values, got {str(shape)[:40]}")
+        raise DigitnetError(
+            f"{where}: metadata input_shape must be 1-3 positive sizes of at most {MAX_INPUT:,} "
+            f"values, got {str(shape)[:40]}"
+        )
     if not isinstance(meta.get("tensors_sha256"), str):
         raise DigitnetError(f"{where}: metadata has no tensors_sha256 checksum")
     for key, kind in (("history", list), ("train_config", dict), ("preprocessing", dict), ("blas", dict)):

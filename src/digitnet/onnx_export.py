@@ -31,8 +31,8 @@ BatchNorm1D / 2D   BatchNormalization with the running statistics
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -73,13 +73,15 @@ def exporter(*names: str):
         for n in names:
             EXPORTERS[n] = fn
         return fn
+
     return wrap
 
 
 @exporter("Dense")
 def _dense(g, layer, x, i):
-    return g.op("Gemm", [x, g.const(f"l{i}_W", layer.params["W"]), g.const(f"l{i}_b", layer.params["b"])],
-                f"l{i}_dense")
+    return g.op(
+        "Gemm", [x, g.const(f"l{i}_W", layer.params["W"]), g.const(f"l{i}_b", layer.params["b"])], f"l{i}_dense"
+    )
 
 
 @exporter("ReLU")
@@ -112,8 +114,14 @@ def _gelu(g, layer, x, i):
 def _conv(g, layer, x, i):
     c = layer.config()
     k, s, p = int(c["kernel_size"]), int(c.get("stride", 1)), int(c.get("padding", 0))
-    return g.op("Conv", [x, g.const(f"l{i}_W", layer.params["W"]), g.const(f"l{i}_b", layer.params["b"])],
-                f"l{i}_conv", kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
+    return g.op(
+        "Conv",
+        [x, g.const(f"l{i}_W", layer.params["W"]), g.const(f"l{i}_b", layer.params["b"])],
+        f"l{i}_conv",
+        kernel_shape=[k, k],
+        strides=[s, s],
+        pads=[p, p, p, p],
+    )
 
 
 @exporter("MaxPool2D", "AvgPool2D")
@@ -170,13 +178,19 @@ def to_onnx(model, name: str = "digitnet"):
         x = EXPORTERS[kind](g, layer, x, i)
     g.nodes.append(helper.make_node("Softmax", [x], ["probabilities"], name="softmax", axis=1))
     graph = helper.make_graph(
-        g.nodes, name,
+        g.nodes,
+        name,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *model.input_shape])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", *model.output_shape])],
-        g.initializers)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="digitnet", doc_string="input: pixels / 255 in [0, 1]")
-    proto.ir_version = min(proto.ir_version, 8)   # readable by older runtimes too
+        g.initializers,
+    )
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="digitnet",
+        doc_string="input: pixels / 255 in [0, 1]",
+    )
+    proto.ir_version = min(proto.ir_version, 8)  # readable by older runtimes too
     onnx.checker.check_model(proto)
     return proto
 
@@ -184,6 +198,7 @@ def to_onnx(model, name: str = "digitnet"):
 def export(model, path) -> Path:
     """Write ``model`` as an ONNX file; returns the path."""
     from .fsutil import atomic_write
+
     path = Path(path)
     if path.is_dir():
         raise DigitnetError(f"{path}: is a directory; give a file name like model.onnx")

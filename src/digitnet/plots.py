@@ -43,8 +43,9 @@ def training_curves(history: list[dict]):
     validation set gets training curves only, titled so.
     """
     if not history:
-        raise DigitnetError("no training history: this model was not trained with digitnet.fit "
-                            "(an imported model has none)")
+        raise DigitnetError(
+            "no training history: this model was not trained with digitnet.fit (an imported model has none)"
+        )
     fig = _figure((10, 3.8))
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
@@ -56,8 +57,12 @@ def training_curves(history: list[dict]):
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title=f"Loss: {which}", yscale="log")
     ax_acc.plot(epochs, [100 * h["train_acc"] for h in history], "o-", label="train")
     if val:
-        ax_acc.plot(epochs, [100 * h["val_acc"] if h.get("val_acc") is not None else None for h in history],
-                    "s-", label="validation")
+        ax_acc.plot(
+            epochs,
+            [100 * h["val_acc"] if h.get("val_acc") is not None else None for h in history],
+            "s-",
+            label="validation",
+        )
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"Accuracy: {which}")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -71,6 +76,7 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None, classes=None)
     ``classes`` names the labels (default 0 ... n_classes - 1; n_classes defaults to 10 or ``len(classes)``).
     """
     from .metrics import confusion_matrix as cm_counts
+
     n_classes = n_classes or (len(classes) if classes is not None else 10)
     cm = cm_counts(np.asarray(y_true), np.asarray(y_pred), n_classes)
     fig = _figure((6.2, 5.4))
@@ -80,10 +86,22 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None, classes=None)
     for t in range(n_classes):
         for p in range(n_classes):
             if cm[t, p]:
-                ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7,
-                        color="white" if np.log1p(cm[t, p]) > 0.6 * np.log1p(cm.max()) else "black")
-    ax.set(xticks=range(n_classes), yticks=range(n_classes), xlabel="predicted", ylabel="true",
-           title=f"Confusion matrix ({int(cm.trace())}/{int(cm.sum())} correct)")
+                ax.text(
+                    p,
+                    t,
+                    str(cm[t, p]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if np.log1p(cm[t, p]) > 0.6 * np.log1p(cm.max()) else "black",
+                )
+    ax.set(
+        xticks=range(n_classes),
+        yticks=range(n_classes),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Confusion matrix ({int(cm.trace())}/{int(cm.sum())} correct)",
+    )
     if classes is not None:
         ax.set_xticklabels(classes, rotation=90 if max(len(str(c)) for c in classes) > 2 else 0)
         ax.set_yticklabels(classes)
@@ -122,8 +140,9 @@ def worst_mistakes(images, labels, proba, n: int = 24, classes=None):
         raise DigitnetError("no misclassified digits to show: every prediction is right")
     order = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:n]
     titles = [f"true {name(labels[i])} → {name(pred[i])}\n{proba[i, pred[i]] * 100:.0f}% sure" for i in order]
-    return digit_grid(images[order], titles,
-                      title=f"Most confident mistakes ({wrong.size} of {len(labels)} misclassified)")
+    return digit_grid(
+        images[order], titles, title=f"Most confident mistakes ({wrong.size} of {len(labels)} misclassified)"
+    )
 
 
 def per_class_metrics(result: dict):
@@ -131,11 +150,16 @@ def per_class_metrics(result: dict):
     fig = _figure((8, 3.6))
     ax = fig.subplots()
     x = np.arange(len(result["precision"]))
-    for k, (name, off) in enumerate((("precision", -0.27), ("recall", 0), ("f1", 0.27))):
+    for name, off in (("precision", -0.27), ("recall", 0), ("f1", 0.27)):
         ax.bar(x + off, 100 * np.asarray(result[name]), width=0.27, label=name)
     lo = min(min(result[m]) for m in ("precision", "recall", "f1")) * 100
-    ax.set(xticks=x, xlabel="class", ylabel="%", ylim=(max(0, lo - 3), 100.5),
-           title=f"Per-class metrics (accuracy {result['accuracy'] * 100:.2f} %)")
+    ax.set(
+        xticks=x,
+        xlabel="class",
+        ylabel="%",
+        ylim=(max(0, lo - 3), 100.5),
+        title=f"Per-class metrics (accuracy {result['accuracy'] * 100:.2f} %)",
+    )
     if result.get("classes"):
         ax.set_xticklabels(result["classes"], rotation=90 if max(len(c) for c in result["classes"]) > 2 else 0)
     ax.legend(loc="lower right", ncols=3)
@@ -145,13 +169,13 @@ def per_class_metrics(result: dict):
 
 def first_layer_weights(model, n: int = 32):
     """What the first layer looks for: Dense 784->N columns as 28x28 images, or conv kernels."""
-    layer = next((la for la in model.layers if "W" in la.params), None)    # the first layer with weights
+    layer = next((la for la in model.layers if "W" in la.params), None)  # the first layer with weights
     if layer is None:
         raise DigitnetError("the model has no layer with weights to show")
     W = layer.params["W"]
-    if W.ndim == 2 and W.shape[0] == 784:            # Dense (784, N): column j is unit j's template
+    if W.ndim == 2 and W.shape[0] == 784:  # Dense (784, N): column j is unit j's template
         tiles, what = W.T[:n].reshape(-1, 28, 28), f"first {min(n, W.shape[1])} of {W.shape[1]} hidden units"
-    elif W.ndim == 4:                                # Conv2D (out, in, k, k)
+    elif W.ndim == 4:  # Conv2D (out, in, k, k)
         tiles, what = W[:n].mean(axis=1), f"{min(n, W.shape[0])} of {W.shape[0]} conv kernels"
     else:
         raise DigitnetError(f"cannot draw first-layer weights of shape {W.shape}")
@@ -163,7 +187,7 @@ def first_layer_weights(model, n: int = 32):
         ax.axis("off")
         if i < len(tiles):
             lim = float(np.abs(tiles[i]).max()) or 1.0
-            ax.imshow(tiles[i], cmap="RdBu_r", vmin=-lim, vmax=lim)   # red: positive, blue: negative
+            ax.imshow(tiles[i], cmap="RdBu_r", vmin=-lim, vmax=lim)  # red: positive, blue: negative
     fig.suptitle(f"First-layer weights: {what} (red +, blue −)")
     return fig
 

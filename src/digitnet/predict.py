@@ -23,17 +23,17 @@ class Item:
     """One input: a name to print, its MNIST-like digit(s), and the image it came from (if any)."""
 
     name: str
-    digits: list[np.ndarray]               # each (28, 28) uint8; several when --split
-    source: object = None                  # PIL image, for --show
-    split: bool = False                    # digits of one image read as a number
+    digits: list[np.ndarray]  # each (28, 28) uint8; several when --split
+    source: object = None  # PIL image, for --show
+    split: bool = False  # digits of one image read as a number
     proba: list[np.ndarray] = field(default_factory=list)
-    error: str | None = None               # why this input could not be read (the others go on)
-    answers: list = field(default_factory=list)   # a reject.Decision per digit
-    boxes: list[tuple] = field(default_factory=list)   # each digit's (x0, y0, x1, y1) in the image, when known
+    error: str | None = None  # why this input could not be read (the others go on)
+    answers: list = field(default_factory=list)  # a reject.Decision per digit
+    boxes: list[tuple] = field(default_factory=list)  # each digit's (x0, y0, x1, y1) in the image, when known
 
 
-MAX_INPUTS = 100_000      # files one command line may expand to
-MAX_WALK = 1_000_000      # directory entries a "**" pattern may visit
+MAX_INPUTS = 100_000  # files one command line may expand to
+MAX_WALK = 1_000_000  # directory entries a "**" pattern may visit
 
 
 def expand(patterns: list[str], errors: list[tuple[str, str]] | None = None) -> list[str]:
@@ -66,14 +66,13 @@ def _expand_one(pat: str) -> list[str]:
     if p.is_dir():
         found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".csv"})
         if not found:
-            raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                                "or CSV files")
+            raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSV files")
         return found
     if not glob.has_magic(pat):
         raise DigitnetError(f"{pat}: no such file")
     found, seen = [], set()
     for f in _glob(pat):
-        real = f.resolve()                              # a file may be reached twice via a symlink
+        real = f.resolve()  # a file may be reached twice via a symlink
         if real.is_file() and real not in seen:
             seen.add(real)
             found.append(str(f))
@@ -93,8 +92,9 @@ def _glob(pat: str):
         yield f
 
 
-def read_items(files: list[str], split: bool = False, keep_source: bool = False, stdin=None,
-               keep_going: bool = False, models=None) -> list[Item]:
+def read_items(
+    files: list[str], split: bool = False, keep_source: bool = False, stdin=None, keep_going: bool = False, models=None
+) -> list[Item]:
     """Load and preprocess every input; CSV files give one item per row.
 
     ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
@@ -105,7 +105,7 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
     without it as a number when the image clearly holds several digits.
     """
     items: list[Item] = []
-    for pattern in files:                         # in the order given, each bad input where it was named
+    for pattern in files:  # in the order given, each bad input where it was named
         errors: list[tuple[str, str]] = []
         for f in expand([pattern], errors if keep_going else None):
             try:
@@ -123,9 +123,11 @@ def read_items(files: list[str], split: bool = False, keep_source: bool = False,
 def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> list[Item]:
     from .data import load_csv
     from .preprocess import open_image, split_digits, to_mnist
+
     if f == "-":
         from .preprocess import MAX_FILE_BYTES
-        raw = (stdin or sys.stdin.buffer).read(MAX_FILE_BYTES + 1)     # open_image refuses more
+
+        raw = (stdin or sys.stdin.buffer).read(MAX_FILE_BYTES + 1)  # open_image refuses more
         if not raw:
             raise DigitnetError("stdin: no data (expected image bytes, e.g. digitnet predict - < digit.png)")
         img, name = open_image(raw), "<stdin>"
@@ -149,16 +151,27 @@ def _number_item(img, name: str, split: bool, models) -> Item:
     """One image read as a number (``split``, or clearly several digits), else as one digit."""
     from .preprocess import to_mnist
     from .segment import read_number
+
     try:
         reading = read_number(img, models if len(models) > 1 else models[0])
     except DigitnetError:
         if split:
             raise
-        reading = None                     # e.g. too many pieces of ink for a number: read it as one digit
+        reading = None  # e.g. too many pieces of ink for a number: read it as one digit
     if reading is not None and (split or reading.clearly_several):
         return Item(name, reading.digits, split=True, boxes=reading.boxes)
-    whole = [] if reading is None else [(min(b[0] for b in reading.boxes), min(b[1] for b in reading.boxes),
-                                         max(b[2] for b in reading.boxes), max(b[3] for b in reading.boxes))]
+    whole = (
+        []
+        if reading is None
+        else [
+            (
+                min(b[0] for b in reading.boxes),
+                min(b[1] for b in reading.boxes),
+                max(b[2] for b in reading.boxes),
+                max(b[3] for b in reading.boxes),
+            )
+        ]
+    )
     return Item(name, [to_mnist(img)], boxes=whole)
 
 
@@ -170,24 +183,26 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
     """
     from .metrics import predict_proba
     from .reject import decide
+
     items = [it for it in items if it.error is None]
     if not items:
         return
     if len({m.output_shape for m in models}) > 1 or len({m.reject_class for m in models}) > 1:
-        raise DigitnetError("the models of an ensemble must have the same outputs (digits only, or digits and "
-                            "'not a digit')")
+        raise DigitnetError(
+            "the models of an ensemble must have the same outputs (digits only, or digits and 'not a digit')"
+        )
     digits = np.stack([d for it in items for d in it.digits])
     proba = predict_proba(models if len(models) > 1 else models[0], digits)
     first = models[0]
     threshold = max(m.meta.get("reject_threshold", 0.0) for m in models)
     answers = decide(proba, first.classes, first.reject_class, threshold)
-    if always_answer:                              # the best answer even where the model refuses
+    if always_answer:  # the best answer even where the model refuses
         for a in answers:
             a.label, a.reason = a.guess, ""
     k = 0
     for it in items:
-        it.proba = list(proba[k:k + len(it.digits)])
-        it.answers = answers[k:k + len(it.digits)]
+        it.proba = list(proba[k : k + len(it.digits)])
+        it.answers = answers[k : k + len(it.digits)]
         k += len(it.digits)
 
 
@@ -209,19 +224,23 @@ def format_item(it: Item, k: int, as_json: bool, classes=None, reject_class: int
     sep = "" if all(len(w) == 1 for w in words) else " "
     label = sep.join(words)
     if as_json:
-        entries = [{"label": lab, "class": None if lab is None else names[lab],
-                    "top_k": [{"label": c, "class": names[c], "probability": round(p, 6)} for c, p in t]}
-                   for lab, t in zip(labels, tops)]
+        entries = [
+            {
+                "label": lab,
+                "class": None if lab is None else names[lab],
+                "top_k": [{"label": c, "class": names[c], "probability": round(p, 6)} for c, p in t],
+            }
+            for lab, t in zip(labels, tops)
+        ]
         for e, a in zip(entries, answers):
             if a is not None and a.label is None:
                 e["reason"] = a.reason
         for entry, box in zip(entries, it.boxes):
             entry["box"] = list(box)
-        number = None if None in labels else label       # a piece that is not a digit: no number
+        number = None if None in labels else label  # a piece that is not a digit: no number
         if not it.split:
             return json.dumps({"input": it.name, **entries[0], "number": number}, ensure_ascii=False)
-        return json.dumps({"input": it.name, "number": number, "label": number, "digits": entries},
-                          ensure_ascii=False)
+        return json.dumps({"input": it.name, "number": number, "label": number, "digits": entries}, ensure_ascii=False)
     alts = " | ".join("  ".join(f"{names[c]}: {p * 100:5.1f}%" for c, p in t) for t in tops)
     why = "; ".join(a.reason for a in answers if a is not None and a.label is None)
     return f"{it.name}: {label}   ({alts})" + (f"   [{why}]" if why else "")
@@ -232,6 +251,7 @@ def save_seen(items: list[Item], folder) -> list[Path]:
     from PIL import Image, ImageDraw
 
     from .fsutil import atomic_path, make_dirs
+
     folder = make_dirs(folder, "--show")
     cell, pad, text_h = 112, 8, 18
     written, used = [], set()
@@ -242,7 +262,7 @@ def save_seen(items: list[Item], folder) -> list[Path]:
         panels = []
         if it.source is not None:
             src = it.source.convert("RGBA")
-            scale = min(cell / src.height, 2 * cell / src.width)     # input shown at the digits' height
+            scale = min(cell / src.height, 2 * cell / src.width)  # input shown at the digits' height
             src = src.resize((max(1, round(src.width * scale)), max(1, round(src.height * scale))))
             flat = Image.new("RGB", src.size, (255, 255, 255))
             flat.paste(src, mask=src.getchannel("A"))
@@ -260,12 +280,13 @@ def save_seen(items: list[Item], folder) -> list[Path]:
                 prob = it.proba[j - (len(panels) - n)]
                 c = int(prob[:10].argmax())
                 refused = it.answers and it.answers[j - (len(panels) - n)].label is None
-                draw.text((x, cell + pad + 2), "? not a digit" if refused else f"{c} ({prob[c] * 100:.0f}%)",
-                          fill=(0, 0, 0))
+                draw.text(
+                    (x, cell + pad + 2), "? not a digit" if refused else f"{c} ({prob[c] * 100:.0f}%)", fill=(0, 0, 0)
+                )
             else:
                 draw.text((x, cell + pad + 2), "input", fill=(90, 90, 90))
             x += p.width + pad
-        path, _, row = it.name.rpartition(":")              # CSV rows are named file.csv:ROW
+        path, _, row = it.name.rpartition(":")  # CSV rows are named file.csv:ROW
         stem = f"{Path(path).stem}-{row}" if row.isdigit() and path else Path(it.name).stem
         stem = stem.strip("<>") or "input"
         name = f"{stem}.seen.png"
@@ -282,6 +303,7 @@ def save_seen(items: list[Item], folder) -> list[Path]:
 def kaggle_submission(items: list[Item], out) -> Path:
     """Write Kaggle "Digit Recognizer" ``ImageId,Label`` rows (ImageId from 1)."""
     from .fsutil import atomic_write
+
     out = Path(out)
     if out.is_dir():
         raise DigitnetError(f"--kaggle-submission {out}: is a directory; give a file name like submission.csv")

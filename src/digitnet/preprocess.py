@@ -22,6 +22,7 @@ overlap or are drawn in several strokes come out right.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import struct
@@ -32,18 +33,18 @@ import numpy as np
 
 from .errors import DigitnetError
 
-MAX_PIXELS = 4096 * 4096   # larger images are refused before decoding (decompression bombs)
-WORK_SIZE = 256            # a row of digits is analysed at most this large (longer side) ...
-DIGIT_WORK_SIZE = 128      # ... and a single digit this large: 6x its final 20 px, ample for cropping
-BOX = 20                   # MNIST: the digit's longer side, in pixels
+MAX_PIXELS = 4096 * 4096  # larger images are refused before decoding (decompression bombs)
+WORK_SIZE = 256  # a row of digits is analysed at most this large (longer side) ...
+DIGIT_WORK_SIZE = 128  # ... and a single digit this large: 6x its final 20 px, ample for cropping
+BOX = 20  # MNIST: the digit's longer side, in pixels
 FRAME = 28
-MIN_CONTRAST = 0.08        # ink must differ from the background by this much (of full scale)
-NOISE = 0.15               # after contrast stretching, values below this are background
-UNEVEN = 0.1               # background brightness varying more than this is corrected locally
-DIGIT_ASPECT = 0.65        # split_digits: a digit's width / height, for cutting digits that touch
-TOUCHING = 1.25            # ... and a piece wider than this times its height holds several digits
-MIN_PART = 0.03            # components smaller than this fraction of the largest are specks
-MNIST_STROKE = 2.8         # median stroke width of MNIST digits, in pixels at 28x28
+MIN_CONTRAST = 0.08  # ink must differ from the background by this much (of full scale)
+NOISE = 0.15  # after contrast stretching, values below this are background
+UNEVEN = 0.1  # background brightness varying more than this is corrected locally
+DIGIT_ASPECT = 0.65  # split_digits: a digit's width / height, for cutting digits that touch
+TOUCHING = 1.25  # ... and a piece wider than this times its height holds several digits
+MIN_PART = 0.03  # components smaller than this fraction of the largest are specks
+MNIST_STROKE = 2.8  # median stroke width of MNIST digits, in pixels at 28x28
 
 
 def open_image(source, max_pixels: int = MAX_PIXELS):
@@ -59,6 +60,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
     (LAB, HSV, ...) and float images with infinities or NaN are refused.
     """
     from PIL import Image, UnidentifiedImageError
+
     name = source if isinstance(source, (str, Path)) else "input"
     try:
         data = _read_limited(source, name)
@@ -71,8 +73,10 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
             if w * h > max_pixels or w < 1 or h < 1:
                 raise DigitnetError(f"{name}: image is {w}x{h} pixels; at most {max_pixels:,} pixels are accepted")
             if img.mode not in MODES:
-                raise DigitnetError(f"{name}: image mode {img.mode} is not supported; expected greyscale, "
-                                    "RGB(A), CMYK or palette images")
+                raise DigitnetError(
+                    f"{name}: image mode {img.mode} is not supported; expected greyscale, "
+                    "RGB(A), CMYK or palette images"
+                )
             img.load()
     except FileNotFoundError:
         raise DigitnetError(f"{name}: no such file") from None
@@ -82,8 +86,19 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
     except DigitnetError:
         raise  # the checks above: a ValueError too, so keep its message from the clause below
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError,
-            IndexError, struct.error, ZeroDivisionError, MemoryError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        TypeError,
+        KeyError,
+        IndexError,
+        struct.error,
+        ZeroDivisionError,
+        MemoryError,
+    ) as exc:
         raise DigitnetError(f"{name}: not a readable image ({type(exc).__name__})") from None
     if img.mode in ("F", "I") and not np.isfinite(np.asarray(img)).all():
         raise DigitnetError(f"{name}: the image holds infinite or NaN values")
@@ -91,10 +106,28 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
 
 
 MAX_FILE_BYTES = 64 * 2**20  # an image file larger than this is refused before it is read
-MAX_JPEG_SCANS = 100         # progressive JPEGs have about 10 scans; each one costs a pass over the image
+MAX_JPEG_SCANS = 100  # progressive JPEGs have about 10 scans; each one costs a pass over the image
 # Modes to_grey turns into grey levels; LAB, HSV and the rest are refused.
-MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
-         "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+MODES = {
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "I",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+    "F",
+}
 
 
 def _read_limited(source, name) -> bytes:
@@ -137,7 +170,7 @@ def percentile(a: np.ndarray, q):
     n = v.size
     if n < 4096:
         return np.percentile(v, q)
-    bins = np.clip(v * 4096, 0, 4095).astype(np.intp)           # monotone in v, so bins keep the order
+    bins = np.clip(v * 4096, 0, 4095).astype(np.intp)  # monotone in v, so bins keep the order
     counts = np.bincount(bins, minlength=4096)
     cum = np.cumsum(counts)
     pos = np.asarray(q, np.float64) / 100 * (n - 1)
@@ -155,7 +188,7 @@ def percentile(a: np.ndarray, q):
     out = []
     for k, t in zip(np.atleast_1d(lower).tolist(), np.atleast_1d(pos - lower).tolist()):
         a0, a1 = order_stat(k), order_stat(min(k + 1, n - 1))
-        d = a1 - a0                                             # numpy's _lerp, for the same rounding
+        d = a1 - a0  # numpy's _lerp, for the same rounding
         out.append(a1 - d * (1 - t) if t >= 0.5 else a0 + d * t)
     return out[0] if np.ndim(q) == 0 else np.array(out)
 
@@ -179,8 +212,7 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
     longer side is at most that.
     """
     img = _upright(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or \
-        (img.mode == "P" and "transparency" in img.info)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
         rgba = img.convert("RGBA")
         alpha = np.asarray(rgba, np.float32)[..., 3] / 255.0
@@ -191,7 +223,7 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
             background = 1.0 if ink_is_dark else 0.0
             grey = grey * alpha + background * (1 - alpha)
     else:
-        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):    # 16-bit / float greyscale
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float greyscale
             a = np.asarray(img.convert("F"), np.float32)
             lo, hi = float(a.min()), float(a.max())
             grey = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -203,7 +235,7 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
     # brightest end than its darkest (a dim photo of white paper is still dark ink on light paper).
     bg = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
     lo, hi = percentile(grey, [0.5, 99.5])
-    if max(bg - lo, hi - bg) < MIN_CONTRAST:        # very little ink: look at the extremes
+    if max(bg - lo, hi - bg) < MIN_CONTRAST:  # very little ink: look at the extremes
         lo, hi = float(grey.min()), float(grey.max())
     if bg - lo > hi - bg:
         grey = 1.0 - grey
@@ -216,9 +248,9 @@ def _shrink(grey: np.ndarray, size: int) -> np.ndarray:
     if max(h, w) <= size:
         return grey
     from PIL import Image
+
     s = size / max(h, w)
-    small = Image.fromarray(grey.astype(np.float32)).resize(
-        (max(1, round(w * s)), max(1, round(h * s))), Image.BOX)
+    small = Image.fromarray(grey.astype(np.float32)).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BOX)
     return np.asarray(small, np.float32)
 
 
@@ -234,7 +266,7 @@ def uneven_background(grey: np.ndarray) -> np.ndarray | None:
     h, w = grey.shape
     if min(h, w) < 8:
         return None
-    step = max(1, max(h, w) // 32)                  # fit on at most ~32x32 samples: ample for 6 numbers
+    step = max(1, max(h, w) // 32)  # fit on at most ~32x32 samples: ample for 6 numbers
     ys, xs = np.mgrid[0:h:step, 0:w:step]
     sample = grey[::step, ::step].ravel().astype(np.float64)
 
@@ -244,11 +276,11 @@ def uneven_background(grey: np.ndarray) -> np.ndarray | None:
 
     A = design(ys.ravel().astype(np.float64), xs.ravel().astype(np.float64))
     keep = np.ones(sample.size, bool)
-    for _ in range(4):                              # least squares via the 6x6 normal equations
+    for _ in range(4):  # least squares via the 6x6 normal equations
         Ak = A[keep]
         try:
             coef = np.linalg.solve(Ak.T @ Ak, Ak.T @ sample[keep])
-        except np.linalg.LinAlgError:               # degenerate samples: any least-squares solution
+        except np.linalg.LinAlgError:  # degenerate samples: any least-squares solution
             coef = np.linalg.lstsq(A[keep], sample[keep], rcond=None)[0]
         resid = sample - A @ coef
         keep = resid <= _quantile(resid, 0.6)
@@ -262,13 +294,13 @@ def uneven_background(grey: np.ndarray) -> np.ndarray | None:
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Background -> 0, strongest ink -> 1, faint noise cut; raises on a blank image."""
     surface = uneven_background(grey)
-    if surface is None:                             # evenly lit: one level, ink covers under half
+    if surface is None:  # evenly lit: one level, ink covers under half
         bg, hi = map(float, percentile(grey, [50, 99.9]))
     else:
         grey, bg = np.clip(grey - surface, 0.0, None), 0.0
         hi = float(percentile(grey, 99.9))
     if hi - bg < MIN_CONTRAST:
-        hi = float(grey.max())                      # a very small digit: its pixels are above p99.9
+        hi = float(grey.max())  # a very small digit: its pixels are above p99.9
     if hi - bg < MIN_CONTRAST:
         raise DigitnetError("the image is blank: no digit found (no ink that stands out from the background)")
     ink = np.clip((grey - bg) / (hi - bg), 0.0, 1.0)
@@ -288,7 +320,7 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     padded = np.zeros((h, w + 2), np.int8)
     padded[:, 1:-1] = mask
     edges = np.diff(padded, axis=1)
-    row, start = np.nonzero(edges == 1)             # runs in reading order: (row, start, end exclusive)
+    row, start = np.nonzero(edges == 1)  # runs in reading order: (row, start, end exclusive)
     end = np.nonzero(edges == -1)[1]
     n = len(row)
     labels = np.zeros((h, w), np.int32)
@@ -301,10 +333,10 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     j0 = np.searchsorted(row * stride + end, (row - 1) * stride + start, side="left")
     j1 = np.searchsorted(row * stride + start, (row - 1) * stride + end, side="right")
     count = np.maximum(j1 - j0, 0)
-    a = np.repeat(np.arange(n), count)              # touching pairs (a, b)
+    a = np.repeat(np.arange(n), count)  # touching pairs (a, b)
     b = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - j0, count)
     root = np.arange(n)
-    while True:                                     # every run points at its component's smallest run
+    while True:  # every run points at its component's smallest run
         ra, rb = root[a], root[b]
         differ = ra != rb
         if not differ.any():
@@ -315,8 +347,8 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
             if np.array_equal(up, root):
                 break
             root = up
-    _, ids = np.unique(root, return_inverse=True)   # 0..n-1, numbered in reading order
-    delta = np.zeros((h, w + 1), np.int32)          # paint the runs: +id at the start, -id at the end
+    _, ids = np.unique(root, return_inverse=True)  # 0..n-1, numbered in reading order
+    delta = np.zeros((h, w + 1), np.int32)  # paint the runs: +id at the start, -id at the end
     delta[row, start] = ids + 1
     delta[row, end] -= ids + 1
     labels[:] = np.cumsum(delta, axis=1)[:, :w]
@@ -361,16 +393,17 @@ def _running_max(a: np.ndarray, k: int) -> np.ndarray:
     while 2 * w <= k:
         m = np.maximum(m[:, :-w], m[:, w:])
         w *= 2
-    return np.maximum(m[:, :n], m[:, k - w:k - w + n])
+    return np.maximum(m[:, :n], m[:, k - w : k - w + n])
 
 
 def fit_mnist(ink: np.ndarray) -> np.ndarray:
     """One digit's ink (bright on 0) -> (28, 28) uint8 in MNIST's framing."""
     from PIL import Image
+
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     if rows.size == 0:
         raise DigitnetError("the image is blank: no digit found")
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
     scale = BOX / max(h, w)
     # Thin strokes (a fine pen, a large canvas, a light font) would shrink to
@@ -385,12 +418,12 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
             scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     src = Image.fromarray((crop * 255).astype(np.uint8))
-    digit = np.asarray(src.resize((nw, nh), Image.LANCZOS), np.float32)   # anti-aliased
+    digit = np.asarray(src.resize((nw, nh), Image.LANCZOS), np.float32)  # anti-aliased
     digit = np.clip(digit, 0, None)
     peak = digit.max()
     if peak <= 0:
         raise DigitnetError("the image is blank: no digit found")
-    digit *= 255.0 / peak                           # MNIST strokes reach full intensity
+    digit *= 255.0 / peak  # MNIST strokes reach full intensity
     # Centre of mass to the frame centre (MNIST convention), whole-pixel shifts.
     total = digit.sum()
     cy = (digit.sum(axis=1) @ np.arange(nh)) / total
@@ -398,25 +431,26 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
     top = int(np.clip(round(FRAME / 2 - cy), 0, FRAME - nh))
     left = int(np.clip(round(FRAME / 2 - cx), 0, FRAME - nw))
     canvas = np.zeros((FRAME, FRAME), np.float32)
-    canvas[top:top + nh, left:left + nw] = digit
+    canvas[top : top + nh, left : left + nw] = digit
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
 def _upright(img):
     """A PIL image, opened if need be, with its EXIF rotation applied (and its orientation tag gone)."""
     from PIL import Image, ImageOps
+
     if not isinstance(img, Image.Image):
         img = open_image(img)
     try:
-        if img.getexif().get(0x0112, 1) == 1:       # no rotation stored (exif_transpose would copy)
+        if img.getexif().get(0x0112, 1) == 1:  # no rotation stored (exif_transpose would copy)
             return img
-        return ImageOps.exif_transpose(img)         # phone photos: apply the stored rotation
-    except Exception:                               # a broken EXIF block is not worth failing for
+        return ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
+    except Exception:  # a broken EXIF block is not worth failing for
         return img
 
 
 def _as_ink(img, size: int) -> np.ndarray:
-    return ink_map(to_grey(img, size))             # to_grey opens and turns the image upright
+    return ink_map(to_grey(img, size))  # to_grey opens and turns the image upright
 
 
 def _digit_ink(img, size: int) -> np.ndarray:
@@ -451,15 +485,16 @@ def to_mnist(img) -> np.ndarray:
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 if rows.size else DIGIT_WORK_SIZE
     if max(img.size) > DIGIT_WORK_SIZE and extent < DIGIT_WORK_SIZE // 2:
-        f = max(img.size) / max(ink.shape)          # original pixels per working pixel
+        f = max(img.size) / max(ink.shape)  # original pixels per working pixel
         margin = (extent - 1) // 4 + 2
-        box = (max(0, int((cols[0] - margin) * f)), max(0, int((rows[0] - margin) * f)),
-               min(img.width, int((cols[-1] + 1 + margin) * f) + 1),
-               min(img.height, int((rows[-1] + 1 + margin) * f) + 1))
-        try:
+        box = (
+            max(0, int((cols[0] - margin) * f)),
+            max(0, int((rows[0] - margin) * f)),
+            min(img.width, int((cols[-1] + 1 + margin) * f) + 1),
+            min(img.height, int((rows[-1] + 1 + margin) * f) + 1),
+        )
+        with contextlib.suppress(DigitnetError):  # the crop alone looks blank: keep the first look
             ink = _digit_ink(img.crop(box), DIGIT_WORK_SIZE)
-        except DigitnetError:                       # the crop alone looks blank: keep the first look
-            pass
     return fit_mnist(ink)
 
 
@@ -481,7 +516,7 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
     """
     ink = _as_ink(img, WORK_SIZE)
     labels, keep = _parts(ink)
-    spans = []                                      # [x0, x1, [component ids]]
+    spans = []  # [x0, x1, [component ids]]
     for i in keep:
         cols = np.nonzero((labels == i).any(axis=0))[0]
         spans.append([int(cols[0]), int(cols[-1]), [i]])
@@ -514,17 +549,17 @@ def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
     h, w = rows[-1] - rows[0] + 1, x1 - x0 + 1
     if w <= TOUCHING * h:
         return [part]
-    column_ink = part[:, x0:x1 + 1].sum(axis=0)
+    column_ink = part[:, x0 : x1 + 1].sum(axis=0)
     column_ink = column_ink / column_ink.max()
     best = None
     for n in range(2, max(2, int(w / (0.3 * h))) + 1):
         cuts, half = [0], max(1, int(w / (3 * n)))
         for i in range(1, n):
-            c = int(round(i * w / n))                   # the boundary for equal widths
+            c = int(round(i * w / n))  # the boundary for equal widths
             lo, hi = max(cuts[-1] + 1, c - half), min(w - 1, c + half)
             if lo > hi:
                 break
-            cuts.append(lo + int(np.argmin(column_ink[lo:hi + 1])))
+            cuts.append(lo + int(np.argmin(column_ink[lo : hi + 1])))
         else:
             cost = column_ink[cuts[1:]].mean() + 0.3 * abs(np.log(w / n / (DIGIT_ASPECT * h)))
             if best is None or cost < best[0]:
@@ -534,7 +569,7 @@ def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
     pieces = []
     for a, b in zip(best[1][:-1], best[1][1:]):
         piece = np.zeros_like(part)
-        piece[:, x0 + a:x0 + b] = part[:, x0 + a:x0 + b]
+        piece[:, x0 + a : x0 + b] = part[:, x0 + a : x0 + b]
         if piece.any():
             pieces.append(piece)
     return pieces
@@ -543,4 +578,5 @@ def _cut_touching(part: np.ndarray, x0: int, x1: int) -> list[np.ndarray]:
 def read_number(img, model):
     """Read a written number: :func:`digitnet.segment.read_number` (a Reading: ``number``, ``digits``, ``boxes``)."""
     from .segment import read_number as read
+
     return read(img, model)

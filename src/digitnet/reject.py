@@ -17,16 +17,16 @@ import numpy as np
 
 DIGITS = [str(d) for d in range(10)]
 NOT_A_DIGIT = "not a digit"
-MAX_REFUSED = 0.003      # calibration: at most this fraction of held-out digits refused
+MAX_REFUSED = 0.003  # calibration: at most this fraction of held-out digits refused
 
 
 @dataclass
 class Decision:
     """What a model answers for one input."""
 
-    label: int | None             # the digit, or None for "not a digit"
-    guess: int                    # the best digit, even when refused
-    reason: str                   # why it was refused, e.g. "not a digit (93 %)"; "" when not
+    label: int | None  # the digit, or None for "not a digit"
+    guess: int  # the best digit, even when refused
+    reason: str  # why it was refused, e.g. "not a digit (93 %)"; "" when not
 
 
 def answer_columns(n_outputs: int, reject_class: int | None) -> list[int]:
@@ -34,8 +34,9 @@ def answer_columns(n_outputs: int, reject_class: int | None) -> list[int]:
     return [i for i in range(n_outputs) if i != reject_class]
 
 
-def decide(proba: np.ndarray, classes=DIGITS, reject_class: int | None = None,
-           threshold: float = 0.0) -> list[Decision]:
+def decide(
+    proba: np.ndarray, classes=DIGITS, reject_class: int | None = None, threshold: float = 0.0
+) -> list[Decision]:
     """Decisions for probabilities ``proba`` (N, n_classes); a label is an output index."""
     proba = np.atleast_2d(proba)
     cols = answer_columns(proba.shape[1], reject_class)
@@ -49,8 +50,7 @@ def decide(proba: np.ndarray, classes=DIGITS, reject_class: int | None = None,
         if reject_class is not None and proba[i, reject_class] > p_best[i]:
             reason = f"not a digit ({proba[i, reject_class] * 100:.0f} %)"
         elif reject_class is not None and p_best[i] < threshold:
-            reason = (f"not a digit: no digit is likely enough (best {names[guess]} at "
-                      f"{p_best[i] * 100:.0f} %)")
+            reason = f"not a digit: no digit is likely enough (best {names[guess]} at {p_best[i] * 100:.0f} %)"
         else:
             out.append(Decision(guess, guess, ""))
             continue
@@ -67,8 +67,9 @@ def refused(proba: np.ndarray, reject_class: int | None, threshold: float) -> np
     return (p_best < threshold) | (proba[:, reject_class] > p_best)
 
 
-def calibrate(proba_digits: np.ndarray, proba_negatives: np.ndarray, reject_class: int,
-              max_refused: float = MAX_REFUSED) -> dict:
+def calibrate(
+    proba_digits: np.ndarray, proba_negatives: np.ndarray, reject_class: int, max_refused: float = MAX_REFUSED
+) -> dict:
     """The highest threshold that refuses at most ``max_refused`` of the held-out digits.
 
     Parameters
@@ -88,8 +89,12 @@ def calibrate(proba_digits: np.ndarray, proba_negatives: np.ndarray, reject_clas
         threshold = 0.0
     else:
         rest = np.sort(p_best[~by_class])
-        threshold = float(rest[min(budget, len(rest) - 1)])   # the ``budget`` lowest fall under it
-    return {"threshold": threshold,
-            "digits_refused": float(refused(proba_digits, reject_class, threshold).mean()),
-            "negatives_refused": float(refused(proba_negatives, reject_class, threshold).mean()),
-            "max_refused": max_refused, "n_digits": int(len(proba_digits)), "n_negatives": int(len(proba_negatives))}
+        threshold = float(rest[min(budget, len(rest) - 1)])  # the ``budget`` lowest fall under it
+    return {
+        "threshold": threshold,
+        "digits_refused": float(refused(proba_digits, reject_class, threshold).mean()),
+        "negatives_refused": float(refused(proba_negatives, reject_class, threshold).mean()),
+        "max_refused": max_refused,
+        "n_digits": int(len(proba_digits)),
+        "n_negatives": int(len(proba_negatives)),
+    }

@@ -12,20 +12,25 @@ import html
 import time
 from pathlib import Path
 
-
 from . import __version__
 from .errors import DigitnetError
 from .fsutil import atomic_path, atomic_write, make_dirs
 from .plots import has_validation
 
-PLOTS = ["training_curves", "confusion_matrix", "per_class_metrics", "worst_mistakes",
-         "first_layer_weights", "sample_predictions"]
+PLOTS = [
+    "training_curves",
+    "confusion_matrix",
+    "per_class_metrics",
+    "worst_mistakes",
+    "first_layer_weights",
+    "sample_predictions",
+]
 
 CAPTIONS = {
     "training_curves": "Loss and accuracy per epoch, training vs validation.",
     "confusion_matrix": "Rows: true digit; columns: predicted digit.",
     "per_class_metrics": "Precision (of the digits predicted as d, how many are d), recall (of the d's, how "
-                         "many were found) and F1 per digit.",
+    "many were found) and F1 per digit.",
     "worst_mistakes": "The misclassified test digits the model was most confident about.",
     "first_layer_weights": "Each first-layer unit's weights as an image: the stroke patterns it responds to.",
     "sample_predictions": "Random test digits with the predicted label; wrong ones in red.",
@@ -36,11 +41,12 @@ def make_figures(model, data) -> tuple[dict, dict, list[str]]:
     """All report figures for ``model`` on the labelled ``data``: (figures, evaluate() result, notes)."""
     from . import plots
     from .metrics import evaluate, labels_as_outputs, predict_proba
-    plots.require_matplotlib()          # without it every plot would fail: an error, not an empty report
+
+    plots.require_matplotlib()  # without it every plot would fail: an error, not an empty report
     result = evaluate(model, data)
     proba = predict_proba(model, data.images)
     names = result["classes"]
-    if model.reject_class is not None:       # plots over the real classes; the refusals are in result
+    if model.reject_class is not None:  # plots over the real classes; the refusals are in result
         keep = [i for i in range(proba.shape[1]) if i != model.reject_class]
         proba, names = proba[:, keep], [names[i] for i in keep]
     labels = labels_as_outputs(model, data)
@@ -58,7 +64,7 @@ def make_figures(model, data) -> tuple[dict, dict, list[str]]:
     for name in PLOTS:
         try:
             figs[name] = makers[name]()
-        except DigitnetError as exc:     # e.g. an imported model has no history: say so, draw the rest
+        except DigitnetError as exc:  # e.g. an imported model has no history: say so, draw the rest
             notes.append(f"{name.replace('_', ' ')}: {exc}")
     return figs, result, notes
 
@@ -76,6 +82,7 @@ def write_report(model, out_dir, data=None, title: str = "digitnet report") -> d
         or None for the bundled MNIST test set.
     """
     from .data import Dataset, load_mnist
+
     if not isinstance(data, Dataset):
         mnist = load_mnist(data)
         if mnist.test is None or mnist.test.labels is None:
@@ -86,7 +93,7 @@ def write_report(model, out_dir, data=None, title: str = "digitnet report") -> d
     paths: dict[str, Path] = {}
     for name, fig in figs.items():
         paths[name] = out / f"{name}.png"
-        with atomic_path(paths[name], "report") as tmp:      # a full disk leaves no half-written PNG
+        with atomic_path(paths[name], "report") as tmp:  # a full disk leaves no half-written PNG
             fig.savefig(tmp, dpi=100, format="png")
     paths["html"] = atomic_write(out / "report.html", _html(model, data, result, paths, notes, title), "report")
     return paths
@@ -94,14 +101,23 @@ def write_report(model, out_dir, data=None, title: str = "digitnet report") -> d
 
 def _html(model, data, result, paths, notes, title) -> str:
     meta = model.meta
-    arch = " → ".join(layer["type"] + (f"({layer['in_features']}→{layer['out_features']})"
-                                       if layer["type"] == "Dense" else "")
-                      for layer in model.architecture())
-    facts = [("architecture", arch), ("parameters", f"{model.n_params:,}"),
-             ("test set", f"{data.name or 'test'} ({result['n']:,} images)"),
-             ("accuracy", f"{result['accuracy'] * 100:.2f} %"), ("loss", f"{result['loss']:.4f}")]
-    for key, label in (("command", "trained with"), ("seed", "seed"), ("train_time_s", "training time (s)"),
-                       ("dataset_sha256", "training data sha256")):
+    arch = " → ".join(
+        layer["type"] + (f"({layer['in_features']}→{layer['out_features']})" if layer["type"] == "Dense" else "")
+        for layer in model.architecture()
+    )
+    facts = [
+        ("architecture", arch),
+        ("parameters", f"{model.n_params:,}"),
+        ("test set", f"{data.name or 'test'} ({result['n']:,} images)"),
+        ("accuracy", f"{result['accuracy'] * 100:.2f} %"),
+        ("loss", f"{result['loss']:.4f}"),
+    ]
+    for key, label in (
+        ("command", "trained with"),
+        ("seed", "seed"),
+        ("train_time_s", "training time (s)"),
+        ("dataset_sha256", "training data sha256"),
+    ):
         if key in meta:
             facts.append((label, str(meta[key])))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
@@ -109,21 +125,27 @@ def _html(model, data, result, paths, notes, title) -> str:
     per_class = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{result['precision'][c] * 100:.2f}</td>"
         f"<td>{result['recall'][c] * 100:.2f}</td><td>{result['f1'][c] * 100:.2f}</td>"
-        f"<td>{sum(result['confusion_matrix'][c])}</td></tr>" for c, name in enumerate(names))
+        f"<td>{sum(result['confusion_matrix'][c])}</td></tr>"
+        for c, name in enumerate(names)
+    )
     captions = dict(CAPTIONS)
     if not has_validation(meta.get("history", [])):
-        captions["training_curves"] = ("Loss and accuracy per epoch on the training set; the model was trained "
-                                       "without a validation set, so there is no validation curve.")
+        captions["training_curves"] = (
+            "Loss and accuracy per epoch on the training set; the model was trained "
+            "without a validation set, so there is no validation curve."
+        )
     sections = []
     for name in PLOTS:
         if name not in paths:
             continue
         data_uri = "data:image/png;base64," + base64.b64encode(paths[name].read_bytes()).decode()
         heading = name.replace("_", " ").capitalize()
-        sections.append(f'<section id="{name}"><h2>{heading}</h2><p>{html.escape(captions[name])}</p>'
-                        f'<img src="{data_uri}" alt="{heading}" data-file="{paths[name].name}">'
-                        f'<p class="file">also saved as <a href="{paths[name].name}">{paths[name].name}</a></p>'
-                        "</section>")
+        sections.append(
+            f'<section id="{name}"><h2>{heading}</h2><p>{html.escape(captions[name])}</p>'
+            f'<img src="{data_uri}" alt="{heading}" data-file="{paths[name].name}">'
+            f'<p class="file">also saved as <a href="{paths[name].name}">{paths[name].name}</a></p>'
+            "</section>"
+        )
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -32,13 +32,25 @@ import numpy as np
 
 from .errors import DigitnetError
 
-MAX_ARRAY_BYTES = 256 * 2**20   # a float32 MNIST training set is 188 MB
-MAX_DEPTH = 16                  # tuples of tuples of arrays: MNIST pickles nest 2 deep
+MAX_ARRAY_BYTES = 256 * 2**20  # a float32 MNIST training set is 188 MB
+MAX_DEPTH = 16  # tuples of tuples of arrays: MNIST pickles nest 2 deep
 MAX_NDIM = 8
 
 # Plain numeric dtypes, by kind and item size: nothing that holds Python objects, fields or sub-arrays.
-_PLAIN = {("b", 1), ("u", 1), ("u", 2), ("u", 4), ("u", 8), ("i", 1), ("i", 2), ("i", 4), ("i", 8),
-          ("f", 2), ("f", 4), ("f", 8)}
+_PLAIN = {
+    ("b", 1),
+    ("u", 1),
+    ("u", 2),
+    ("u", 4),
+    ("u", 8),
+    ("i", 1),
+    ("i", 2),
+    ("i", 4),
+    ("i", 8),
+    ("f", 2),
+    ("f", 4),
+    ("f", 8),
+}
 
 
 class Refused(pickle.UnpicklingError):
@@ -125,15 +137,17 @@ def _encode(text, encoding="latin1"):
 _GLOBALS = {
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _Dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _Array, ("numpy._core.multiarray", "_reconstruct"): _Array,
-    ("numpy.core.multiarray", "scalar"): _Scalar, ("numpy._core.multiarray", "scalar"): _Scalar,
-    ("numpy.core.numeric", "_frombuffer"): _FromBuffer, ("numpy._core.numeric", "_frombuffer"): _FromBuffer,
+    ("numpy.core.multiarray", "_reconstruct"): _Array,
+    ("numpy._core.multiarray", "_reconstruct"): _Array,
+    ("numpy.core.multiarray", "scalar"): _Scalar,
+    ("numpy._core.multiarray", "scalar"): _Scalar,
+    ("numpy.core.numeric", "_frombuffer"): _FromBuffer,
+    ("numpy._core.numeric", "_frombuffer"): _FromBuffer,
     ("_codecs", "encode"): _encode,
 }
 
 
 class _Unpickler(pickle.Unpickler):
-
     def find_class(self, module, name):
         try:
             return _GLOBALS[(module, name)]
@@ -154,10 +168,9 @@ def _build(parts, max_bytes: int) -> np.ndarray:
         raise Refused("array without a plain dtype")
     if isinstance(shape, int):
         shape = (shape,)
-    if not isinstance(shape, tuple) or len(shape) > MAX_NDIM or \
-            not all(type(d) is int and 0 <= d for d in shape):
+    if not isinstance(shape, tuple) or len(shape) > MAX_NDIM or not all(type(d) is int and 0 <= d for d in shape):
         raise Refused(f"bad array shape {str(shape)[:60]}")
-    if isinstance(data, str):                    # protocol 0/1 spell bytes as latin-1 text
+    if isinstance(data, str):  # protocol 0/1 spell bytes as latin-1 text
         data = data.encode("latin1")
     if not isinstance(data, (bytes, bytearray)):
         raise Refused("array data that is not bytes")
@@ -167,7 +180,7 @@ def _build(parts, max_bytes: int) -> np.ndarray:
     if len(data) != need:
         raise Refused(f"array of shape {shape} and dtype {dtype} needs {need:,} bytes, the file holds {len(data):,}")
     flat = np.frombuffer(bytes(data) if isinstance(data, bytearray) else data, dtype)
-    if fortran:                                  # the bytes are in column order: one C-order copy
+    if fortran:  # the bytes are in column order: one C-order copy
         return flat.reshape(shape[::-1]).T.copy()
     return flat.reshape(shape)
 
@@ -215,19 +228,30 @@ def load(file, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
         obj = _Unpickler(file, encoding="latin1").load()
         return _resolve(obj, max_array_bytes)
     except DigitnetError:
-        raise                                     # from the file itself (too large, corrupt gzip)
+        raise  # from the file itself (too large, corrupt gzip)
     except Refused as exc:
         raise DigitnetError(f"{where}: unsafe pickle: {exc}") from None
     except RecursionError:
         raise DigitnetError(f"{where}: unsafe pickle: nested too deeply") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            MemoryError, ImportError, OverflowError, UnicodeDecodeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        ImportError,
+        OverflowError,
+        UnicodeDecodeError,
+    ) as exc:
         raise DigitnetError(f"{where}: not a readable pickle ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 def loads(data: bytes, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
     """:func:`load` from bytes."""
-    return load(io.BufferedReader(io.BytesIO(data)), where, max_array_bytes)   # peek: opcodes parsed in C
+    return load(io.BufferedReader(io.BytesIO(data)), where, max_array_bytes)  # peek: opcodes parsed in C
 
 
 __all__ = ["MAX_ARRAY_BYTES", "Refused", "load", "loads"]

@@ -35,27 +35,27 @@ import numpy as np
 from .errors import DigitnetError
 from .preprocess import _as_ink, _parts, _upright, fit_mnist
 
-LINE_WORK_SIZE = 1024       # a line of digits is analysed at most this wide ...
-LINE_HEIGHT = 64            # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
-MAX_MERGE = 6               # a piece holds at most this many primitives
-MAX_PRIMITIVES = 80         # more pieces of ink than this is not a number (a page of text, noise)
-MIN_CUT_WIDTH = 0.75        # a component narrower than this times the line height is one digit or less
-CUT_MARGIN = 0.08           # cuts stay this far (times the line height) from a component's ends ...
-CUT_SPACING = 0.2           # ... and from each other
+LINE_WORK_SIZE = 1024  # a line of digits is analysed at most this wide ...
+LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
+MAX_MERGE = 6  # a piece holds at most this many primitives
+MAX_PRIMITIVES = 80  # more pieces of ink than this is not a number (a page of text, noise)
+MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is one digit or less
+CUT_MARGIN = 0.08  # cuts stay this far (times the line height) from a component's ends ...
+CUT_SPACING = 0.2  # ... and from each other
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
 # and the MNIST number sets of benchmarks/numbers.py.
-CUT_COST = 0.8              # per stroke a cut goes through
-HOLE_COST = 2.5             # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
-HOLE_SIDE = 0.06            # ... when it leaves this much of the loop (times the line height) on each side
-DIGIT_COST = -1.0           # per digit read; a bonus: two touching digits read as one confident digit
-                            # is a commoner mistake than a part of a digit read as a whole one
-WIDE = 0.9                  # a piece wider than this times the line height ...
-WIDE_COST = 6.0             # ... costs this per line height of extra width
-SHORT = 0.7                 # a piece shorter than this fraction of the line ...
-SHORT_COST = 12.0           # ... costs this per line height it lacks
-OVERLAP = 0.15              # separate components of one piece overlapping less than this times the line height...
-APART_COST = 20.0           # ... cost this per line height of the shortfall
-CLEAR_MARGIN = 2.0          # "clearly several digits": the best reading beats one digit by this much
+CUT_COST = 0.8  # per stroke a cut goes through
+HOLE_COST = 2.5  # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
+HOLE_SIDE = 0.06  # ... when it leaves this much of the loop (times the line height) on each side
+DIGIT_COST = -1.0  # per digit read; a bonus: two touching digits read as one confident digit
+# is a commoner mistake than a part of a digit read as a whole one
+WIDE = 0.9  # a piece wider than this times the line height ...
+WIDE_COST = 6.0  # ... costs this per line height of extra width
+SHORT = 0.7  # a piece shorter than this fraction of the line ...
+SHORT_COST = 12.0  # ... costs this per line height it lacks
+OVERLAP = 0.15  # separate components of one piece overlapping less than this times the line height...
+APART_COST = 20.0  # ... cost this per line height of the shortfall
+CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Primitive:
     component: int
     x0: int
     x1: int
-    cut_left: int = 0       # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
+    cut_left: int = 0  # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
     cut_hole: bool = False  # the cut at x0 goes through a hole of the component (a closed loop)
 
 
@@ -73,11 +73,11 @@ class Primitive:
 class Reading:
     """A number read from an image: one entry per digit, left to right."""
 
-    digits: list[np.ndarray]                    # (28, 28) uint8 each, as the network saw them
-    proba: list[np.ndarray]                     # the model's probabilities for each
-    boxes: list[tuple[int, int, int, int]]      # (x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive
-    score: float = 0.0                          # total score of this reading
-    single_score: float = float("-inf")         # score of reading all the ink as one digit
+    digits: list[np.ndarray]  # (28, 28) uint8 each, as the network saw them
+    proba: list[np.ndarray]  # the model's probabilities for each
+    boxes: list[tuple[int, int, int, int]]  # (x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive
+    score: float = 0.0  # total score of this reading
+    single_score: float = float("-inf")  # score of reading all the ink as one digit
     labels: list = field(default_factory=list)  # each digit's label (None: not a digit)
 
     @property
@@ -98,7 +98,7 @@ def line_ink(img) -> tuple[np.ndarray, float]:
     size = min(max(w, h), LINE_WORK_SIZE)
     ink = _as_ink(img, size)
     rows = np.nonzero(ink.any(axis=1))[0]
-    if rows.size and rows[-1] - rows[0] + 1 > LINE_HEIGHT:      # tall ink: shrink, keeping the aspect
+    if rows.size and rows[-1] - rows[0] + 1 > LINE_HEIGHT:  # tall ink: shrink, keeping the aspect
         size = max(8, int(size * LINE_HEIGHT / (rows[-1] - rows[0] + 1)))
         ink = _as_ink(img, size)
     labels, keep = _parts(ink)
@@ -112,7 +112,7 @@ def column_profile(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     count = mask.sum(axis=0)
     padded = np.zeros((h + 1, w), bool)
     padded[1:] = mask
-    crossings = (padded[1:] & ~padded[:-1]).sum(axis=0)         # runs start where ink follows background
+    crossings = (padded[1:] & ~padded[:-1]).sum(axis=0)  # runs start where ink follows background
     any_ink = count > 0
     top = np.where(any_ink, mask.argmax(axis=0), -1)
     bottom = np.where(any_ink, h - 1 - mask[::-1].argmax(axis=0), -1)
@@ -139,7 +139,7 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     candidates = set()
     for signal in (smooth, -top.astype(float), bottom.astype(float)):
         for c in range(margin, w - margin + 1):
-            around = np.r_[signal[max(0, c - window):c], signal[c + 1:c + 1 + window]]
+            around = np.r_[signal[max(0, c - window) : c], signal[c + 1 : c + 1 + window]]
             # a minimum, and not inside a flat stretch (the middle of a flat stretch is its own candidate)
             if signal[c] <= around.min() and signal[c] < around.max():
                 candidates.add(c)
@@ -158,6 +158,7 @@ def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
     side counts: the thin gap a "1" leaning on a "0" encloses is no loop.
     """
     from .preprocess import components
+
     background, n = components(~np.pad(mask, 1))
     outside = set(np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]]).tolist())
     side = max(1, int(round(HOLE_SIDE * line_h)))
@@ -167,7 +168,7 @@ def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
             continue
         cols = np.nonzero((background[1:-1, 1:-1] == k).any(axis=0))[0]
         if cols.size and cols[-1] - cols[0] >= 2 * side:
-            cuts[cols[0] + side:cols[-1] - side + 1] = True
+            cuts[cols[0] + side : cols[-1] - side + 1] = True
     return cuts
 
 
@@ -189,11 +190,11 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         for a, b in zip(edges[:-1], edges[1:]):
             part = sub[:, a:b]
             centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
-            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0,
-                                            bool(a and holes[a]))))
+            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, bool(a and holes[a]))))
     if len(prims) > MAX_PRIMITIVES:
-        raise DigitnetError(f"too many separate pieces of ink ({len(prims)}) to read as one number; "
-                            f"crop the image to the number")
+        raise DigitnetError(
+            f"too many separate pieces of ink ({len(prims)}) to read as one number; crop the image to the number"
+        )
     prims.sort(key=lambda cp: cp[0])
     return [p for _, p in prims], labels, line_h
 
@@ -202,7 +203,7 @@ def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
     """Boolean image of the pixels of some primitives."""
     mask = np.zeros(labels.shape, bool)
     for p in prims:
-        mask[:, p.x0:p.x1] |= labels[:, p.x0:p.x1] == p.component
+        mask[:, p.x0 : p.x1] |= labels[:, p.x0 : p.x1] == p.component
     return mask
 
 
@@ -219,8 +220,9 @@ class Scorer:
 
     def __init__(self, model):
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
-        rejects = {m.meta.get("reject_class") if isinstance(getattr(m, "meta", None), dict) else None
-                   for m in self.models}
+        rejects = {
+            m.meta.get("reject_class") if isinstance(getattr(m, "meta", None), dict) else None for m in self.models
+        }
         if len(rejects) > 1:
             raise DigitnetError("the models of an ensemble disagree about a not-a-digit class")
         self.reject = rejects.pop()
@@ -228,8 +230,8 @@ class Scorer:
     def proba(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) uint8 -> (N, C) probabilities, averaged over the models."""
         from .metrics import predict_proba
-        return np.asarray(predict_proba(self.models if len(self.models) > 1 else self.models[0], images),
-                          np.float64)
+
+        return np.asarray(predict_proba(self.models if len(self.models) > 1 else self.models[0], images), np.float64)
 
     def digit_columns(self, n_outputs: int) -> np.ndarray:
         cols = np.arange(n_outputs)
@@ -257,12 +259,12 @@ def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> fl
     h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     score = -WIDE_COST * max(0.0, w / line_h - WIDE)
     score -= SHORT_COST * max(0.0, SHORT - h / line_h)
-    spans: dict[int, list[int]] = {}                           # each component's columns in the piece
+    spans: dict[int, list[int]] = {}  # each component's columns in the piece
     for p in prims:
         span = spans.setdefault(p.component, [p.x0, p.x1])
         span[0], span[1] = min(span[0], p.x0), max(span[1], p.x1)
     ordered = sorted(spans.values())
-    reach, apart = ordered[0][1], -np.inf                       # how far apart side by side the components are
+    reach, apart = ordered[0][1], -np.inf  # how far apart side by side the components are
     for a, b in ordered[1:]:
         apart, reach = max(apart, a - reach), max(reach, b)
     if len(ordered) > 1:
@@ -333,7 +335,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     n = len(prims)
     spans = [(i, j) for j in range(1, n + 1) for i in range(max(0, j - max_merge), j)]
     if (0, n) not in spans:
-        spans.append((0, n))                                    # all the ink as one digit, for comparison
+        spans.append((0, n))  # all the ink as one digit, for comparison
     images, boxes, priors = [], {}, {}
     for i, j in spans:
         img28, box = piece_image(prims[i:j], labels, ink)
@@ -355,5 +357,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         digits=[images[r] for r in k],
         proba=[proba[r] for r in k],
         boxes=[tuple(int(round(v * scale)) for v in boxes[p]) for p in pieces],
-        score=total, single_score=score[0, n],
-        labels=scorer.labels(proba[k]))
+        score=total,
+        single_score=score[0, n],
+        labels=scorer.labels(proba[k]),
+    )

@@ -25,7 +25,7 @@ try:
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
-except ImportError:                                          # pragma: no cover - depends on the install
+except ImportError:  # pragma: no cover - depends on the install
     raise ImportError('digitnet.sklearn needs scikit-learn >= 1.6: pip install "digitnet[sklearn]"') from None
 
 from . import io
@@ -84,11 +84,33 @@ val_size, checkpoint, progress
         Per-epoch loss and accuracy, as :func:`digitnet.fit` returns.
     """
 
-    def __init__(self, hidden=(256,), arch=None, *, epochs=50, batch_size=32, lr=0.1, optimizer="sgd",
-                 momentum=0.9, nesterov=False, betas=(0.9, 0.999), weight_decay=5e-4, schedule="cosine",
-                 warmup_epochs=0.0, step_epochs=10, step_gamma=0.1, clip_norm=0.0, label_smoothing=0.1,
-                 augment="none", patience=0, threads="auto", val_size=0, checkpoint=None, progress=False,
-                 random_state=None):
+    def __init__(
+        self,
+        hidden=(256,),
+        arch=None,
+        *,
+        epochs=50,
+        batch_size=32,
+        lr=0.1,
+        optimizer="sgd",
+        momentum=0.9,
+        nesterov=False,
+        betas=(0.9, 0.999),
+        weight_decay=5e-4,
+        schedule="cosine",
+        warmup_epochs=0.0,
+        step_epochs=10,
+        step_gamma=0.1,
+        clip_norm=0.0,
+        label_smoothing=0.1,
+        augment="none",
+        patience=0,
+        threads="auto",
+        val_size=0,
+        checkpoint=None,
+        progress=False,
+        random_state=None,
+    ):
         self.hidden = hidden
         self.arch = arch
         self.epochs = epochs
@@ -124,7 +146,7 @@ val_size, checkpoint, progress
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        config = self._config()                     # bad options fail before any work
+        config = self._config()  # bad options fail before any work
         self.model_ = self._new_model(X.shape[1], len(self.classes_), X.dtype, config.seed)
         self.history_ = fit(self.model_, self._dataset(X, codes), config=config)
         return self
@@ -152,14 +174,21 @@ val_size, checkpoint, progress
             self.model_ = self._new_model(X.shape[1], len(self.classes_), X.dtype, seed)
             self.history_ = []
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={np.unique(classes)!r} is not the same as on the first call "
-                             f"of partial_fit: {self.classes_!r}")
+            raise ValueError(
+                f"classes={np.unique(classes)!r} is not the same as on the first call of partial_fit: {self.classes_!r}"
+            )
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"y has labels {unknown[:5]!r} that are not in classes {self.classes_!r}")
         codes = np.searchsorted(self.classes_, y)
-        config = self._config(epochs=len(self.history_) + 1, schedule="constant", warmup_epochs=0.0,
-                              val_size=0, patience=0, seed=self._config().seed + len(self.history_))
+        config = self._config(
+            epochs=len(self.history_) + 1,
+            schedule="constant",
+            warmup_epochs=0.0,
+            val_size=0,
+            patience=0,
+            seed=self._config().seed + len(self.history_),
+        )
         self.history_ = fit(self.model_, self._dataset(X, codes), config=config)
         return self
 
@@ -169,14 +198,18 @@ val_size, checkpoint, progress
         names = [f.name for f in fields(TrainConfig) if f.name not in ("seed", "negatives")]
         options = {name: getattr(self, name) for name in names}
         rs = self.random_state
-        options["seed"] = rs if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool) \
+        options["seed"] = (
+            rs
+            if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool)
             else int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        )
         return TrainConfig.from_kwargs(**{**options, **override})
 
     def _new_model(self, n_features: int, n_classes: int, dtype, seed: int) -> Sequential:
         if self.augment != "none" and n_features != 784:
-            raise ValueError(f"augment={self.augment!r} works on 28x28 images (784 features); "
-                             f"X has {n_features} features")
+            raise ValueError(
+                f"augment={self.augment!r} works on 28x28 images (784 features); X has {n_features} features"
+            )
         if self.arch is None:
             hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else tuple(self.hidden)
             model = MLP(hidden, n_inputs=n_features, n_classes=n_classes, seed=seed, dtype=dtype)
@@ -185,8 +218,10 @@ val_size, checkpoint, progress
             if image:
                 side = math.isqrt(n_features)
                 if side * side != n_features:
-                    raise ValueError(f"arch {self.arch!r} has convolutions or pooling: it needs square images "
-                                     f"(n_features = side * side), X has {n_features} features")
+                    raise ValueError(
+                        f"arch {self.arch!r} has convolutions or pooling: it needs square images "
+                        f"(n_features = side * side), X has {n_features} features"
+                    )
                 shape = (1, side, side)
             else:
                 shape = (n_features,)
@@ -216,7 +251,7 @@ val_size, checkpoint, progress
 
     # -- pickling: the network travels as a digitnet model file (safetensors bytes), not as objects
     def __getstate__(self):
-        state = dict(super().__getstate__())         # object.__getstate__ may hand back the live __dict__
+        state = dict(super().__getstate__())  # object.__getstate__ may hand back the live __dict__
         if "model_" in state:
             state["model_"] = io.dumps(state["model_"])
         return state
@@ -240,12 +275,13 @@ def _output_layer(arch, n_classes: int) -> tuple[str | list, bool]:
     name = arch.strip()
     if name.startswith("["):
         import json
+
         try:
             return _output_layer(json.loads(name), n_classes)
         except ValueError:
-            return name, False                      # build() says what is wrong with it
+            return name, False  # build() says what is wrong with it
     spec = PRESETS.get(name.lower(), name)
-    if spec.replace("-", "").isdigit():             # 64-100-3: the sizes say it all
+    if spec.replace("-", "").isdigit():  # 64-100-3: the sizes say it all
         return name, False
     tokens = parse_spec(spec)
     image = any(kind in ("conv", "maxpool", "avgpool", "gap") for kind, _ in tokens)

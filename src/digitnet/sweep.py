@@ -25,13 +25,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from .errors import DigitnetError
-from .interrupts import Interrupts
 from .fsutil import make_dirs
+from .interrupts import Interrupts
 from .sweep_space import Param
 from .train import Callback, TrainConfig
 
 JOURNAL = "sweep.journal"
-MAX_RETRY = 2          # a trial whose worker keeps dying is queued again at most this often
+MAX_RETRY = 2  # a trial whose worker keeps dying is queued again at most this often
 
 
 def _optuna():
@@ -40,7 +40,8 @@ def _optuna():
     except ModuleNotFoundError:
         raise DigitnetError("digitnet sweep needs Optuna: pip install 'digitnet[sweep]'") from None
     import warnings
-    optuna.logging.set_verbosity(optuna.logging.ERROR)    # progress and failure lines of our own instead
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # progress and failure lines of our own instead
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
     return optuna
 
@@ -57,24 +58,30 @@ def storage(url: str | None, out: Path, heartbeat: int = 60):
     optuna = _optuna()
     if url is None or "://" not in url:
         path = Path(url) if url else out / JOURNAL
-        make_dirs(path.parent, "sweep folder")             # read-only, a file in the way: one line
+        make_dirs(path.parent, "sweep folder")  # read-only, a file in the way: one line
         from optuna.storages.journal import JournalFileBackend
+
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]   # psycopg 3, the driver the extra brings
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the driver the extra brings
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+
     error: Exception | None = None
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=_retry, engine_kwargs={"pool_pre_ping": True})
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=_retry,
+                engine_kwargs={"pool_pre_ping": True},
+            )
         except (IntegrityError, ProgrammingError) as exc:
             # workers starting together on an empty database race to create Optuna's tables;
             # the loser finds them made on the next try
             error = exc
             time.sleep(0.2 * (attempt + 1))
-        except (ImportError, ValueError, SQLAlchemyError) as exc:   # a bad URL, no server, no driver
+        except (ImportError, ValueError, SQLAlchemyError) as exc:  # a bad URL, no server, no driver
             error = exc
             break
     raise DigitnetError(f"--storage {_redact(url)}: {str(error).strip().splitlines()[0]}") from None
@@ -96,15 +103,15 @@ def open_study(store, name: str, create: bool = True, pruning: bool = True):
     the median of earlier trials' at that epoch stops there (after 5 trials).
     """
     optuna = _optuna()
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruning
-              else optuna.pruners.NopPruner())
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    )
     if not create:
         try:
             return optuna.load_study(study_name=name, storage=store, pruner=pruner)
         except KeyError:
             raise DigitnetError(f"no study named {name!r} in this storage yet") from None
-    return optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True,
-                               pruner=pruner)
+    return optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True, pruner=pruner)
 
 
 def worker_id() -> dict:
@@ -126,17 +133,18 @@ def fail_dead_workers(study) -> list[int]:
     """Mark failed, and queue again, the RUNNING trials of workers on this machine that no longer exist."""
     optuna = _optuna()
     from optuna.trial import TrialState
+
     me, failed = worker_id(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker") or {}
         if w.get("host") != me["host"] or w.get("pidns") != me.get("pidns"):
-            continue                        # not ours to judge: the heartbeat is
+            continue  # not ours to judge: the heartbeat is
         if w.get("boot") == me.get("boot") and _alive(w.get("pid")):
             continue
         try:
             if not study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 continue
-        except optuna.exceptions.UpdateFinishedTrialError:     # another worker got there first
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
             continue
         _retry(study, study._storage.get_trial(t._trial_id))
         failed.append(t.number)
@@ -145,7 +153,7 @@ def fail_dead_workers(study) -> list[int]:
 
 def _alive(pid) -> bool:
     if not isinstance(pid, int):
-        return True           # not ours to judge
+        return True  # not ours to judge
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -162,8 +170,13 @@ def finished(trials) -> list:
     it is queued again, or another trial takes its place.
     """
     from optuna.trial import TrialState
-    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and "error" in t.user_attrs)]
+
+    return [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+    ]
 
 
 # --------------------------------------------------------------------------- one trial
@@ -190,8 +203,9 @@ class _ReportToOptuna(Callback):
 def trial_settings(trial, space: dict[str, Param]) -> tuple[str, dict]:
     """(architecture, TrainConfig values) of ``trial``; the seed defaults to the trial's number."""
     from .nn.spec import mlp_spec
+
     values = {name: p.suggest(trial) for name, p in space.items()}
-    if "seed" not in values:          # a re-queued trial keeps the seed it was first given
+    if "seed" not in values:  # a re-queued trial keeps the seed it was first given
         values["seed"] = trial.user_attrs.get("seed", trial.number)
     arch = values.pop("arch", None) or mlp_spec(values.pop("hidden", None) or (64,))
     return arch, values
@@ -218,50 +232,66 @@ def train_command(arch: str, values: dict, output: str, data: str | None) -> str
     return " ".join(shlex.quote(a) for a in args + ["-o", output])
 
 
-def objective(trial, space: dict[str, Param], mnist, out: Path, data: str | None = None,
-              interrupts: Interrupts | None = None) -> float:
+def objective(
+    trial, space: dict[str, Param], mnist, out: Path, data: str | None = None, interrupts: Interrupts | None = None
+) -> float:
     """One trial: build, ``fit()`` with the validation split, save the model; returns the validation accuracy."""
     optuna = _optuna()
     from . import io
     from .nn.spec import build
     from .train import fit
+
     arch, values = trial_settings(trial, space)
     # one folder per study: studies sharing a journal (or a -o folder) never overwrite each other's models
     path = (out / trial.study.study_name / f"trial-{trial.number:04d}.safetensors").resolve()
     command = train_command(arch, values, path.name, data)
     for key, value in {"worker": worker_id(), "seed": values["seed"], "command": command}.items():
         trial.set_user_attr(key, value)
-    if trial.user_attrs.get("interrupted"):       # inherited from the interrupted run this one repeats
+    if trial.user_attrs.get("interrupted"):  # inherited from the interrupted run this one repeats
         trial.set_user_attr("interrupted", False)
     model = build(arch, seed=values["seed"])
-    model.meta.update({"command": command, "output": str(path), "sweep_trial": trial.number,
-                       "dataset": mnist.source if data else "bundled MNIST",
-                       "dataset_sha256": mnist.train.checksum()})
+    model.meta.update(
+        {
+            "command": command,
+            "output": str(path),
+            "sweep_trial": trial.number,
+            "dataset": mnist.source if data else "bundled MNIST",
+            "dataset_sha256": mnist.train.checksum(),
+        }
+    )
     interrupts = interrupts or Interrupts()
     report = _ReportToOptuna(trial, interrupts)
     try:
         with interrupts.training():
             history = fit(model, mnist.train, None, TrainConfig(**values, progress=False), callbacks=[report])
-    except DigitnetError as exc:          # diverged: a result of these settings, not a broken worker
+    except DigitnetError as exc:  # diverged: a result of these settings, not a broken worker
         trial.set_user_attr("error", str(exc))
         raise
-    except KeyboardInterrupt:             # Optuna marks it failed; run() queues it again
+    except KeyboardInterrupt:  # Optuna marks it failed; run() queues it again
         trial.set_user_attr("interrupted", True)
         raise
     if report.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned after epoch {report.pruned_at}")
-    best = model.meta.get("best_epoch", len(history))     # early stopping keeps the best epoch's weights
+    best = model.meta.get("best_epoch", len(history))  # early stopping keeps the best epoch's weights
     value = history[best - 1]["val_acc"]
     model.meta["val_accuracy"] = value
-    io.save(model, path)                  # atomic: a complete file or none
+    io.save(model, path)  # atomic: a complete file or none
     trial.set_user_attr("model", str(path))
     trial.set_user_attr("train_time_s", round(sum(h["time"] for h in history), 3))
     return value
 
 
 # --------------------------------------------------------------------------- the sweep
-def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: str | None = None,
-        log=print, interrupts: Interrupts | None = None) -> int:
+def run(
+    study,
+    space: dict[str, Param],
+    mnist,
+    out: Path,
+    n_trials: int,
+    data: str | None = None,
+    log=print,
+    interrupts: Interrupts | None = None,
+) -> int:
     """Run trials until ``study`` holds ``n_trials`` finished ones (all workers together).
 
     Returns the number of trials this worker ran. On Ctrl-C (with
@@ -271,6 +301,7 @@ def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: s
     """
     optuna = _optuna()
     from optuna.trial import TrialState
+
     interrupts = interrupts or Interrupts()
     make_dirs(out, "sweep folder")
     ran = 0
@@ -278,15 +309,16 @@ def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: s
         interrupts.check()
         for n in fail_dead_workers(study):
             log(f"trial {n}: its worker is gone; marked failed and queued again")
-        optuna.storages.fail_stale_trials(study)         # database storage: missed heartbeats
+        optuna.storages.fail_stale_trials(study)  # database storage: missed heartbeats
         trials = study.get_trials(deepcopy=False)
         running = [t for t in trials if t.state == TrialState.RUNNING]
         if len(finished(trials)) + len(running) >= n_trials:
             return ran
         t0 = time.monotonic()
         try:
-            study.optimize(lambda trial: objective(trial, space, mnist, out, data, interrupts), n_trials=1,
-                           catch=(DigitnetError,))
+            study.optimize(
+                lambda trial: objective(trial, space, mnist, out, data, interrupts), n_trials=1, catch=(DigitnetError,)
+            )
         except KeyboardInterrupt:
             for n in _requeue_interrupted(study):
                 log(f"trial {n}: interrupted; marked failed and queued again")
@@ -298,10 +330,17 @@ def run(study, space: dict[str, Param], mnist, out: Path, n_trials: int, data: s
 def _requeue_interrupted(study) -> list[int]:
     """After Ctrl-C: queue this worker's interrupted trial (Optuna marked it failed) again."""
     from optuna.trial import TrialState
+
     trials = study.get_trials(deepcopy=False)
     retried = {t.system_attrs.get("failed_trial") for t in trials}
-    again = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("interrupted")
-             and t.number not in retried and t.user_attrs.get("worker") == worker_id()]
+    again = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("interrupted")
+        and t.number not in retried
+        and t.user_attrs.get("worker") == worker_id()
+    ]
     for t in again:
         _retry(study, t)
     return [t.number for t in again]
@@ -310,12 +349,16 @@ def _requeue_interrupted(study) -> list[int]:
 def _progress_line(study, n_trials: int, seconds: float) -> str:
     trials = study.get_trials(deepcopy=False)
     mine = max((t for t in trials if t.user_attrs.get("worker") == worker_id()), key=lambda t: t.number)
-    what = (f"val acc {mine.value * 100:.2f} %" if mine.value is not None
-            else mine.user_attrs.get("error", mine.state.name.lower()))
+    what = (
+        f"val acc {mine.value * 100:.2f} %"
+        if mine.value is not None
+        else mine.user_attrs.get("error", mine.state.name.lower())
+    )
     done = len(finished(trials))
     best = _best(trials)
     best_text = f"; best {best.value * 100:.2f} % (trial {best.number})" if best else ""
-    return f"trial {mine.number} {mine.state.name.lower()}: {what} in {seconds:.1f} s; {done}/{n_trials} finished{best_text}"
+    state = mine.state.name.lower()
+    return f"trial {mine.number} {state}: {what} in {seconds:.1f} s; {done}/{n_trials} finished{best_text}"
 
 
 def _best(trials):
@@ -328,12 +371,25 @@ def rows(study) -> list[dict]:
     """Every trial of the study, best first: number, state, params, value, model, seconds, seed, command."""
     out = []
     for t in study.get_trials(deepcopy=False):
-        seconds = ((t.datetime_complete - t.datetime_start).total_seconds()
-                   if t.datetime_complete and t.datetime_start else None)
-        out.append({"number": t.number, "state": t.state.name, "params": dict(t.params), "value": t.value,
-                    "model": t.user_attrs.get("model"), "seconds": seconds, "seed": t.user_attrs.get("seed"),
-                    "worker": t.user_attrs.get("worker"), "command": t.user_attrs.get("command"),
-                    "retry_of": t.system_attrs.get("failed_trial")})
+        seconds = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        out.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "params": dict(t.params),
+                "value": t.value,
+                "model": t.user_attrs.get("model"),
+                "seconds": seconds,
+                "seed": t.user_attrs.get("seed"),
+                "worker": t.user_attrs.get("worker"),
+                "command": t.user_attrs.get("command"),
+                "retry_of": t.system_attrs.get("failed_trial"),
+            }
+        )
     out.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0), r["number"]))
     return out
 
@@ -345,10 +401,16 @@ def format_table(rows: list[dict]) -> str:
     table = [("#", "state", "val acc", "time", "params", "model")]
     for r in rows:
         params = " ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
-        table.append((str(r["number"]), r["state"].lower(),
-                      f"{r['value'] * 100:.2f} %" if r["value"] is not None else "-",
-                      f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-",
-                      params or "-", r["model"] or "-"))
+        table.append(
+            (
+                str(r["number"]),
+                r["state"].lower(),
+                f"{r['value'] * 100:.2f} %" if r["value"] is not None else "-",
+                f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-",
+                params or "-",
+                r["model"] or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in table)
 
@@ -364,7 +426,8 @@ def top_models(rows: list[dict], k: int) -> list[str]:
         raise DigitnetError(f"--ensemble-top {k}: the study has only {len(paths)} complete trials with a model")
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
-        raise DigitnetError(f"--ensemble-top {k}: model file {missing[0]} is not on this machine "
-                            "(trained by a worker elsewhere? copy its sweep folder here)")
+        raise DigitnetError(
+            f"--ensemble-top {k}: model file {missing[0]} is not on this machine "
+            "(trained by a worker elsewhere? copy its sweep folder here)"
+        )
     return paths
-

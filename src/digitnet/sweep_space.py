@@ -26,6 +26,7 @@ from .train import TrainConfig
 NOT_SWEPT = ("checkpoint", "progress", "threads")
 MODEL_KEYS = ("arch", "hidden")
 
+
 def _kinds(f) -> set[str]:
     """The type names in a field's annotation: ``"int | None"`` -> {"int", "None"}."""
     return set(str(f.type).replace(" ", "").split("|"))
@@ -34,7 +35,7 @@ def _kinds(f) -> set[str]:
 # by annotation, not default: a default of None (filled in from other options) is still an int or float
 INT_FIELDS = {f.name for f in fields(TrainConfig) if "int" in _kinds(f) and "float" not in _kinds(f)}
 FLOAT_FIELDS = {f.name for f in fields(TrainConfig) if "float" in _kinds(f)}
-LIST_VALUED = ("hidden", "betas")   # a choice is itself a list: written "128,64" for Optuna
+LIST_VALUED = ("hidden", "betas")  # a choice is itself a list: written "128,64" for Optuna
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Param:
             return from_optuna(self.name, trial.suggest_categorical(self.name, self.choices))
         if self.integer:
             n = trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-            return (n,) if self.name == "hidden" else n      # a range of hidden: one layer's width
+            return (n,) if self.name == "hidden" else n  # a range of hidden: one layer's width
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
 
@@ -77,7 +78,7 @@ def load_space(path) -> dict[str, Param]:
         if path.suffix.lower() == ".toml":
             try:
                 import tomllib
-            except ModuleNotFoundError:       # Python 3.10
+            except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef,import-not-found]
             raw = tomllib.loads(text)
         else:
@@ -91,11 +92,15 @@ def load_space(path) -> dict[str, Param]:
 def parse_space(raw, where: str = "space") -> dict[str, Param]:
     """Check a space given as a mapping; returns one ``Param`` per key."""
     if not isinstance(raw, dict) or not raw:
-        raise DigitnetError(f"{where}: expected a mapping of TrainConfig fields, arch or hidden to choices "
-                            f"or ranges, got {type(raw).__name__ if raw else 'nothing'}")
+        raise DigitnetError(
+            f"{where}: expected a mapping of TrainConfig fields, arch or hidden to choices "
+            f"or ranges, got {type(raw).__name__ if raw else 'nothing'}"
+        )
     known = sorted({f.name for f in fields(TrainConfig)} - set(NOT_SWEPT)) + list(MODEL_KEYS)
     if "arch" in raw and "hidden" in raw:
-        raise DigitnetError(f"{where}: give either arch or hidden, not both (hidden 128,64 is arch fc128-relu-fc64-relu-fc10)")
+        raise DigitnetError(
+            f"{where}: give either arch or hidden, not both (hidden 128,64 is arch fc128-relu-fc64-relu-fc10)"
+        )
     space = {}
     for name, spec in raw.items():
         if name not in known:
@@ -109,8 +114,9 @@ def _param(name: str, spec, where: str) -> Param:
     if isinstance(spec, dict):
         extra = set(spec) - {"low", "high", "log", "step"}
         if extra or not {"low", "high"} <= set(spec):
-            raise DigitnetError(f"{here}: a range is {{\"low\": …, \"high\": …}} with optional \"log\" and "
-                                f"\"step\", got keys {sorted(spec)}")
+            raise DigitnetError(
+                f'{here}: a range is {{"low": …, "high": …}} with optional "log" and "step", got keys {sorted(spec)}'
+            )
         integer = name in INT_FIELDS or name == "hidden"
         if not integer and name not in FLOAT_FIELDS:
             raise DigitnetError(f"{here}: is not a number; give a list of choices instead of a range")
@@ -164,7 +170,7 @@ def from_optuna(name: str, value):
         try:
             sizes = tuple(int(s) for s in str(value).split(","))
         except ValueError:
-            return value        # check_value reports it
+            return value  # check_value reports it
         return sizes
     if name == "betas" and isinstance(value, str):
         try:
@@ -182,6 +188,7 @@ def check_value(name: str, value, here: str) -> None:
         return
     if name == "arch":
         from .nn.spec import build
+
         if not isinstance(value, str):
             raise DigitnetError(f"{here}: expected a preset name or spec string, got {value!r}")
         try:

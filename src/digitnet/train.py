@@ -48,27 +48,29 @@ class TrainConfig:
     for SGD and 1e-3 for Adam/AdamW; full-batch runs 300 epochs at lr 0.5.
     """
 
-    epochs: int | None = None           # default 20; full-batch 300
-    batch_size: int | str = 128         # an int, or "full" for full-batch gradient descent
-    lr: float | None = None             # peak learning rate; default by optimizer (DEFAULT_LR), full-batch 0.5
-    optimizer: str = "sgd"              # "sgd", "adam" or "adamw"
-    momentum: float = 0.9               # SGD momentum
+    epochs: int | None = None  # default 20; full-batch 300
+    batch_size: int | str = 128  # an int, or "full" for full-batch gradient descent
+    lr: float | None = None  # peak learning rate; default by optimizer (DEFAULT_LR), full-batch 0.5
+    optimizer: str = "sgd"  # "sgd", "adam" or "adamw"
+    momentum: float = 0.9  # SGD momentum
     nesterov: bool = False
-    betas: tuple = (0.9, 0.999)         # Adam/AdamW
-    weight_decay: float = 5e-4          # L2 (SGD, Adam) or decoupled decay (AdamW)
-    schedule: str = "cosine"            # "constant", "cosine", "step" or "onecycle"
-    warmup_epochs: float = 0.0          # linear warm-up before constant/cosine/step
-    step_epochs: int = 10               # "step": multiply the lr by step_gamma every step_epochs
+    betas: tuple = (0.9, 0.999)  # Adam/AdamW
+    weight_decay: float = 5e-4  # L2 (SGD, Adam) or decoupled decay (AdamW)
+    schedule: str = "cosine"  # "constant", "cosine", "step" or "onecycle"
+    warmup_epochs: float = 0.0  # linear warm-up before constant/cosine/step
+    step_epochs: int = 10  # "step": multiply the lr by step_gamma every step_epochs
     step_gamma: float = 0.1
-    clip_norm: float = 0.0              # clip the global gradient norm to this (0: off)
+    clip_norm: float = 0.0  # clip the global gradient norm to this (0: off)
     label_smoothing: float = 0.0
-    augment: str = "none"               # "none", "shift", "affine", "elastic", "real", or real-world kinds: augment.py
-    negatives: float = 0.0              # fraction of each batch that is generated non-digits (class 10); 0: none
-    patience: int = 0                   # early stopping: epochs without a better val acc (0: off)
+    augment: str = "none"  # "none", "shift", "affine", "elastic", "real", or real-world kinds: augment.py
+    negatives: float = 0.0  # fraction of each batch that is generated non-digits (class 10); 0: none
+    patience: int = 0  # early stopping: epochs without a better val acc (0: off)
     seed: int = 0
-    threads: int | str | None = "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see nn/threads.py
-    val_size: int = 10000               # held out of the training set; 0 disables validation
-    checkpoint: str | None = None       # file rewritten (atomically) after every epoch
+    threads: int | str | None = (
+        "auto"  # N: digitnet's threads, BLAS on one; None: BLAS as configured; see nn/threads.py
+    )
+    val_size: int = 10000  # held out of the training set; 0 disables validation
+    checkpoint: str | None = None  # file rewritten (atomically) after every epoch
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -82,7 +84,9 @@ class TrainConfig:
             try:
                 self.batch_size = int(self.batch_size)
             except (TypeError, ValueError):
-                raise DigitnetError(f"batch_size must be a positive integer or 'full', got {self.batch_size!r}") from None
+                raise DigitnetError(
+                    f"batch_size must be a positive integer or 'full', got {self.batch_size!r}"
+                ) from None
             if self.batch_size < 1:
                 raise DigitnetError(f"batch_size must be a positive integer or 'full', got {self.batch_size}")
         if int(self.epochs) < 1:
@@ -102,15 +106,16 @@ class TrainConfig:
         for name in ("warmup_epochs", "clip_norm", "weight_decay", "patience", "val_size"):
             if getattr(self, name) < 0:
                 raise DigitnetError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.threads is not None and self.threads != "auto":
-            if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-                raise DigitnetError(f"threads must be a positive integer, 'auto' or None, got {self.threads!r}")
+        t = self.threads
+        if t is not None and t != "auto" and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise DigitnetError(f"threads must be a positive integer, 'auto' or None, got {t!r}")
         if not 0 <= self.label_smoothing < 1:
             raise DigitnetError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
-            raise DigitnetError(f"step schedule needs step_epochs >= 1 and 0 < step_gamma <= 1, "
-                                f"got {self.step_epochs}, {self.step_gamma}")
-
+            raise DigitnetError(
+                f"step schedule needs step_epochs >= 1 and 0 < step_gamma <= 1, "
+                f"got {self.step_epochs}, {self.step_gamma}"
+            )
 
     @classmethod
     def from_kwargs(cls, **kw) -> TrainConfig:
@@ -125,8 +130,8 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in ("progress", "checkpoint")}
 
 
-NEGATIVE_LABEL = 10        # the "not a digit" output of a model trained with negatives
-NEGATIVE_POOL = 20000      # generated once per run; every draw is augmented afresh
+NEGATIVE_LABEL = 10  # the "not a digit" output of a model trained with negatives
+NEGATIVE_POOL = 20000  # generated once per run; every draw is augmented afresh
 
 
 def negative_pool(model: Sequential, train: Dataset, cfg: TrainConfig) -> np.ndarray | None:
@@ -137,30 +142,54 @@ def negative_pool(model: Sequential, train: Dataset, cfg: TrainConfig) -> np.nda
     if not cfg.negatives:
         return None
     if model.output_shape != (NEGATIVE_LABEL + 1,):
-        raise DigitnetError(f"training with negatives needs a network with {NEGATIVE_LABEL + 1} outputs "
-                            f"(the last one is 'not a digit', e.g. ...-fc11); this one has {model.output_shape}")
+        raise DigitnetError(
+            f"training with negatives needs a network with {NEGATIVE_LABEL + 1} outputs "
+            f"(the last one is 'not a digit', e.g. ...-fc11); this one has {model.output_shape}"
+        )
     from . import negatives
+
     return negatives.generate(min(NEGATIVE_POOL, len(train)), seed=cfg.seed, digits=train.images)
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
     """Learning rate for optimizer step ``step`` of ``total_steps``."""
-    return lr_at_step(cfg.schedule, cfg.lr, step, total_steps,
-                      warmup=round(cfg.warmup_epochs * steps_per_epoch),
-                      step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.step_gamma)
+    assert cfg.lr is not None  # filled in by TrainConfig
+    return lr_at_step(
+        cfg.schedule,
+        cfg.lr,
+        step,
+        total_steps,
+        warmup=round(cfg.warmup_epochs * steps_per_epoch),
+        step_size=cfg.step_epochs * steps_per_epoch,
+        gamma=cfg.step_gamma,
+    )
 
 
 def make_optimizer(model: Sequential, cfg: TrainConfig) -> SGD | Adam:
     """The optimizer ``cfg`` names, over all of ``model``'s parameters (its flat arrays)."""
+    assert cfg.lr is not None  # filled in by TrainConfig
     if cfg.optimizer == "sgd":
-        return SGD(model.flat_params, model.flat_grads, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                   weight_decay=cfg.weight_decay)
+        return SGD(
+            model.flat_params,
+            model.flat_grads,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
     cls = Adam if cfg.optimizer == "adam" else AdamW
     return cls(model.flat_params, model.flat_grads, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
-def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: TrainConfig | None = None,
-        callbacks: Sequence[Callback] = (), resume: str | None = None, **overrides) -> list[dict]:
+def fit(
+    model: Sequential,
+    train: Dataset,
+    val: Dataset | None = None,
+    config: TrainConfig | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: str | None = None,
+    **overrides,
+) -> list[dict]:
     """Train ``model`` in place and return the per-epoch history.
 
     Parameters
@@ -196,21 +225,23 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
     if val is None and cfg.val_size:
         train, val = train.split(cfg.val_size, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    for layer in model.layers:              # Dropout draws its masks from the run's generator
+    for layer in model.layers:  # Dropout draws its masks from the run's generator
         if hasattr(layer, "rng"):
             layer.rng = rng
     model.loss = SoftmaxCrossEntropy(cfg.label_smoothing)
     opt = make_optimizer(model, cfg)
     batch_size = len(train) if cfg.batch_size == "full" else min(int(cfg.batch_size), len(train))
     steps_per_epoch = math.ceil(len(train) / batch_size)
+    assert cfg.epochs is not None  # filled in by TrainConfig
     total_steps = cfg.epochs * steps_per_epoch
     early = EarlyStopping(cfg.patience) if cfg.patience else None
     history = checkpoint.restore(state, model, opt, rng, early) if state else list(model.meta.get("history", []))
     model.meta["history"] = history
     callbacks = _builtin_callbacks(cfg, opt, rng, early, total_steps, steps_per_epoch) + list(callbacks)
     start = len(history)
-    end = start if early and early.stopped else cfg.epochs     # a resumed run that had stopped early ends now
-    step, whole_set = start * steps_per_epoch, {}
+    end = start if early and early.stopped else cfg.epochs  # a resumed run that had stopped early ends now
+    step = start * steps_per_epoch
+    whole_set: dict[str, np.ndarray] = {}  # a one-batch epoch's arrays, converted once
     pool = negative_pool(model, train, cfg)
     for cb in callbacks:
         cb.on_train_begin(model, cfg)
@@ -237,10 +268,16 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
                     for cb in callbacks:
                         cb.on_step_end(model, step)
                 elapsed = time.perf_counter() - t0
-                logs = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
-                        **accuracy_and_loss(model, val, prefix="val_"), "lr": opt.lr, "time": elapsed}
+                logs = {
+                    "epoch": epoch,
+                    "loss": loss_sum / seen,
+                    "train_acc": correct / seen,
+                    **accuracy_and_loss(model, val, prefix="val_"),
+                    "lr": opt.lr,
+                    "time": elapsed,
+                }
                 history.append(logs)
-                if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):   # every callback sees it
+                if any([cb.on_epoch_end(model, epoch, logs) for cb in callbacks]):  # every callback sees it
                     break
         finally:
             model.meta["train_config"], model.meta["seed"] = cfg.saved(), cfg.seed
@@ -251,14 +288,19 @@ def fit(model: Sequential, train: Dataset, val: Dataset | None = None, config: T
 
 def _check_classes(model: Sequential, train: Dataset) -> None:
     """The labels must index the model's outputs; a dataset's class names become the model's."""
+    assert train.labels is not None
     top = int(train.labels.max()) if len(train.labels) else 0
     if top >= model.n_classes:
-        raise DigitnetError(f"{train.name or 'training set'} has label {top} but the model has only "
-                            f"{model.n_classes} outputs; build it with n_classes >= {top + 1}")
+        raise DigitnetError(
+            f"{train.name or 'training set'} has label {top} but the model has only "
+            f"{model.n_classes} outputs; build it with n_classes >= {top + 1}"
+        )
     if train.classes is not None:
         if len(train.classes) != model.n_classes:
-            raise DigitnetError(f"{train.name or 'training set'} has {len(train.classes)} classes but the model "
-                                f"has {model.n_classes} outputs")
+            raise DigitnetError(
+                f"{train.name or 'training set'} has {len(train.classes)} classes but the model "
+                f"has {model.n_classes} outputs"
+            )
         model.classes = train.classes
 
 
@@ -268,13 +310,20 @@ def _config(config: TrainConfig | None, overrides: dict, resume: str | None) -> 
     if resume is None:
         return cfg, None
     state = checkpoint.read(resume)
-    cfg = TrainConfig.from_kwargs(**{**state["config"], "checkpoint": cfg.checkpoint, "progress": cfg.progress,
-                                     **{k: overrides[k] for k in ("epochs", "threads") if k in overrides}})
+    cfg = TrainConfig.from_kwargs(
+        **{
+            **state["config"],
+            "checkpoint": cfg.checkpoint,
+            "progress": cfg.progress,
+            **{k: overrides[k] for k in ("epochs", "threads") if k in overrides},
+        }
+    )
     return cfg, state
 
 
-def _builtin_callbacks(cfg: TrainConfig, opt, rng, early: EarlyStopping | None, total_steps: int,
-                       steps_per_epoch: int) -> list[Callback]:
+def _builtin_callbacks(
+    cfg: TrainConfig, opt, rng, early: EarlyStopping | None, total_steps: int, steps_per_epoch: int
+) -> list[Callback]:
     """Early stopping, the checkpoint and the progress bar, as ``cfg`` asks; they run before the user's."""
     own: list[Callback] = [early] if early else []
     if cfg.checkpoint:
@@ -284,9 +333,16 @@ def _builtin_callbacks(cfg: TrainConfig, opt, rng, early: EarlyStopping | None, 
     return own
 
 
-def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng: np.random.Generator,
-             whole_set: dict, pool: np.ndarray | None = None, negatives: float = 0.0
-             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _batches(
+    model: Sequential,
+    train: Dataset,
+    batch_size: int,
+    kind: str,
+    rng: np.random.Generator,
+    whole_set: dict,
+    pool: np.ndarray | None = None,
+    negatives: float = 0.0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of model-ready ``(x, y)`` batches, in arrays reused from batch to batch.
 
     Batches are shuffled with ``rng``, given generated non-digits from ``pool``
@@ -295,6 +351,7 @@ def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng:
     the whole set needs no shuffling; without augmentation or negatives it is
     converted once per run and kept in ``whole_set``.
     """
+    assert train.labels is not None
     if batch_size >= len(train) and kind == "none" and pool is None:
         if not whole_set:
             whole_set["x"], whole_set["y"] = model.prepare(train.images), train.labels.astype(np.intp)
@@ -306,5 +363,5 @@ def _batches(model: Sequential, train: Dataset, batch_size: int, kind: str, rng:
             xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])
             yb = np.concatenate([yb, np.full(k, NEGATIVE_LABEL, yb.dtype)])
         if kind != "none":
-            xb = augment(xb, rng, kind)                                 # (B, 28, 28) float32 in [0, 1]
+            xb = augment(xb, rng, kind)  # (B, 28, 28) float32 in [0, 1]
         yield model.prepare(xb, reuse=True), yb.astype(np.intp)

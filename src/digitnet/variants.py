@@ -29,14 +29,18 @@ import numpy as np
 from .data import MNIST, Dataset, _load_dir, _load_file, _read_idx, _read_npy, parse_idx, validate
 from .errors import DigitnetError
 
-FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Ankle boot")
-KMNIST = ("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を")   # o ki su tsu na ha ma ya re wo
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+KMNIST = ("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を")  # o ki su tsu na ha ma ya re wo
 DIGITS = tuple(string.digits)
-_MERGED = DIGITS + tuple(string.ascii_uppercase) + tuple("abdefghnqrt")     # 47: similar lower/upper merged
-EMNIST_CLASSES = {"mnist": DIGITS, "digits": DIGITS, "letters": tuple(string.ascii_uppercase),
-                  "balanced": _MERGED, "bymerge": _MERGED,
-                  "byclass": DIGITS + tuple(string.ascii_uppercase) + tuple(string.ascii_lowercase)}
+_MERGED = DIGITS + tuple(string.ascii_uppercase) + tuple("abdefghnqrt")  # 47: similar lower/upper merged
+EMNIST_CLASSES = {
+    "mnist": DIGITS,
+    "digits": DIGITS,
+    "letters": tuple(string.ascii_uppercase),
+    "balanced": _MERGED,
+    "bymerge": _MERGED,
+    "byclass": DIGITS + tuple(string.ascii_uppercase) + tuple(string.ascii_lowercase),
+}
 _EMNIST = re.compile(r"emnist-(\w+?)-(train|test)-(images|labels)-idx[13]-ubyte(\.gz)?")
 
 
@@ -44,8 +48,11 @@ def load(path) -> MNIST | None:
     """Fashion-MNIST, KMNIST or EMNIST at ``path`` (a folder or one of its files); None for anything else."""
     path = Path(path)
     entries = [p.name.lower() for p in path.iterdir()] if path.is_dir() else []
-    if _EMNIST.fullmatch(path.name.lower()) or any(_EMNIST.fullmatch(n) for n in entries) or \
-            ("gzip" in entries and any(_EMNIST.fullmatch(n.name.lower()) for n in (path / "gzip").iterdir())):
+    if (
+        _EMNIST.fullmatch(path.name.lower())
+        or any(_EMNIST.fullmatch(n) for n in entries)
+        or ("gzip" in entries and any(_EMNIST.fullmatch(n.name.lower()) for n in (path / "gzip").iterdir()))
+    ):
         return load_emnist(path)
     names = [path.name.lower(), path.parent.name.lower(), *entries]
     if any("kmnist" in n or "kuzushiji" in n for n in names):
@@ -58,6 +65,7 @@ def load(path) -> MNIST | None:
 def _named(mnist: MNIST, classes: tuple, title: str) -> MNIST:
     def name(ds: Dataset | None) -> Dataset | None:
         return None if ds is None else Dataset(ds.images, ds.labels, ds.name, classes)
+
     return MNIST(name(mnist.train), name(mnist.test), f"{title} ({mnist.source})")
 
 
@@ -65,7 +73,7 @@ def _load_fashion(path: Path) -> MNIST:
     if path.is_dir():
         tr, te = path / "fashion-mnist_train.csv", path / "fashion-mnist_test.csv"
         if tr.is_file() or te.is_file():
-            return _load_file(tr if tr.is_file() else te)      # the sibling split is picked up there
+            return _load_file(tr if tr.is_file() else te)  # the sibling split is picked up there
         return _load_dir(path)
     return _load_file(path)
 
@@ -104,8 +112,10 @@ def load_emnist(path) -> MNIST:
         folder = path / "gzip" if not any(_EMNIST.fullmatch(p.name.lower()) for p in path.iterdir()) else path
         splits = sorted({m.group(1) for p in folder.iterdir() if (m := _EMNIST.fullmatch(p.name.lower()))})
         if len(splits) > 1:
-            raise DigitnetError(f"{folder}: holds several EMNIST splits ({', '.join(splits)}); give one of its "
-                                f"files, e.g. --data {folder / f'emnist-{splits[0]}-train-images-idx3-ubyte.gz'}")
+            raise DigitnetError(
+                f"{folder}: holds several EMNIST splits ({', '.join(splits)}); give one of its "
+                f"files, e.g. --data {folder / f'emnist-{splits[0]}-train-images-idx3-ubyte.gz'}"
+            )
         split = splits[0]
     else:
         folder, split = path.parent, _EMNIST.fullmatch(path.name.lower()).group(1)
@@ -130,8 +140,10 @@ def _emnist_classes(folder: Path, split: str) -> tuple[tuple, int]:
             raise DigitnetError(f"{mapping}: labels must be consecutive, found {sorted(table)[:5]}...")
         return tuple(table[k] for k in sorted(table)), offset
     if split not in EMNIST_CLASSES:
-        raise DigitnetError(f"{folder}: unknown EMNIST split {split!r} and no emnist-{split}-mapping.txt; "
-                            f"known: {', '.join(EMNIST_CLASSES)}")
+        raise DigitnetError(
+            f"{folder}: unknown EMNIST split {split!r} and no emnist-{split}-mapping.txt; "
+            f"known: {', '.join(EMNIST_CLASSES)}"
+        )
     return EMNIST_CLASSES[split], 1 if split == "letters" else 0
 
 
@@ -139,15 +151,15 @@ def _emnist_part(folder: Path, split: str, part: str, classes: tuple, offset: in
     def find(kind: str) -> Path | None:
         stem = f"emnist-{split}-{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
         return next((folder / n for n in (stem + ".gz", stem) if (folder / n).is_file()), None)
+
     images_path, labels_path = find("images"), find("labels")
     if images_path is None:
         return None
     images = parse_idx(_read_idx(images_path, "images"), str(images_path), "images")
-    images = np.ascontiguousarray(images.transpose(0, 2, 1))    # stored column by column
+    images = np.ascontiguousarray(images.transpose(0, 2, 1))  # stored column by column
     labels = None
     if labels_path is not None:
         labels = parse_idx(_read_idx(labels_path, "labels"), str(labels_path), "labels").astype(np.int64) - offset
         if labels.size and labels.min() < 0:
-            raise DigitnetError(f"{labels_path}: label {labels.min() + offset} is below the first class "
-                                f"label {offset}")
+            raise DigitnetError(f"{labels_path}: label {labels.min() + offset} is below the first class label {offset}")
     return validate(images, labels, f"emnist-{split}[{part}]", classes)

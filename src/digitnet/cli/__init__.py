@@ -41,8 +41,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="digitnet", formatter_class=_HelpFormatter,
-                description="Handwritten-digit recognition with from-scratch NumPy networks.")
+    p = _Parser(
+        prog="digitnet",
+        formatter_class=_HelpFormatter,
+        description="Handwritten-digit recognition with from-scratch NumPy networks.",
+    )
     p.add_argument("--version", action="version", version=f"digitnet {__version__}")
     p.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             _refuse_extra(args.command, extra)
         args.argv = [a for a in argv if a != "--traceback"]
-        if args.command in ("train", "sweep"):   # fit() sets its own threads (--threads)
+        if args.command in ("train", "sweep"):  # fit() sets its own threads (--threads)
             return args.func(args)
         with inference_threads():
             return args.func(args)

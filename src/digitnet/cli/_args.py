@@ -7,8 +7,9 @@ import math
 from collections.abc import Callable
 
 
-def number(kind: type, low: float, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False, what: str) -> Callable[[str], float]:
+def number(
+    kind: type, low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False, what: str
+) -> Callable[[str], float]:
     """An argparse ``type=`` that reads a ``kind`` (int or float) between ``low`` and ``high``.
 
     ``what`` names the allowed values in the error message ("a positive integer").
@@ -19,14 +20,17 @@ def number(kind: type, low: float, high: float | None = None, *, low_open: bool 
             x = kind(text)
         except ValueError:
             x = None
-        ok = (x is not None and math.isfinite(x)
-              and (x > low if low_open else x >= low)
-              and (high is None or (x < high if high_open else x <= high)))
+        ok = (
+            x is not None
+            and math.isfinite(x)
+            and (x > low if low_open else x >= low)
+            and (high is None or (x < high if high_open else x <= high))
+        )
         if not ok:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return x
 
-    parse.__name__ = what          # argparse names the type in "invalid <name> value" messages
+    parse.__name__ = what  # argparse names the type in "invalid <name> value" messages
     return parse
 
 
@@ -93,8 +97,9 @@ class OneModel(argparse.Action):
 
 def add_model_args(parser) -> None:
     """The model of a single-model command: ``MODEL`` or ``--model M`` (ensembles repeat ``--model``)."""
-    parser.add_argument("model_pos", nargs="?", metavar="MODEL",
-                        help=f"model file or shipped model name (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "model_pos", nargs="?", metavar="MODEL", help=f"model file or shipped model name (default: {DEFAULT_MODEL})"
+    )
     parser.add_argument("--model", action=OneModel, metavar="M", help="same as MODEL")
 
 
@@ -102,6 +107,7 @@ def model_name(args) -> str:
     """The one model of a command taking ``MODEL`` or ``--model M`` (they must agree)."""
     if args.model_pos and args.model and args.model_pos != args.model:
         from ..errors import DigitnetError
+
         raise DigitnetError(f"two different models given: {args.model_pos} and --model {args.model}")
     return args.model_pos or args.model or DEFAULT_MODEL
 
@@ -109,5 +115,6 @@ def model_name(args) -> str:
 def load_models(names: list[str] | None):
     """One model, or a list of them (an ensemble whose probabilities are averaged)."""
     from .. import io
+
     models = [io.load(n) for n in (names or [DEFAULT_MODEL])]
     return models[0] if len(models) == 1 else models

@@ -9,11 +9,15 @@ from ._args import DEFAULT_MODEL, load_models
 
 
 def add_parser(sub, fmt) -> None:
-    e = sub.add_parser("evaluate", help="accuracy, loss, per-class metrics, confusion matrix",
-                       formatter_class=fmt)
-    e.add_argument("--model", nargs="+", action="extend", metavar="M",
-                   help="model file or shipped model name; several: an ensemble (probabilities averaged) "
-                        f"[default: {DEFAULT_MODEL}]")
+    e = sub.add_parser("evaluate", help="accuracy, loss, per-class metrics, confusion matrix", formatter_class=fmt)
+    e.add_argument(
+        "--model",
+        nargs="+",
+        action="extend",
+        metavar="M",
+        help="model file or shipped model name; several: an ensemble (probabilities averaged) "
+        f"[default: {DEFAULT_MODEL}]",
+    )
     e.add_argument("--data", metavar="PATH", help="dataset whose test split to use; default: bundled MNIST test set")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.set_defaults(func=run)
@@ -22,6 +26,7 @@ def add_parser(sub, fmt) -> None:
 def run(args) -> int:
     from ..data import load_mnist
     from ..metrics import evaluate, format_report
+
     model = load_models(args.model)
     mnist = load_mnist(args.data)
     if mnist.test is None or mnist.test.labels is None:

@@ -9,9 +9,13 @@ from ._args import add_model_args, model_name
 
 
 def add_parser(sub, fmt) -> None:
-    ex = sub.add_parser("export", help="export a model to ONNX", formatter_class=fmt,
-                        description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
-                                    "output: probabilities) and check it with onnxruntime when installed.")
+    ex = sub.add_parser(
+        "export",
+        help="export a model to ONNX",
+        formatter_class=fmt,
+        description="Write a model as ONNX (input: pixels/255, shape (N, 784) or (N, 1, 28, 28); "
+        "output: probabilities) and check it with onnxruntime when installed.",
+    )
     add_model_args(ex)
     ex.add_argument("--onnx", required=True, metavar="OUT", help="ONNX file to write")
     ex.set_defaults(func=run)
@@ -20,6 +24,7 @@ def add_parser(sub, fmt) -> None:
 def run(args) -> int:
     from .. import io
     from ..onnx_export import export, run_onnx
+
     model = io.load(model_name(args))
     out = export(model, args.onnx)
     msg = f"wrote {out} ({out.stat().st_size:,} bytes)"
@@ -29,6 +34,7 @@ def run(args) -> int:
         print(msg + "; onnxruntime not installed, so not checked")
         return 0
     from ..data import load_mnist
+
     images = load_mnist().test.images[:1000]
     diff = float(np.abs(run_onnx(out, images, model.input_shape) - model.predict_proba(images)).max())
     print(msg)

@@ -16,17 +16,21 @@ def add_parser(sub, fmt) -> None:
 
 def run(args) -> int:
     from .. import io
+
     name = model_name(args)
     meta = io.info(name)
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
     arch = " -> ".join(_layer_text(layer) for layer in meta["architecture"])
-    rows = [("model", str(io.resolve(name))), ("architecture", arch),
-            *([("spec", meta["arch"])] if "arch" in meta else []),
-            ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
-            ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
-            ("digitnet version", meta.get("digitnet_version", "?"))]
+    rows = [
+        ("model", str(io.resolve(name))),
+        ("architecture", arch),
+        *([("spec", meta["arch"])] if "arch" in meta else []),
+        ("input", "x".join(str(d) for d in meta["input_shape"]) + f" {meta['dtype']}"),
+        ("parameters", f"{meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int) else "?"),
+        ("digitnet version", meta.get("digitnet_version", "?")),
+    ]
     classes = meta.get("classes")
     if isinstance(classes, list) and classes != [str(d) for d in range(10)]:
         shown = ", ".join(map(str, classes[:20])) + (", ..." if len(classes) > 20 else "")
@@ -39,7 +43,7 @@ def run(args) -> int:
         rows.append(("seed", str(meta["seed"])))
     if "train_config" in meta:
         rows.append(("config", ", ".join(f"{k}={v}" for k, v in meta["train_config"].items())))
-    if "history" in meta and meta["history"]:
+    if meta.get("history"):
         h = meta["history"]
         seconds = sum(e["time"] for e in h if type(e.get("time")) in (int, float))
         rows.append(("epochs", f"{len(h)} ({seconds:.2f} s training)"))

@@ -9,42 +9,65 @@ from ._args import DEFAULT_MODEL, positive_int
 
 
 def add_parser(sub, fmt) -> None:
-    pr = sub.add_parser("predict", help="classify images (files, folders, globs, stdin) or CSV rows",
-                        formatter_class=fmt,
-                        description="Classify images of digits. Each image is turned into an MNIST-like 28x28 "
-                                    "input first (greyscale, light backgrounds inverted, cropped, scaled, centred).")
-    pr.add_argument("files", nargs="+", metavar="INPUT",
-                    help="image files (PNG, JPEG, ...), folders of them, glob patterns ('digits/*.png', "
-                         "quoted or not), CSV files of 784-pixel rows, or - for image bytes on stdin")
-    pr.add_argument("--model", action="append", metavar="M",
-                    help=f"model file or shipped model name (default: {DEFAULT_MODEL}); give it several times to "
-                         "average the models' probabilities (an ensemble)")
+    pr = sub.add_parser(
+        "predict",
+        help="classify images (files, folders, globs, stdin) or CSV rows",
+        formatter_class=fmt,
+        description="Classify images of digits. Each image is turned into an MNIST-like 28x28 "
+        "input first (greyscale, light backgrounds inverted, cropped, scaled, centred).",
+    )
+    pr.add_argument(
+        "files",
+        nargs="+",
+        metavar="INPUT",
+        help="image files (PNG, JPEG, ...), folders of them, glob patterns ('digits/*.png', "
+        "quoted or not), CSV files of 784-pixel rows, or - for image bytes on stdin",
+    )
+    pr.add_argument(
+        "--model",
+        action="append",
+        metavar="M",
+        help=f"model file or shipped model name (default: {DEFAULT_MODEL}); give it several times to "
+        "average the models' probabilities (an ensemble)",
+    )
     pr.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list")
     pr.add_argument("--json", action="store_true", help="print JSON lines")
-    pr.add_argument("--always-answer", action="store_true",
-                    help="always give the best digit, even for input the model reads as not a digit "
-                         "(by default such input is answered ? with the reason; in JSON \"label\": null)")
-    pr.add_argument("--split", action="store_true",
-                    help="read each image as a number: a row of digits, left to right (without it, an image "
-                         "that clearly holds several digits is read as a number too)")
-    pr.add_argument("--show", metavar="DIR",
-                    help="save, for each input, a picture of it next to what the network saw")
-    pr.add_argument("--kaggle-submission", metavar="OUT",
-                    help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV")
+    pr.add_argument(
+        "--always-answer",
+        action="store_true",
+        help="always give the best digit, even for input the model reads as not a digit "
+        '(by default such input is answered ? with the reason; in JSON "label": null)',
+    )
+    pr.add_argument(
+        "--split",
+        action="store_true",
+        help="read each image as a number: a row of digits, left to right (without it, an image "
+        "that clearly holds several digits is read as a number too)",
+    )
+    pr.add_argument("--show", metavar="DIR", help="save, for each input, a picture of it next to what the network saw")
+    pr.add_argument(
+        "--kaggle-submission",
+        metavar="OUT",
+        help="with a Kaggle 'Digit Recognizer' test.csv as input: write an ImageId,Label CSV",
+    )
     pr.set_defaults(func=run)
 
 
 def run(args) -> int:
     from .. import io
     from ..predict import classify, format_item, kaggle_submission, read_items, save_seen
+
     models = [io.load(m) for m in (args.model or [DEFAULT_MODEL])]
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
-        raise DigitnetError("--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
-                            f"got {' '.join(args.files)}")
+        raise DigitnetError(
+            "--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
+            f"got {' '.join(args.files)}"
+        )
     # A submission needs every row: there the first bad input stops the command. Otherwise each bad
     # input gets its own line and the rest go on; the exit status says whether any failed.
-    items = read_items(args.files, split=args.split, keep_source=bool(args.show),
-                       keep_going=not args.kaggle_submission, models=models)
+    items = read_items(
+        args.files, split=args.split, keep_source=bool(args.show), keep_going=not args.kaggle_submission, models=models
+    )
     classify(items, models, always_answer=args.always_answer)
     if args.kaggle_submission:
         out = kaggle_submission(items, args.kaggle_submission)
@@ -57,7 +80,7 @@ def run(args) -> int:
     k = min(args.top_k, len(classes) - (reject is not None))
     failed = [it for it in items if it.error is not None]
     for it in items:
-        if it.error is not None:                 # on stderr always; with --json also as a JSON line
+        if it.error is not None:  # on stderr always; with --json also as a JSON line
             print(f"digitnet: error: {it.error}", file=sys.stderr)
         if it.error is None or args.json:
             print(format_item(it, k, args.json, classes, reject), flush=True)

@@ -9,7 +9,7 @@ from ._fast import scratch
 from .layers import Dense, Layer, ReLU, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 
-PIXEL_SCALE = 1.0 / 255.0   # uint8 pixels -> [0, 1]; the only preprocessing the models expect
+PIXEL_SCALE = 1.0 / 255.0  # uint8 pixels -> [0, 1]; the only preprocessing the models expect
 
 
 class Sequential:
@@ -31,8 +31,15 @@ class Sequential:
         digit), or None when the model has no such output.
     """
 
-    def __init__(self, layers: list[Layer], input_shape=(784,), dtype=np.float32,
-                 loss: SoftmaxCrossEntropy | None = None, classes=None, reject_class: int | None = None) -> None:
+    def __init__(
+        self,
+        layers: list[Layer],
+        input_shape=(784,),
+        dtype=np.float32,
+        loss: SoftmaxCrossEntropy | None = None,
+        classes=None,
+        reject_class: int | None = None,
+    ) -> None:
         self.layers = list(layers)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = np.dtype(dtype)
@@ -46,8 +53,8 @@ class Sequential:
         self.flat_params = self._pack("params")
         self.flat_grads = self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
-        self._work: dict[str, np.ndarray] = {}    # the training loop's reused input batch
-        self.meta: dict = {}       # filled by digitnet.fit() and io.load(): history, config, ...
+        self._work: dict[str, np.ndarray] = {}  # the training loop's reused input batch
+        self.meta: dict = {}  # filled by digitnet.fit() and io.load(): history, config, ...
         self.classes = classes
         self.reject_class = reject_class
 
@@ -76,8 +83,9 @@ class Sequential:
 
     @reject_class.setter
     def reject_class(self, index) -> None:
-        if index is not None and (isinstance(index, bool) or not isinstance(index, (int, np.integer))
-                                  or not 0 <= index < self.n_classes):
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.n_classes
+        ):
             raise DigitnetError(f"reject_class must be an output index 0-{self.n_classes - 1} or None, got {index!r}")
         self._reject_class = None if index is None else int(index)
 
@@ -100,7 +108,7 @@ class Sequential:
         flat = np.empty(sum(v.size for _, _, v in arrays), self.dtype)
         offset = 0
         for layer, k, v in arrays:
-            view = flat[offset:offset + v.size].reshape(v.shape)
+            view = flat[offset : offset + v.size].reshape(v.shape)
             view[...] = v
             getattr(layer, store)[k] = view
             offset += v.size
@@ -110,7 +118,7 @@ class Sequential:
         """Views of ``flat``, an array laid out like ``flat_params``, by parameter name (``"0.W"``, ...)."""
         out, offset = {}, 0
         for k, p in self.params.items():
-            out[k] = flat[offset:offset + p.size].reshape(p.shape)
+            out[k] = flat[offset : offset + p.size].reshape(p.shape)
             offset += p.size
         return out
 
@@ -123,9 +131,10 @@ class Sequential:
 
     def backward(self, grad: np.ndarray) -> None:
         """Backpropagate dLoss/dlogits through every layer, filling their grads."""
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            grad = self.layers[i].backward(grad, input_grad=i > 0)
+        for i in range(len(self.layers) - 1, -1, -1):
+            dx = self.layers[i].backward(grad, input_grad=i > 0)  # None for the first layer
+            if dx is not None:
+                grad = dx
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward + loss + backward on one batch; returns (loss, logits argmax)."""
@@ -158,8 +167,9 @@ class Sequential:
         own = self.state_dict()
         missing, extra = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or extra:
-            raise DigitnetError(f"tensors do not match the architecture: missing {sorted(missing)}, "
-                                f"unexpected {sorted(extra)}")
+            raise DigitnetError(
+                f"tensors do not match the architecture: missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
         for k, dst in own.items():
             src = np.asarray(state[k])
             if src.shape != dst.shape:
@@ -175,7 +185,7 @@ class Sequential:
         return [{"type": type(layer).__name__, **layer.config()} for layer in self.layers]
 
     @classmethod
-    def from_architecture(cls, arch: list[dict], input_shape=(784,), dtype=np.float32) -> "Sequential":
+    def from_architecture(cls, arch: list[dict], input_shape=(784,), dtype=np.float32) -> Sequential:
         if not isinstance(arch, list) or not all(isinstance(d, dict) and "type" in d for d in arch):
             raise DigitnetError("architecture must be a list of {'type': ..., ...} layer entries")
         layers = [layer_from_config(d["type"], {k: v for k, v in d.items() if k != "type"}) for d in arch]
@@ -198,7 +208,7 @@ class Sequential:
         if x.dtype != np.uint8:
             return x.astype(self.dtype, copy=False).reshape(shape)
         out = scratch(self._work, "input", shape, self.dtype) if reuse else np.empty(shape, self.dtype)
-        np.copyto(out, x.reshape(shape), casting="unsafe")   # uint8 -> float, no temporary
+        np.copyto(out, x.reshape(shape), casting="unsafe")  # uint8 -> float, no temporary
         out *= PIXEL_SCALE
         return out
 
@@ -210,7 +220,7 @@ class Sequential:
             return softmax(self.forward(self.prepare(x)))
         out = np.empty((n,) + self.output_shape, self.dtype)
         for i in range(0, n, batch_size):
-            out[i:i + batch_size] = softmax(self.forward(self.prepare(x[i:i + batch_size])))
+            out[i : i + batch_size] = softmax(self.forward(self.prepare(x[i : i + batch_size])))
         return out
 
     def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
@@ -221,7 +231,7 @@ class Sequential:
             return self.forward(self.prepare(x)).argmax(axis=1)
         out = np.empty(n, np.intp)
         for i in range(0, n, batch_size):
-            out[i:i + batch_size] = self.forward(self.prepare(x[i:i + batch_size])).argmax(axis=1)
+            out[i : i + batch_size] = self.forward(self.prepare(x[i : i + batch_size])).argmax(axis=1)
         return out
 
     def __repr__(self) -> str:
@@ -229,8 +239,9 @@ class Sequential:
         return f"Sequential(input_shape={self.input_shape}, dtype={self.dtype.name}, [\n  {inner}\n])"
 
 
-def MLP(hidden=(64,), n_inputs: int = 784, n_classes: int = 10, seed: int = 0,
-        dtype=np.float32, classes=None) -> Sequential:
+def MLP(
+    hidden=(64,), n_inputs: int = 784, n_classes: int = 10, seed: int = 0, dtype=np.float32, classes=None
+) -> Sequential:
     """Multi-layer perceptron ``n_inputs -> hidden... -> n_classes`` with ReLU.
 
     ``MLP((64,))`` is the seed notebook's 784-64-10 network. He-normal weights,

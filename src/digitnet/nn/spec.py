@@ -37,7 +37,7 @@ import re
 import numpy as np
 
 from ..errors import DigitnetError
-from . import activations, conv, norm, regularization  # noqa: F401  (register the layers)
+from . import activations, conv, norm, regularization
 from .layers import LAYERS, Dense, Layer
 from .model import Sequential
 
@@ -73,7 +73,7 @@ def parse_spec(spec: str, n_inputs: int = 784, n_classes: int = N_CLASSES) -> li
     tokens = [t.strip().lower() for t in spec.strip().split("-")]
     if not spec.strip() or any(not t for t in tokens):
         raise DigitnetError(f"architecture spec {spec!r} has an empty token; layers are separated by single '-'")
-    if all(t.isdigit() for t in tokens):          # 784-128-10: the classic MLP notation
+    if all(t.isdigit() for t in tokens):  # 784-128-10: the classic MLP notation
         sizes = [int(t) for t in tokens]
         if len(sizes) < 2 or sizes[0] != n_inputs or sizes[-1] != n_classes:
             raise DigitnetError(f"MLP spec {spec!r} must start with {n_inputs} and end with {n_classes}")
@@ -89,9 +89,11 @@ def parse_spec(spec: str, n_inputs: int = 784, n_classes: int = N_CLASSES) -> li
                 parsed.append((kind, m.groups() if kind != "act" else (t,)))
                 break
         else:
-            raise DigitnetError(f"unknown layer {t!r} in architecture spec {spec!r}; expected tokens like "
-                                "fc256, conv32k5p2, pool2, avgpool2, gap, flatten, bn, relu, gelu, tanh, "
-                                "sigmoid, lrelu0.1, drop0.5")
+            raise DigitnetError(
+                f"unknown layer {t!r} in architecture spec {spec!r}; expected tokens like "
+                "fc256, conv32k5p2, pool2, avgpool2, gap, flatten, bn, relu, gelu, tanh, "
+                "sigmoid, lrelu0.1, drop0.5"
+            )
     return parsed
 
 
@@ -109,13 +111,13 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tupl
             if kind == "dense" and len(shape) != 1:
                 layers.append(conv.Flatten())
                 shape = layers[-1].output_shape(shape)
+            layer: Layer
             if kind == "dense":
                 layer = Dense(shape[0], int(g[0]), rng=rng, dtype=dtype)
             elif kind == "conv":
                 if len(shape) != 3:
                     raise DigitnetError(f"needs image-shaped input, got {shape}")
-                layer = conv.Conv2D(shape[0], int(g[0]), int(g[1]), _int(g[2], 1), _int(g[3], 0),
-                                    rng=rng, dtype=dtype)
+                layer = conv.Conv2D(shape[0], int(g[0]), int(g[1]), _int(g[2], 1), _int(g[3], 0), rng=rng, dtype=dtype)
             elif kind in ("maxpool", "avgpool"):
                 cls = conv.MaxPool2D if kind == "maxpool" else conv.AvgPool2D
                 layer = cls(_int(g[0], 2), _int(g[1]))
@@ -143,16 +145,24 @@ def _token_texts(spec: str, tokens) -> list[str]:
     return texts if len(texts) == len(tokens) else [f"{k}{''.join(x for x in g if x)}" for k, g in tokens]
 
 
-_INPUT_KEYS = {"Dense": "in_features", "Conv2D": "in_channels",
-               "BatchNorm1D": "num_features", "BatchNorm2D": "num_features"}
+_INPUT_KEYS = {
+    "Dense": "in_features",
+    "Conv2D": "in_channels",
+    "BatchNorm1D": "num_features",
+    "BatchNorm2D": "num_features",
+}
 
 
 def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer], tuple]:
-    if not isinstance(entries, list) or not entries or \
-            not all(isinstance(e, dict) and isinstance(e.get("type"), str) for e in entries):
-        raise DigitnetError("a JSON architecture must be a non-empty list of {\"type\": ..., ...} objects")
-    image = any(e["type"] in ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2D", "Flatten")
-                for e in entries)
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(isinstance(e, dict) and isinstance(e.get("type"), str) for e in entries)
+    ):
+        raise DigitnetError('a JSON architecture must be a non-empty list of {"type": ..., ...} objects')
+    image = any(
+        e["type"] in ("Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2D", "Flatten") for e in entries
+    )
     shape: tuple = input_shape or (IMAGE_SHAPE if image else (784,))
     first = shape
     layers: list[Layer] = []
@@ -160,8 +170,9 @@ def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer
         name, kw = e["type"], {k: v for k, v in e.items() if k != "type"}
         cls = LAYERS.get(name)
         if cls is None:
-            raise DigitnetError(f"JSON architecture entry {i}: unknown layer type {name!r}; "
-                                f"known: {', '.join(sorted(LAYERS))}")
+            raise DigitnetError(
+                f"JSON architecture entry {i}: unknown layer type {name!r}; known: {', '.join(sorted(LAYERS))}"
+            )
         if name in _INPUT_KEYS and _INPUT_KEYS[name] not in kw:
             kw[_INPUT_KEYS[name]] = shape[0]
         if name in ("Dense", "Conv2D"):
@@ -177,8 +188,9 @@ def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer
     return layers, first
 
 
-def build(arch: str | list, seed: int = 0, dtype=np.float32, classes=None, n_classes: int | None = None,
-          input_shape=None) -> Sequential:
+def build(
+    arch: str | list, seed: int = 0, dtype=np.float32, classes=None, n_classes: int | None = None, input_shape=None
+) -> Sequential:
     """A fresh model from a preset name, a spec string, or a JSON list of layer configs.
 
     Parameters
@@ -221,17 +233,18 @@ def build(arch: str | list, seed: int = 0, dtype=np.float32, classes=None, n_cla
     elif isinstance(arch, str):
         name = arch.strip()
         spec = PRESETS.get(name.lower(), name)
-        if name.lower() in PRESETS:         # a preset's output layer: one unit per class
+        if name.lower() in PRESETS:  # a preset's output layer: one unit per class
             spec = spec.rsplit("-", 1)[0] + f"-fc{n_classes}"
         n_inputs = int(np.prod(input_shape)) if input_shape else 784
-        layers, input_shape = _layers_from_tokens(spec, parse_spec(spec, n_inputs, n_classes), rng, dtype,
-                                                  input_shape)
+        layers, input_shape = _layers_from_tokens(spec, parse_spec(spec, n_inputs, n_classes), rng, dtype, input_shape)
     else:
         raise DigitnetError(f"architecture must be a preset name, spec string or list, got {type(arch).__name__}")
     model = Sequential(layers, input_shape=input_shape, dtype=dtype)
     if model.output_shape != (n_classes,):
-        raise DigitnetError(f"architecture {name!r} ends with output shape {model.output_shape}; "
-                            f"it must end with {n_classes} outputs (e.g. ...-fc{n_classes})")
+        raise DigitnetError(
+            f"architecture {name!r} ends with output shape {model.output_shape}; "
+            f"it must end with {n_classes} outputs (e.g. ...-fc{n_classes})"
+        )
     model.classes = classes
     model.meta["arch"] = name
     return model

@@ -5,12 +5,19 @@
 
 from __future__ import annotations
 
-SPECS_ENV = "DIGITNET_SERVE_MODELS"   # how `serve --workers N` tells its worker processes what to load
+SPECS_ENV = "DIGITNET_SERVE_MODELS"  # how `serve --workers N` tells its worker processes what to load
 COLLECT_ENV = "DIGITNET_SERVE_COLLECT"  # ... and where to collect drawings (serve --collect)
 
 
-def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False, workers: int = 1, limits=None, collect=None) -> None:
+def serve(
+    specs: list[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    access_log: bool = False,
+    workers: int = 1,
+    limits=None,
+    collect=None,
+) -> None:
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
     With ``workers`` > 1, uvicorn runs that many server processes on the one port (one per CPU core
@@ -28,25 +35,33 @@ def serve(specs: list[str] | None = None, host: str = "127.0.0.1", port: int = 8
 
     from .app import create_app, load_models
     from .server import ServerLimits, bind, uvicorn_config
+
     limits = limits or ServerLimits()
-    models = load_models(specs)     # here too with workers: a bad model fails now, with one clear message
+    models = load_models(specs)  # here too with workers: a bad model fails now, with one clear message
     if collect is not None:
         from .collect import Collector
-        Collector(collect, 1)       # a bad folder fails now too
+
+        Collector(collect, 1)  # a bad folder fails now too
         print(f"digitnet: saving corrected drawings under {collect}/<digit>/", file=sys.stderr)
     sock = bind(host, port)
-    print(f"digitnet: serving {', '.join(models)} at http://{host}:{sock.getsockname()[1]}/ (API reference "
-          f"at /docs){f' with {workers} worker processes' if workers > 1 else ''}", file=sys.stderr)
+    print(
+        f"digitnet: serving {', '.join(models)} at http://{host}:{sock.getsockname()[1]}/ (API reference "
+        f"at /docs){f' with {workers} worker processes' if workers > 1 else ''}",
+        file=sys.stderr,
+    )
     try:
         if workers == 1:
-            config = uvicorn_config(create_app(models, collect=collect), limits, access_log=access_log, log_level="info")
+            config = uvicorn_config(
+                create_app(models, collect=collect), limits, access_log=access_log, log_level="info"
+            )
             uvicorn.Server(config).run(sockets=[sock])
             return
         os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
         if collect is not None:
             os.environ[COLLECT_ENV] = str(collect)
-        config = uvicorn_config("digitnet.web:app_from_env", limits, factory=True, workers=workers,
-                                access_log=access_log, log_level="info")
+        config = uvicorn_config(
+            "digitnet.web:app_from_env", limits, factory=True, workers=workers, access_log=access_log, log_level="info"
+        )
         Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
@@ -59,8 +74,11 @@ def app_from_env():
 
     from ..nn.threads import user_chose_blas_threads
     from .app import create_app, load_models
-    if not user_chose_blas_threads():     # as the one-process server, run inside inference_threads()
+
+    if not user_chose_blas_threads():  # as the one-process server, run inside inference_threads()
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=1, user_api="blas")
-    return create_app(load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None),
-                      collect=os.environ.get(COLLECT_ENV) or None)
+    return create_app(
+        load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None), collect=os.environ.get(COLLECT_ENV) or None
+    )

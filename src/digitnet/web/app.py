@@ -34,22 +34,25 @@ from ..errors import DigitnetError
 from ..nn.model import Sequential
 from ..reject import answer_columns, decide
 from . import docs, schema
+from .collect import CollectFailed, CollectionFull, Collector
 from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
-from .collect import CollectFailed, CollectionFull, Collector
 from .numbers import number_fields, parse_split, read_image
 from .pool import DecodePool
 
-MAX_BODY = 2 * 1024 * 1024        # bytes; larger requests get 413
+MAX_BODY = 2 * 1024 * 1024  # bytes; larger requests get 413
 # 784 numbers, even pretty-printed, need a fraction of this; parsing is on the event loop, and 2 MB of
 # tiny JSON lists or keys would hold it for a good fraction of a second
 MAX_JSON_BODY = 64 * 1024
-MAX_PIXELS = 2048 * 2048          # uploaded images larger than this are refused from their header
+MAX_PIXELS = 2048 * 2048  # uploaded images larger than this are refused from their header
 STATIC = resources.files("digitnet.web") / "static"
 # The page may load nothing from outside the app (the browser enforces this too).
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                                           "frame-ancestors 'none'; form-action 'self'",
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 IMAGE_TYPES = ("image/", "application/octet-stream")
 
 
@@ -58,8 +61,10 @@ def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
 
     With no specs, every shipped model is loaded, the default reader first.
     """
-    from .. import io
     from pathlib import Path
+
+    from .. import io
+
     if not specs:
         specs = sorted(io.shipped_models(), key=lambda n: (n != io.DEFAULT_MODEL, n))
         if not specs:
@@ -76,15 +81,28 @@ def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
 def model_summary(name: str, model: Sequential) -> dict:
     """What /api/model says about one model (its saved metadata, minus the per-epoch history)."""
     keep = ("test_accuracy", "seed", "command", "digitnet_version", "train_time_s", "dataset")
-    return {"name": name, "architecture": model.architecture(), "input_shape": list(model.input_shape),
-            "dtype": model.dtype.name, "n_params": int(model.n_params),
-            "classes": model.classes, "reject_class": model.reject_class,
-            **{k: model.meta[k] for k in keep if k in model.meta}}
+    return {
+        "name": name,
+        "architecture": model.architecture(),
+        "input_shape": list(model.input_shape),
+        "dtype": model.dtype.name,
+        "n_params": int(model.n_params),
+        "classes": model.classes,
+        "reject_class": model.reject_class,
+        **{k: model.meta[k] for k in keep if k in model.meta},
+    }
 
 
-def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = MAX_BODY,
-               max_pixels: int = MAX_PIXELS, image_workers: int = 2, decode_timeout_s: float = 4.0,
-               cors_origins: list[str] | None = None, collect=None) -> FastAPI:
+def create_app(
+    models: dict[str, Sequential] | None = None,
+    *,
+    max_body: int = MAX_BODY,
+    max_pixels: int = MAX_PIXELS,
+    image_workers: int = 2,
+    decode_timeout_s: float = 4.0,
+    cors_origins: list[str] | None = None,
+    collect=None,
+) -> FastAPI:
     """Build the web app around already-loaded ``models`` (name -> model; the first is the default).
 
     Parameters
@@ -111,13 +129,18 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     summaries = [model_summary(n, m) for n, m in models.items()]
     pool = DecodePool(image_workers, decode_timeout_s)
 
-    app = FastAPI(title="digitnet", version=__version__, docs_url=None, redoc_url=None,
-                  description="Handwritten-digit recognition by a NumPy network. "
-                              "Draw at `/`, read this reference at `/docs`.")
+    app = FastAPI(
+        title="digitnet",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        description="Handwritten-digit recognition by a NumPy network. Draw at `/`, read this reference at `/docs`.",
+    )
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
     app.add_middleware(DisconnectLogMiddleware)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
+
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"])
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
@@ -135,7 +158,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
     async def page():
         return FileResponse(str(STATIC / "index.html"), headers=PAGE_HEADERS)
 
-    docs.mount(app, PAGE_HEADERS)               # /docs: Swagger UI, served locally
+    docs.mount(app, PAGE_HEADERS)  # /docs: Swagger UI, served locally
 
     @app.get("/healthz", summary="Liveness check", response_model=schema.Health)
     async def healthz():
@@ -147,7 +170,7 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
 
     async def decode(data: bytes, net: Sequential, split: bool):
         """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
-        check_image_bytes(data)   # refuses a JPEG scan bomb here, before it takes a thread
+        check_image_bytes(data)  # refuses a JPEG scan bomb here, before it takes a thread
         return await pool.run(read_image, data, max_pixels, net, split)
 
     def pick(name) -> tuple[str, Sequential]:
@@ -159,9 +182,14 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             raise DigitnetError(f"unknown model {str(name)[:40]!r}; loaded: {', '.join(models)}")
         return name, models[name]
 
-    @app.post("/api/predict", summary="Classify one digit", response_model=schema.Prediction,
-              responses=schema.PREDICT_ERRORS, openapi_extra={**schema.PREDICT_BODY, **schema.PREDICT_QUERY},
-              description=schema.PREDICT_DESCRIPTION)
+    @app.post(
+        "/api/predict",
+        summary="Classify one digit",
+        response_model=schema.Prediction,
+        responses=schema.PREDICT_ERRORS,
+        openapi_extra={**schema.PREDICT_BODY, **schema.PREDICT_QUERY},
+        description=schema.PREDICT_DESCRIPTION,
+    )
     async def predict(request: Request):
         # Query parameters are read here, not declared as FastAPI parameters: FastAPI's per-request
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
@@ -173,8 +201,13 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         body = await request.body()
         if kind == "application/json":
             if len(body) > MAX_JSON_BODY:
-                return JSONResponse({"detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes "
-                                               "are accepted (784 numbers need far less)"}, status_code=413)
+                return JSONResponse(
+                    {
+                        "detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes "
+                        "are accepted (784 numbers need far less)"
+                    },
+                    status_code=413,
+                )
             obj = parse_json(body)
             name, net = pick(obj.get("model", model))
             k = parse_top_k(obj.get("top_k", top_k or 3))
@@ -183,8 +216,10 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         elif kind == "multipart/form-data":
             fields = parse_multipart(body, content_type)
             if "file" not in fields:
-                raise DigitnetError(f"multipart upload needs a 'file' field with the image; "
-                                    f"got fields {', '.join(map(repr, fields)) or 'none'}")
+                raise DigitnetError(
+                    f"multipart upload needs a 'file' field with the image; "
+                    f"got fields {', '.join(map(repr, fields)) or 'none'}"
+                )
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
             x, digits = await decode(fields["file"], net, parse_split(fields.get("split", split)))  # uint8 (28, 28)
@@ -193,10 +228,14 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
             k = parse_top_k(top_k or 3)
             x, digits = await decode(body, net, parse_split(split))
         else:
-            return JSONResponse({"detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
-                                           "multipart/form-data (field 'file') or an image/* body"},
-                                status_code=415)
-        proba = net.predict_proba(x[None])[0]                    # (n_classes,), the reader's with "not a digit"
+            return JSONResponse(
+                {
+                    "detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
+                    "multipart/form-data (field 'file') or an image/* body"
+                },
+                status_code=415,
+            )
+        proba = net.predict_proba(x[None])[0]  # (n_classes,), the reader's with "not a digit"
         answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
         always = request.query_params.get("always_answer") in ("1", "true")
         if always:
@@ -204,38 +243,50 @@ def create_app(models: dict[str, Sequential] | None = None, *, max_body: int = M
         cols = answer_columns(len(proba), net.reject_class)
         top = [c for c in np.argsort(-proba, kind="stable") if c != net.reject_class][:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
-        return JSONResponse({
-            "model": name, "label": answer.label,
-            "class": None if answer.label is None else net.classes[answer.label],
-            "classes": [net.classes[c] for c in cols],
-            "reason": answer.reason if answer.label is None else None,
-            "probabilities": [round(float(proba[c]), 6) for c in cols],
-            "top_k": [{"label": int(c), "class": net.classes[c], "probability": round(float(proba[c]), 6)}
-                      for c in top],
-            "image": seen.tolist(),
-            **number_fields(proba, seen, digits, k, net, always),
-        })
+        return JSONResponse(
+            {
+                "model": name,
+                "label": answer.label,
+                "class": None if answer.label is None else net.classes[answer.label],
+                "classes": [net.classes[c] for c in cols],
+                "reason": answer.reason if answer.label is None else None,
+                "probabilities": [round(float(proba[c]), 6) for c in cols],
+                "top_k": [
+                    {"label": int(c), "class": net.classes[c], "probability": round(float(proba[c]), 6)} for c in top
+                ],
+                "image": seen.tolist(),
+                **number_fields(proba, seen, digits, k, net, always),
+            }
+        )
 
     if collect is not None:
         collector = collect if isinstance(collect, Collector) else Collector(collect, max_pixels)
 
         @app.get("/api/collect", summary="Samples collected so far, per digit (only with serve --collect)")
         async def collected():
-            return {"counts": collector.counts(), "max_per_digit": collector.max_per_digit,
-                    "max_total": collector.max_total}
+            return {
+                "counts": collector.counts(),
+                "max_per_digit": collector.max_per_digit,
+                "max_total": collector.max_total,
+            }
 
-        @app.post("/api/collect", summary="Save a drawing under its right digit (only with serve --collect)",
-                  responses={409: {"model": schema.Error, "description": "the collection is full"},
-                             **schema.PREDICT_ERRORS})
+        @app.post(
+            "/api/collect",
+            summary="Save a drawing under its right digit (only with serve --collect)",
+            responses={409: {"model": schema.Error, "description": "the collection is full"}, **schema.PREDICT_ERRORS},
+        )
         async def collect_one(request: Request):
             content_type = request.headers.get("content-type", "")
             if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-                return JSONResponse({"detail": "send multipart/form-data with fields 'file' (the drawing) "
-                                               "and 'label' (0-9)"}, status_code=415)
+                return JSONResponse(
+                    {"detail": "send multipart/form-data with fields 'file' (the drawing) and 'label' (0-9)"},
+                    status_code=415,
+                )
             fields = parse_multipart(await request.body(), content_type)
             if "file" not in fields or "label" not in fields:
-                raise DigitnetError(f"collect needs fields 'file' and 'label'; got "
-                                    f"{', '.join(map(repr, fields)) or 'none'}")
+                raise DigitnetError(
+                    f"collect needs fields 'file' and 'label'; got {', '.join(map(repr, fields)) or 'none'}"
+                )
             path = collector.save(fields["file"], fields["label"])
             return {"saved": f"{path.parent.name}/{path.name}", "counts": collector.counts()}
 

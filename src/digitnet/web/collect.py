@@ -30,8 +30,8 @@ from ..errors import DigitnetError
 from ..fsutil import atomic_write
 from ..preprocess import open_image
 
-MAX_SIDE = 640                 # drawings are stored at most this large (longer side)
-MAX_FILE_BYTES = 256 * 1024    # a stored PNG larger than this is refused
+MAX_SIDE = 640  # drawings are stored at most this large (longer side)
+MAX_FILE_BYTES = 256 * 1024  # a stored PNG larger than this is refused
 MAX_PER_DIGIT = 2000
 MAX_TOTAL = 10000
 
@@ -59,8 +59,11 @@ class Collector:
         out = {}
         for d in range(10):
             sub = self.folder / str(d)
-            out[str(d)] = sum(1 for f in sub.iterdir() if f.suffix == ".png" and not f.name.startswith(".")) \
-                if sub.is_dir() else 0
+            out[str(d)] = (
+                sum(1 for f in sub.iterdir() if f.suffix == ".png" and not f.name.startswith("."))
+                if sub.is_dir()
+                else 0
+            )
         return out
 
     def save(self, data: bytes, label) -> Path:
@@ -78,16 +81,19 @@ class Collector:
         img.save(buf, format="PNG", optimize=True)
         png = buf.getvalue()
         if len(png) > MAX_FILE_BYTES:
-            raise DigitnetError(f"the drawing is too large to store ({len(png):,} bytes as PNG; "
-                                f"at most {MAX_FILE_BYTES:,})")
+            raise DigitnetError(
+                f"the drawing is too large to store ({len(png):,} bytes as PNG; at most {MAX_FILE_BYTES:,})"
+            )
         counts = self.counts()
         if counts[label] >= self.max_per_digit or sum(counts.values()) >= self.max_total:
-            raise CollectionFull(f"the collection is full ({counts[label]:,} samples of {label}, "
-                                 f"{sum(counts.values()):,} in all; at most {self.max_per_digit:,} per digit "
-                                 f"and {self.max_total:,} in all)")
+            raise CollectionFull(
+                f"the collection is full ({counts[label]:,} samples of {label}, "
+                f"{sum(counts.values()):,} in all; at most {self.max_per_digit:,} per digit "
+                f"and {self.max_total:,} in all)"
+            )
         path = self.folder / label / f"{time.time_ns()}-{secrets.token_hex(4)}.png"
         try:
             atomic_write(path, png)
-        except DigitnetError as exc:               # its message names the server's path: keep only the reason
+        except DigitnetError as exc:  # its message names the server's path: keep only the reason
             raise CollectFailed(f"could not save the drawing: {str(exc).rsplit(': ', 1)[-1]}") from None
         return path

@@ -21,7 +21,7 @@ STATIC = resources.files("digitnet.web") / "static"
 
 def mount(app: FastAPI, headers: dict) -> None:
     """Serve Swagger UI's assets at ``/docs-assets`` and the reference page at ``/docs``."""
-    assets = resources.files("fastapi_offline") / "static"      # swagger-ui-bundle.js, swagger-ui.css, favicon
+    assets = resources.files("fastapi_offline") / "static"  # swagger-ui-bundle.js, swagger-ui.css, favicon
     app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DigitnetError
 from ..preprocess import _check_jpeg_scans, open_image, to_mnist
 
-MAX_PARTS = 8          # a prediction needs at most file, model and top_k
+MAX_PARTS = 8  # a prediction needs at most file, model and top_k
 RANGES = {"0-255": 255.0, "0-1": 1.0}
 
 
@@ -44,8 +44,9 @@ def image_to_mnist(data: bytes, max_pixels: int) -> np.ndarray:
     except DigitnetError:
         raise
     except (OSError, ValueError, TypeError, SyntaxError, EOFError, IndexError, KeyError) as exc:
-        raise DigitnetError(f"the uploaded image cannot be read as a picture ({type(exc).__name__}: "
-                            f"{str(exc)[:80]})") from None
+        raise DigitnetError(
+            f"the uploaded image cannot be read as a picture ({type(exc).__name__}: {str(exc)[:80]})"
+        ) from None
 
 
 def check_image_bytes(data: bytes) -> None:
@@ -84,14 +85,17 @@ def _checked_numbers(pixels) -> np.ndarray:
         flat = [v for i, r in enumerate(pixels) for v in _row(r, f"pixels[{i}]")]
     else:
         kinds = {type(v).__name__ for v in pixels}
-        raise DigitnetError(f"'pixels' must be 28 rows of 28 numbers or a flat list of 784 numbers; "
-                            f"got a list of {len(pixels)} ({', '.join(sorted(kinds)) or 'empty'})")
+        raise DigitnetError(
+            f"'pixels' must be 28 rows of 28 numbers or a flat list of 784 numbers; "
+            f"got a list of {len(pixels)} ({', '.join(sorted(kinds)) or 'empty'})"
+        )
     try:
         return np.asarray(flat, dtype=np.float64).reshape(28, 28)
-    except OverflowError:   # an integer of hundreds of digits: no float holds it
+    except OverflowError:  # an integer of hundreds of digits: no float holds it
         i = next(i for i, v in enumerate(flat) if isinstance(v, int) and abs(v) > 1e308)
-        raise DigitnetError(f"'pixels' value {i} is an integer of {len(str(abs(flat[i])))} digits; "
-                            "expected 0-255 or 0-1") from None
+        raise DigitnetError(
+            f"'pixels' value {i} is an integer of {len(str(abs(flat[i])))} digits; expected 0-255 or 0-1"
+        ) from None
 
 
 def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = True) -> np.ndarray:
@@ -105,11 +109,12 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
     the request text holds no ``true``/``false`` at all.
     """
     if not isinstance(value_range, str) or value_range not in RANGES:
-        raise DigitnetError(f"'range' must be one of {', '.join(map(repr, RANGES))}, "
-                            f"got {json.dumps(value_range)[:40]}")
+        raise DigitnetError(
+            f"'range' must be one of {', '.join(map(repr, RANGES))}, got {json.dumps(value_range)[:40]}"
+        )
     top = RANGES[value_range]
     x = None
-    if not may_hold_bools and isinstance(pixels, list) and len(pixels) in (784, 28):   # else a shape error
+    if not may_hold_bools and isinstance(pixels, list) and len(pixels) in (784, 28):  # else a shape error
         try:
             a = np.asarray(pixels)
         except (ValueError, TypeError, OverflowError):  # ragged rows and the like
@@ -123,8 +128,9 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
         raise DigitnetError(f"'pixels' must be finite numbers; found {x[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
     lo, hi = x.min(), x.max()
     if lo < 0 or hi > top:
-        raise DigitnetError(f"'pixels' values must lie in [0, {top:g}] (range {value_range!r}); "
-                            f"found values from {lo:g} to {hi:g}")
+        raise DigitnetError(
+            f"'pixels' values must lie in [0, {top:g}] (range {value_range!r}); found values from {lo:g} to {hi:g}"
+        )
     return (x / top).astype(np.float32)
 
 
@@ -138,20 +144,25 @@ def parse_json(body: bytes) -> dict:
     """The JSON request object, with clear errors for anything else."""
     for char, most in MAX_JSON_COUNTS.items():
         if (n := body.count(char)) > most:
-            raise DigitnetError(f"the request holds {n:,} {char.decode()!r} characters; a request of 28x28 "
-                                f"or 784 pixels needs at most {most}")
+            raise DigitnetError(
+                f"the request holds {n:,} {char.decode()!r} characters; a request of 28x28 "
+                f"or 784 pixels needs at most {most}"
+            )
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested very deep
         raise DigitnetError(f"the request body is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(obj, dict) or "pixels" not in obj:
-        raise DigitnetError('expected a JSON object like {"pixels": [[...28 numbers...] x 28]}, '
-                            f"got {type(obj).__name__}" + (" without 'pixels'" if isinstance(obj, dict) else ""))
+        raise DigitnetError(
+            'expected a JSON object like {"pixels": [[...28 numbers...] x 28]}, '
+            f"got {type(obj).__name__}" + (" without 'pixels'" if isinstance(obj, dict) else "")
+        )
     unknown = set(obj) - {"pixels", "range", "model", "top_k"}
     if unknown:
-        raise DigitnetError(f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
-                            "expected pixels, range, model, top_k")
-    if "model" in obj and not isinstance(obj["model"], str):   # a null would otherwise pick the default
+        raise DigitnetError(
+            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; expected pixels, range, model, top_k"
+        )
+    if "model" in obj and not isinstance(obj["model"], str):  # a null would otherwise pick the default
         raise DigitnetError(f"'model' must be a model name (a string), got {json.dumps(obj['model'])[:40]}")
     return obj
 
@@ -164,7 +175,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     this one never touches the disk (the body is already bounded by the size
     limit middleware).
     """
-    from python_multipart.exceptions import FormParserError   # MultipartParseError's base
+    from python_multipart.exceptions import FormParserError  # MultipartParseError's base
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, params = parse_options_header(content_type)
@@ -202,14 +213,20 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     def on_end():
         state["ended"] = True
 
-    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                 "on_header_value": on_header_value, "on_header_end": on_header_end,
-                 "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end}
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+        "on_end": on_end,
+    }
     try:
         parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except FormParserError as exc:   # a malformed body, or a boundary over 256 bytes
+    except FormParserError as exc:  # a malformed body, or a boundary over 256 bytes
         raise DigitnetError(f"malformed multipart/form-data body ({str(exc)[:80]})") from None
     if not state["ended"]:
         raise DigitnetError("malformed multipart/form-data body (truncated: no closing boundary)")

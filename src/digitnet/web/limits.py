@@ -24,15 +24,24 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int):
         # close: the rest of the body is not read (the server drains a bounded amount before closing)
-        super().__init__(413, f"request body too large: at most {limit:,} bytes are accepted",
-                         headers={"connection": "close"})
+        super().__init__(
+            413, f"request body too large: at most {limit:,} bytes are accepted", headers={"connection": "close"}
+        )
 
 
 async def _send_json(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -90,14 +99,18 @@ class DisconnectLogMiddleware:
 
     async def __call__(self, scope, receive, send):
         from starlette.requests import ClientDisconnect
+
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
-            if "digitnet.refused" in scope:   # the server cut it off (a deadline) and said so already
+            if "digitnet.refused" in scope:  # the server cut it off (a deadline) and said so already
                 return
             client = scope.get("client")
             logging.getLogger("uvicorn.error").warning(
                 "%s - client went away before sending its whole request (%s %s)",
-                "%s:%d" % tuple(client) if client else "?", scope["method"], scope["path"][:100])
+                "{}:{}".format(*client) if client else "?",
+                scope["method"],
+                scope["path"][:100],
+            )

@@ -53,8 +53,9 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
         return whole, None
     if not (split or reading.clearly_several):
         return whole, None
-    return whole, [{"image": d, "box": list(b), "proba": p}
-                   for d, b, p in zip(reading.digits, reading.boxes, reading.proba)]
+    return whole, [
+        {"image": d, "box": list(b), "proba": p} for d, b, p in zip(reading.digits, reading.boxes, reading.proba)
+    ]
 
 
 def top_k(proba: np.ndarray, k: int, classes=None, reject_class: int | None = None) -> list[dict]:
@@ -64,8 +65,9 @@ def top_k(proba: np.ndarray, k: int, classes=None, reject_class: int | None = No
     return [{"label": c, "class": names[c], "probability": round(float(proba[c]), 6)} for c in top]
 
 
-def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None, k: int, net=None,
-                  always_answer: bool = False) -> dict:
+def number_fields(
+    proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None, k: int, net=None, always_answer: bool = False
+) -> dict:
     """``number`` and ``digits`` for the response (one digit: the whole image's reading).
 
     A digit the model refuses (it has a "not a digit" output) has ``label`` null and a ``reason``;
@@ -75,11 +77,14 @@ def number_fields(proba: np.ndarray, seen: np.ndarray, digits: list[dict] | None
     entries = []
     for p, box, image in pieces:
         classes, reject = (net.classes, net.reject_class) if net is not None else (None, None)
-        answer = decide(p, classes or [str(c) for c in range(len(p))], reject,
-                        net.meta.get("reject_threshold", 0.0) if net is not None else 0.0)[0]
+        answer = decide(
+            p,
+            classes or [str(c) for c in range(len(p))],
+            reject,
+            net.meta.get("reject_threshold", 0.0) if net is not None else 0.0,
+        )[0]
         label, reason = (answer.guess, "") if always_answer else (answer.label, answer.reason)
-        entry = {"label": label, "top_k": top_k(p, k, classes, reject), "box": box,
-                 "image": np.asarray(image).tolist()}
+        entry = {"label": label, "top_k": top_k(p, k, classes, reject), "box": box, "image": np.asarray(image).tolist()}
         if label is None:
             entry["reason"] = reason
         entries.append(entry)

@@ -47,7 +47,7 @@ class DecodePool:
         self.queue = 2 * workers if queue is None else queue
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="digitnet-decode")
         self._lock = threading.Lock()
-        self._pending = 0   # submitted and not finished, including those whose request gave up
+        self._pending = 0  # submitted and not finished, including those whose request gave up
 
     @property
     def pending(self) -> int:
@@ -68,11 +68,13 @@ class DecodePool:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except asyncio.TimeoutError:
-            if future.cancel():   # it never got a thread: the server is busy, not the image bad
-                raise PoolBusy(f"server busy: no decoding thread free within {self.timeout_s:g} s; "
-                               "retry in a moment") from None
-            raise DigitnetError(f"the image took longer than {self.timeout_s:g} s to decode; "
-                                "send a smaller or simpler image") from None
+            if future.cancel():  # it never got a thread: the server is busy, not the image bad
+                raise PoolBusy(
+                    f"server busy: no decoding thread free within {self.timeout_s:g} s; retry in a moment"
+                ) from None
+            raise DigitnetError(
+                f"the image took longer than {self.timeout_s:g} s to decode; send a smaller or simpler image"
+            ) from None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

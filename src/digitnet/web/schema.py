@@ -41,18 +41,23 @@ class TopK(BaseModel):
 
 class Prediction(BaseModel):
     model: str = Field(description="the model that answered")
-    label: int | None = Field(ge=0, description="index of the predicted class (the digit, for a digit model); "
-                              "null when the model reads the image as not a digit (query always_answer=true "
-                              "gives the best guess instead)")
+    label: int | None = Field(
+        ge=0,
+        description="index of the predicted class (the digit, for a digit model); "
+        "null when the model reads the image as not a digit (query always_answer=true "
+        "gives the best guess instead)",
+    )
     class_: str | None = Field(alias="class", description="name of the predicted class; null with label")
     classes: list[str] = Field(description="the model's class names, in the order of probabilities")
     reason: str | None = Field(default=None, description="why the image was read as not a digit; null otherwise")
     probabilities: list[float] = Field(description="probability of each class")
     top_k: list[TopK] = Field(description="the k most likely classes, most likely first")
     image: list[list[int]] = Field(description="the 28x28 image (0-255, white digit on black) the network saw")
-    number: str | None = Field(description="the digits read, left to right: several when the image clearly "
-                                           "holds several digits or split=true was asked, else the one label; "
-                                           "null when a piece is read as not a digit")
+    number: str | None = Field(
+        description="the digits read, left to right: several when the image clearly "
+        "holds several digits or split=true was asked, else the one label; "
+        "null when a piece is read as not a digit"
+    )
     digits: list[Digit] = Field(description="each digit of the number, left to right")
 
 
@@ -60,8 +65,9 @@ class Digit(BaseModel):
     label: int | None = Field(ge=0, description="the class read (the digit); null when the piece is not a digit")
     reason: str | None = Field(default=None, description="why the piece was read as not a digit")
     top_k: list[TopK]
-    box: list[int] | None = Field(description="(x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive; "
-                                              "null for JSON pixels")
+    box: list[int] | None = Field(
+        description="(x0, y0, x1, y1) in the image's pixels, x1/y1 exclusive; null for JSON pixels"
+    )
     image: list[list[int]] = Field(description="the 28x28 image the network saw for this digit")
 
 
@@ -91,36 +97,84 @@ larger than the pixel limit, a JPEG of more than 100 scans, one that takes over 
 """
 
 _VALUE = {"type": "number", "minimum": 0, "maximum": 255}
-_PIXELS = {"description": "28 rows of 28 numbers, or 784 numbers; 0-255 (or 0-1 with range '0-1')", "oneOf": [
-    {"type": "array", "minItems": 784, "maxItems": 784, "items": _VALUE},
-    {"type": "array", "minItems": 28, "maxItems": 28,
-     "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": _VALUE}}]}
+_PIXELS = {
+    "description": "28 rows of 28 numbers, or 784 numbers; 0-255 (or 0-1 with range '0-1')",
+    "oneOf": [
+        {"type": "array", "minItems": 784, "maxItems": 784, "items": _VALUE},
+        {
+            "type": "array",
+            "minItems": 28,
+            "maxItems": 28,
+            "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": _VALUE},
+        },
+    ],
+}
 
-PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "the image"},
-        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
-        "split": {"type": "boolean", "description": "read the image as a number"}}}},
-    "application/json": {"schema": {"type": "object", "required": ["pixels"], "properties": {
-        "pixels": _PIXELS, "range": {"type": "string", "enum": ["0-255", "0-1"], "default": "0-255"},
-        "model": {"type": "string"}, "top_k": {"type": "integer", "minimum": 1, "maximum": 10}},
-        "additionalProperties": False}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-}}}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "the image"},
+                        "model": {"type": "string"},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
+                        "split": {"type": "boolean", "description": "read the image as a number"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["pixels"],
+                    "properties": {
+                        "pixels": _PIXELS,
+                        "range": {"type": "string", "enum": ["0-255", "0-1"], "default": "0-255"},
+                        "model": {"type": "string"},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
+                    },
+                    "additionalProperties": False,
+                }
+            },
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
-PREDICT_QUERY = {"parameters": [
-    {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "model name (see /api/model); default: the first loaded model"},
-    {"name": "top_k", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 1, "maximum": 10},
-     "description": "how many classes to list (default 3)"},
-    {"name": "split", "in": "query", "required": False, "schema": {"type": "boolean"},
-     "description": "read an image as a number (a row of digits); without it, an image that clearly holds "
-                    "several digits is read as a number too"},
-]}
+PREDICT_QUERY = {
+    "parameters": [
+        {
+            "name": "model",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "model name (see /api/model); default: the first loaded model",
+        },
+        {
+            "name": "top_k",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 10},
+            "description": "how many classes to list (default 3)",
+        },
+        {
+            "name": "split",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean"},
+            "description": "read an image as a number (a row of digits); without it, an image that clearly holds "
+            "several digits is read as a number too",
+        },
+    ]
+}
 
-PREDICT_ERRORS = {413: {"model": Error, "description": "request body over 2 MB (a JSON one over 64 kB)"},
-                  415: {"model": Error, "description": "unsupported Content-Type"},
-                  422: {"model": Error, "description": "malformed input (the message says what and where)"},
-                  503: {"model": Error, "description": "every image decoding thread is busy; retry later"}}
+PREDICT_ERRORS = {
+    413: {"model": Error, "description": "request body over 2 MB (a JSON one over 64 kB)"},
+    415: {"model": Error, "description": "unsupported Content-Type"},
+    422: {"model": Error, "description": "malformed input (the message says what and where)"},
+    503: {"model": Error, "description": "every image decoding thread is busy; retry later"},
+}

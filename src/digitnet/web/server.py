@@ -36,15 +36,15 @@ from ..errors import DigitnetError
 class ServerLimits:
     """What one client may cost the server; every field is checked by :class:`GuardedHttpToolsProtocol`."""
 
-    header_timeout_s: float = 10.0      # connection (or end of the last response) -> end of the headers
-    body_timeout_s: float = 30.0        # end of the headers -> end of the body (2 MB at ~70 kB/s)
-    keep_alive_s: float = 5.0           # an idle kept-alive connection is closed after this
-    max_header_bytes: int = 16 * 1024   # request line + header lines
+    header_timeout_s: float = 10.0  # connection (or end of the last response) -> end of the headers
+    body_timeout_s: float = 30.0  # end of the headers -> end of the body (2 MB at ~70 kB/s)
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this
+    max_header_bytes: int = 16 * 1024  # request line + header lines
     max_headers: int = 100
-    max_connections: int = 500          # open at once, per server process; more are answered 503
+    max_connections: int = 500  # open at once, per server process; more are answered 503
     linger_bytes: int = 8 * 1024 * 1024
     linger_s: float = 5.0
-    graceful_shutdown_s: float = 10.0   # on Ctrl-C / SIGTERM, running requests get this long to finish
+    graceful_shutdown_s: float = 10.0  # on Ctrl-C / SIGTERM, running requests get this long to finish
 
 
 class _LingeringTransport:
@@ -74,11 +74,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config, "digitnet_limits", ServerLimits())
         self._timer: asyncio.TimerHandle | None = None
-        self._in_headers = True     # between requests, or reading a request line and headers
-        self._in_body = False       # headers read, body not yet complete
-        self._requests = 0          # requests whose headers were read
-        self._raw_bytes = 0         # bytes received while reading this request's headers
-        self._parsed_bytes = 0      # request line + header lines as parsed
+        self._in_headers = True  # between requests, or reading a request line and headers
+        self._in_body = False  # headers read, body not yet complete
+        self._requests = 0  # requests whose headers were read
+        self._raw_bytes = 0  # bytes received while reading this request's headers
+        self._parsed_bytes = 0  # request line + header lines as parsed
         self._header_count = 0
         self._lingering = False
         self._drained = 0
@@ -95,14 +95,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _headers_too_slow(self) -> None:
         self._timer = None
-        if self._raw_bytes == 0 and self._parsed_bytes == 0:   # idle, as after a keep-alive: just close
+        if self._raw_bytes == 0 and self._parsed_bytes == 0:  # idle, as after a keep-alive: just close
             self.transport.close()
         else:
             self._refuse(408, f"request headers not received within {self.limits.header_timeout_s:g} s")
 
     def _body_too_slow(self) -> None:
         self._timer = None
-        if self.cycle is not None and self.cycle.response_complete:   # answered already (a 413): just end it
+        if self.cycle is not None and self.cycle.response_complete:  # answered already (a 413): just end it
             self.transport.close()
         elif self._in_body:
             self._refuse(408, f"request body not received within {self.limits.body_timeout_s:g} s")
@@ -114,19 +114,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            cycle.disconnected = True       # the app's receive() returns http.disconnect, its send() is dropped
+            cycle.disconnected = True  # the app's receive() returns http.disconnect, its send() is dropped
             cycle.message_event.set()
             # logged here, so DisconnectLogMiddleware need not log the disconnect the app now sees
             cycle.scope["digitnet.refused"] = status  # type: ignore[typeddict-unknown-key]
-            if cycle.response_started:      # half a response is out: nothing else can be said
+            if cycle.response_started:  # half a response is out: nothing else can be said
                 self.transport.close()
                 return
-        self.logger.warning("%s%d: %s", "%s:%d - " % self.client if self.client else "", status, detail)
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large",
-                  503: b"Service Unavailable"}[status]
+        self.logger.warning("%s%d: %s", "{}:{} - ".format(*self.client) if self.client else "", status, detail)
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}[status]
         body = json.dumps({"detail": detail}).encode()
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
         self._linger(self.limits.linger_s if linger_s is None else linger_s)
 
     def close_after_response(self) -> None:
@@ -140,11 +141,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering or self.transport.is_closing():
             return
         self._lingering = True
-        self.connections.discard(self)      # no longer counts against max_connections
+        self.connections.discard(self)  # no longer counts against max_connections
         self._unset_keepalive_if_required()
         self._arm(seconds, self.transport.close)
         if self.transport.can_write_eof():
-            self.transport.write_eof()      # the response is complete: say so now
+            self.transport.write_eof()  # the response is complete: say so now
         self.flow.resume_reading()
 
     def _drain(self, data: bytes) -> None:
@@ -153,7 +154,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         try:
-            self.parser.feed_data(data)     # only to see where the body ends: on_message_complete closes
+            self.parser.feed_data(data)  # only to see where the body ends: on_message_complete closes
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self.transport.close()
 
@@ -161,8 +162,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._refuse(503, f"server busy: {self.limits.max_connections} connections open; retry later",
-                         linger_s=1.0)
+            self._refuse(503, f"server busy: {self.limits.max_connections} connections open; retry later", linger_s=1.0)
             return
         self._arm(self.limits.header_timeout_s, self._headers_too_slow)
 
@@ -199,7 +199,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431, f"request headers over {self.limits.max_header_bytes:,} bytes")
 
     def shutdown(self) -> None:
-        if self._in_body or self._lingering:   # a client still sending must not hold the shutdown up
+        if self._in_body or self._lingering:  # a client still sending must not hold the shutdown up
             if self.cycle is not None and not self.cycle.response_complete:
                 self.cycle.disconnected = True
                 self.cycle.message_event.set()
@@ -213,7 +213,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().on_message_begin()
         self._header_count = 0
-        if self._timer is None:             # a pipelined request, begun while the last one runs
+        if self._timer is None:  # a pipelined request, begun while the last one runs
             self._arm(self.limits.header_timeout_s, self._headers_too_slow)
 
     def on_url(self, url: bytes) -> None:
@@ -265,7 +265,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return
         super().on_response_complete()
-        idle = self.cycle is None or self.cycle.response_complete   # else a pipelined request has started
+        idle = self.cycle is None or self.cycle.response_complete  # else a pipelined request has started
         if idle and self._in_headers and self._timer is None and not self.transport.is_closing():
             # the next request must be in within keep-alive + header time, however slowly it trickles
             self._arm(self.limits.keep_alive_s + self.limits.header_timeout_s, self._headers_too_slow)
@@ -276,25 +276,30 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn: a restart may reuse the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart may reuse the port
         sock.bind((host, port))
         sock.listen(2048)
     except OSError as exc:
         sock.close()
         why = "already in use" if exc.errno == 98 else (exc.strerror or str(exc))
         raise DigitnetError(f"cannot listen on {host}:{port}: {why}") from None
-    sock.set_inheritable(True)   # uvicorn's worker processes listen on it too
+    sock.set_inheritable(True)  # uvicorn's worker processes listen on it too
     return sock
 
 
 def uvicorn_config(app, limits: ServerLimits = ServerLimits(), **kwargs):
     """A ``uvicorn.Config`` for ``app`` with :class:`GuardedHttpToolsProtocol` and ``limits``."""
     import uvicorn
+
     # uvicorn's timeouts are typed int but used as call_later / wait_for seconds: a float works
-    config = uvicorn.Config(app, http=GuardedHttpToolsProtocol, ws="none",
-                            timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
-                            limit_concurrency=limits.max_connections + 1,   # tasks; connections are capped above
-                            timeout_graceful_shutdown=limits.graceful_shutdown_s,  # type: ignore[arg-type]
-                            **kwargs)
+    config = uvicorn.Config(
+        app,
+        http=GuardedHttpToolsProtocol,
+        ws="none",
+        timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
+        limit_concurrency=limits.max_connections + 1,  # tasks; connections are capped above
+        timeout_graceful_shutdown=limits.graceful_shutdown_s,  # type: ignore[arg-type]
+        **kwargs,
+    )
     config.digitnet_limits = limits  # type: ignore[attr-defined]  # read by each connection (pickled to workers)
     return config
