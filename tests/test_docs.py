@@ -159,7 +159,7 @@ def run_page(text: str, name: str, tmp_path: Path, samples: Path) -> None:
     make_tools(tools)
     package_parent = str(Path(digitnet.__file__).resolve().parent.parent)
     env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}", "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+           "PYTHONPATH": os.pathsep.join(p for p in (package_parent, str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     for n, (line, lang, code) in enumerate(code_blocks(text)):
         where = f"{name}:{line} ({lang or 'no language tag'})"
         if lang in SHOWN_ONLY:

@@ -349,7 +349,8 @@ def test_interrupted_worker_queues_its_trial_again(capsys, tmp_path, data):
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
-    assert p.returncode == 130 and "queued again" in err and "Traceback" not in err, err
+    # 130, or ended by the SIGINT itself (-2) when it lands as the interpreter exits: both are Ctrl-C's exits
+    assert p.returncode in (130, -signal.SIGINT) and "queued again" in err and "Traceback" not in err, err
     before = rows()
     assert [r["state"] for r in sorted(before, key=lambda r: r["number"])] == ["FAIL", "WAITING"]
     assert not list(out.glob("**/*.safetensors")) and not list(out.glob("**/.*tmp"))
