@@ -143,3 +143,14 @@ def test_help_shows_defaults_and_module_entry_point():
     assert "default: 128" in proc.stdout and "--batch-size" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "digitnet", "train", "--epochs", "x"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["info"], ["--version"]])
+def test_ctrl_c_during_shutdown_keeps_the_exit_status(argv):
+    """SIGINT once the work is done, while the interpreter shuts down (here from an atexit hook)."""
+    code = ("import atexit, os, runpy, signal, sys\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+            f"sys.argv = ['digitnet', *{argv!r}]\n"
+            "runpy.run_module('digitnet', run_name='__main__', alter_sys=True)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout and not p.stderr, p.stderr

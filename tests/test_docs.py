@@ -122,7 +122,7 @@ def _extras() -> set[str]:
 
 def make_tools(folder: Path) -> None:
     """``digitnet``, ``python``, ``pip`` and ``pytest`` as the shell blocks see them (see the module docstring)."""
-    _tool(folder, "digitnet", "import sys\nfrom digitnet.cli import main\nsys.exit(main())\n")
+    _tool(folder, "digitnet", "from digitnet.cli import console\nconsole()\n")
     _tool(folder, "python", "import os, sys\nos.execv(sys.executable, [sys.executable] + sys.argv[1:])\n")
     _tool(folder, "pip", f"""\
         import re, sys

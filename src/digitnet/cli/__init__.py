@@ -9,6 +9,7 @@ flags, bad shapes) print one line on stderr and exit with status 2;
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .. import __version__
@@ -85,3 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def console() -> None:
+    """The ``digitnet`` executable: ``main()``, then exit with its status.
+
+    Once the work is done, Ctrl-C is ignored: the interpreter's shutdown
+    (imported libraries unloading) restores the default SIGINT action, and a
+    Ctrl-C landing there would kill a finished, successful process with a
+    signal instead of its exit status.
+    """
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C after main() returned, before the finally clause
+        print("digitnet: interrupted", file=sys.stderr)
+        code = 130
+    finally:  # also after SystemExit (--help, --version)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
