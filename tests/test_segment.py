@@ -107,7 +107,7 @@ def test_boxes_are_in_image_pixels_left_to_right(mnist, cnn):
 class FakeModel:
     """Outputs fixed probabilities; 11 classes, the last meaning "not a digit"."""
 
-    meta = {"reject_class": 10}  # noqa: RUF012 - read only
+    reject_class = 10
 
     def __init__(self, proba):
         self.proba = np.asarray(proba, np.float64)
@@ -126,6 +126,21 @@ def test_scorer_keeps_the_not_a_digit_class_out_of_digits():
     q = p.copy()
     q[10], q[3] = 0.01, 0.9
     assert segment.Scorer(FakeModel(q / q.sum())).labels(proba[:1] * 0 + q / q.sum()) == [3]
+
+
+def test_the_shipped_readers_not_a_digit_output_is_never_read_as_a_digit(mnist):
+    reader = digitnet.load("reader")
+    assert segment.Scorer(reader).reject == reader.reject_class == 10
+    # ink that is not a digit beside a digit: its label is None ("?"), never the output index 10
+    img, _ = row(mnist, [0], spacing=8)
+    star = Image.new("L", (60, img.height), 255)
+    ImageDraw.Draw(star).polygon([(30, 4), (38, 50), (4, 20), (56, 20), (22, 50)], outline=0, width=5)
+    both = Image.new("L", (img.width + 60, img.height), 255)
+    both.paste(img, (0, 0))
+    both.paste(star, (img.width, 0))
+    reading = segment.read_number(both, reader)
+    assert reading.labels[-1] is None and reading.number.endswith("?")
+    assert all(lab is None or 0 <= lab <= 9 for lab in reading.labels)
 
 
 def test_not_a_digit_scores_badly_and_reads_as_question_mark(mnist):

@@ -15,9 +15,10 @@ often and let the classifier decide:
    normalisation as a single digit (:func:`digitnet.preprocess.fit_mnist`)
    and the model; its score is the log-probability of its best digit plus
    priors: too wide for one digit, too short for the line, parts far apart,
-   a cut through strokes. A model with a not-a-digit class (metadata
-   ``reject_class``) lowers the score of pieces that are not digits through
-   that class's share of the probability;
+   a cut through strokes, a boundary at a gap much narrower than the line's
+   others. A model with a not-a-digit class (``model.reject_class``) lowers
+   the score of pieces that are not digits through that class's share of the
+   probability;
 3. **the search** (:func:`best_path`): the reading is the sequence of pieces
    covering all primitives with the highest total score, found by dynamic
    programming over the cut graph (nodes: the gaps between primitives; edges:
@@ -55,6 +56,9 @@ SHORT = 0.7  # a piece shorter than this fraction of the line ...
 SHORT_COST = 12.0  # ... costs this per line height it lacks
 OVERLAP = 0.15  # separate components of one piece overlapping less than this times the line height...
 APART_COST = 20.0  # ... cost this per line height of the shortfall
+GAP_COST = 3.0  # a boundary at a gap much narrower than the line's widest gaps costs up to this ...
+GAP_SHARE = 0.5  # ... "much narrower": under this share of the widest gap ...
+GAP_ENOUGH = 0.25  # ... or of this many line heights, whichever is less (a gap this wide parts digits anyway)
 CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much
 
 
@@ -212,17 +216,15 @@ class Scorer:
     """Turns the model's probabilities into digit probabilities and piece scores.
 
     ``model``: one model or a list (an ensemble, probabilities averaged). When a
-    model's metadata names a ``reject_class`` (an output meaning "not a
-    digit"), that column is kept out of the digits: a piece the model calls
-    "not a digit" has little probability left for its best digit, so it
-    scores badly, and :meth:`labels` reports it as None.
+    model has a ``reject_class`` (an output meaning "not a digit"), that column
+    is kept out of the digits: a piece the model calls "not a digit" has little
+    probability left for its best digit, so it scores badly, and
+    :meth:`labels` reports it as None.
     """
 
     def __init__(self, model):
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
-        rejects = {
-            m.meta.get("reject_class") if isinstance(getattr(m, "meta", None), dict) else None for m in self.models
-        }
+        rejects = {getattr(m, "reject_class", None) for m in self.models}
         if len(rejects) > 1:
             raise DigitnetError("the models of an ensemble disagree about a not-a-digit class")
         self.reject = rejects.pop()
@@ -271,6 +273,35 @@ def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> fl
         # the strokes of one digit overlap horizontally (the bar of a "5" over its body); digits side by side don't
         score -= APART_COST * max(0.0, apart / line_h + OVERLAP)
     return score
+
+
+def boundary_gaps(prims: list[Primitive]) -> np.ndarray:
+    """The horizontal gap at each boundary between primitives j-1 and j (index j; 0 unused), in pixels.
+
+    The gap is from the rightmost ink left of the boundary to the leftmost
+    ink right of it: negative where the two sides overlap, 0 at a cut.
+    """
+    gaps = np.zeros(len(prims))
+    for j in range(1, len(prims)):
+        gaps[j] = min(p.x0 for p in prims[j:]) - max(p.x1 for p in prims[:j])
+    return gaps
+
+
+def gap_costs(gaps: np.ndarray, line_h: float) -> np.ndarray:
+    """What a boundary at each gap costs: people space the digits of one number alike.
+
+    In a line whose digits stand apart, a boundary at a much narrower gap than
+    the widest ones most likely parts two strokes of one digit (a broken "0",
+    a "1" drawn twice over), which the classifier alone may read as two
+    confident digits. In a line of close or touching digits the widest gap is
+    small, and so are these costs.
+    """
+    if len(gaps) < 2:
+        return np.zeros(len(gaps))
+    ref = min(GAP_SHARE * float(gaps[1:].max()), GAP_ENOUGH * line_h)
+    if ref <= 0:
+        return np.zeros(len(gaps))
+    return GAP_COST * np.clip(1 - gaps / ref, 0, 1)
 
 
 def piece_image(prims: list[Primitive], labels: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -347,8 +378,10 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     row = {span: k for k, span in enumerate(spans)}
     score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
 
+    gap_cost = gap_costs(boundary_gaps(prims), line_h)
+
     def cut_cost(j: int) -> float:
-        return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole
+        return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole + gap_cost[j]
 
     path, total = best_path(n, lambda i, j: score.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
