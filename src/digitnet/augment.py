@@ -96,9 +96,9 @@ def augment(
     kinds = parse_kinds(kind)
     x = np.asarray(images)
     if x.ndim != 3 or x.shape[1:] != (SIZE, SIZE):
-        x = x.reshape(len(x), SIZE, SIZE) if x.size == len(x) * SIZE * SIZE else None
-        if x is None:
+        if x.size != len(x) * SIZE * SIZE:
             raise DigitnetError(f"augment expects images of shape (B, 28, 28), got {np.shape(images)}")
+        x = x.reshape(len(x), SIZE, SIZE)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     if kinds == ["none"]:
         return x

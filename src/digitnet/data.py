@@ -76,8 +76,8 @@ class Dataset:
 
     def batches(
         self, batch_size: int, rng: np.random.Generator | None = None, reuse: bool = False
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (uint8 images (B, 28, 28), labels (B,)); shuffled when ``rng`` is given.
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Yield (uint8 images (B, 28, 28), labels (B,) or None when unlabelled); shuffled when ``rng`` is given.
 
         With ``reuse=True`` shuffled batches are gathered into the same two
         arrays every time (no allocation per batch): each batch is valid only
@@ -105,7 +105,9 @@ class Dataset:
             m = len(idx)
             # mode="clip" skips numpy's bounds-checked (buffered) path; a permutation is in range
             images = np.take(self.images, idx, axis=0, out=image_buf[:m], mode="clip")
-            labels = None if label_buf is None else np.take(self.labels, idx, out=label_buf[:m], mode="clip")
+            labels = None
+            if self.labels is not None and label_buf is not None:
+                labels = np.take(self.labels, idx, out=label_buf[:m], mode="clip")
             yield images, labels
 
     def checksum(self) -> str:

@@ -99,6 +99,8 @@ def holdout_split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Datase
     """(train, held out): ``fraction`` of each class held out, at least one where a class has two or more."""
     if fraction == 0:
         return data, None
+    if data.labels is None:
+        raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot hold out part of each class")
     rng = np.random.default_rng(seed)
     held = []
     for c in np.unique(data.labels):
@@ -116,6 +118,10 @@ def holdout_split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Datase
 
 def mixed_training_set(own: Dataset, mnist_train: Dataset, cfg: FinetuneConfig) -> Dataset:
     """The person's samples (repeated to ``own_share`` of the set) plus a random sample of MNIST."""
+    if own.labels is None:
+        raise DigitnetError("fine-tuning needs labelled samples")
+    if mnist_train.labels is None:
+        raise DigitnetError(f"{mnist_train.name or 'the MNIST training set'} has no labels: nothing to train on")
     rng = np.random.default_rng(cfg.seed)
     n_replay = min(len(mnist_train), max(cfg.replay_min, cfg.replay * len(own)))
     replay = rng.choice(len(mnist_train), n_replay, replace=False)

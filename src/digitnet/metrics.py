@@ -58,6 +58,8 @@ def _refusals(model, proba: np.ndarray, right: np.ndarray) -> dict:
 
 def labels_as_outputs(model, data: Dataset) -> np.ndarray:
     """The labels as the model's output indices (a named data set's classes matched to the model's by name)."""
+    if data.labels is None:
+        raise DigitnetError(f"{data.name or 'dataset'} has no labels: nothing to match to the model's outputs")
     y = data.labels.astype(np.int64)
     names = class_names(model)
     if data.classes is None or list(data.classes) == names:

@@ -33,10 +33,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DigitnetError
+
+if TYPE_CHECKING:  # onnx is an optional extra, imported only when a model is exported
+    from onnx import NodeProto, TensorProto
 
 OPSET = 17
 
@@ -46,7 +50,8 @@ class _Graph:
 
     def __init__(self, helper, numpy_helper) -> None:
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes, self.initializers = [], []
+        self.nodes: list[NodeProto] = []
+        self.initializers: list[TensorProto] = []
         self._n = 0
 
     def name(self, hint: str) -> str:

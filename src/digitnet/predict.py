@@ -10,10 +10,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DigitnetError
+
+if TYPE_CHECKING:  # Pillow is imported where images are read, not when this module loads
+    from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 
@@ -24,7 +28,7 @@ class Item:
 
     name: str
     digits: list[np.ndarray]  # each (28, 28) uint8; several when --split
-    source: object = None  # PIL image, for --show
+    source: Image.Image | None = None  # for --show
     split: bool = False  # digits of one image read as a number
     proba: list[np.ndarray] = field(default_factory=list)
     error: str | None = None  # why this input could not be read (the others go on)
@@ -267,8 +271,10 @@ def save_seen(items: list[Item], folder) -> list[Path]:
             flat = Image.new("RGB", src.size, (255, 255, 255))
             flat.paste(src, mask=src.getchannel("A"))
             panels.append(flat)
+        # Image.NEAREST: a module-level filter name Pillow's type hints miss (Image.Resampling needs Pillow 9.1)
+        nearest = Image.NEAREST  # type: ignore[attr-defined]
         for d in it.digits:
-            panels.append(Image.fromarray(d).resize((cell, cell), Image.NEAREST).convert("RGB"))
+            panels.append(Image.fromarray(d).resize((cell, cell), nearest).convert("RGB"))
         width = sum(p.width for p in panels) + pad * (len(panels) + 1)
         sheet = Image.new("RGB", (width, cell + 2 * pad + text_h), (240, 240, 240))
         draw = ImageDraw.Draw(sheet)

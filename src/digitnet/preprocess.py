@@ -250,7 +250,10 @@ def _shrink(grey: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
     s = size / max(h, w)
-    small = Image.fromarray(grey.astype(np.float32)).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BOX)
+    # Pillow sets its module-level filter names at import time, unseen by its type hints; Image.Resampling,
+    # which the hints do know, needs Pillow 9.1 while the project supports 9.0.
+    area = Image.BOX  # type: ignore[attr-defined]
+    small = Image.fromarray(grey.astype(np.float32)).resize((max(1, round(w * s)), max(1, round(h * s))), area)
     return np.asarray(small, np.float32)
 
 
@@ -418,7 +421,9 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
             scale = BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     src = Image.fromarray((crop * 255).astype(np.uint8))
-    digit = np.asarray(src.resize((nw, nh), Image.LANCZOS), np.float32)  # anti-aliased
+    # Image.LANCZOS: a module-level filter name Pillow's type hints miss (Image.Resampling needs Pillow 9.1)
+    lanczos = Image.LANCZOS  # type: ignore[attr-defined]
+    digit = np.asarray(src.resize((nw, nh), lanczos), np.float32)  # anti-aliased
     digit = np.clip(digit, 0, None)
     peak = digit.max()
     if peak <= 0:
@@ -516,21 +521,21 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
     """
     ink = _as_ink(img, WORK_SIZE)
     labels, keep = _parts(ink)
-    spans = []  # [x0, x1, [component ids]]
+    spans: list[tuple[int, int, list[int]]] = []  # (x0, x1, [component ids])
     for i in keep:
         cols = np.nonzero((labels == i).any(axis=0))[0]
-        spans.append([int(cols[0]), int(cols[-1]), [i]])
+        spans.append((int(cols[0]), int(cols[-1]), [i]))
     spans.sort()
     gap = min_gap * ink.shape[0]
     groups = [spans[0]]
     for x0, x1, ids in spans[1:]:
-        g = groups[-1]
-        overlap = min(x1, g[1]) - max(x0, g[0])
-        narrower = min(x1 - x0, g[1] - g[0]) + 1
-        if overlap >= 0.5 * narrower or (gap > 0 and x0 - g[1] < gap):
-            g[1], g[2] = max(g[1], x1), g[2] + ids
+        g0, g1, g_ids = groups[-1]
+        overlap = min(x1, g1) - max(x0, g0)
+        narrower = min(x1 - x0, g1 - g0) + 1
+        if overlap >= 0.5 * narrower or (gap > 0 and x0 - g1 < gap):
+            groups[-1] = (g0, max(g1, x1), g_ids + ids)
         else:
-            groups.append([x0, x1, ids])
+            groups.append((x0, x1, ids))
     digits = []
     for x0, x1, ids in groups:
         part = ink * np.isin(labels, ids)

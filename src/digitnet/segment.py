@@ -194,7 +194,8 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         for a, b in zip(edges[:-1], edges[1:]):
             part = sub[:, a:b]
             centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
-            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, bool(a and holes[a]))))
+            cut_hole = bool(a and holes is not None and holes[a])  # holes are looked for only where there are cuts
+            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, cut_hole)))
     if len(prims) > MAX_PRIMITIVES:
         raise DigitnetError(
             f"too many separate pieces of ink ({len(prims)}) to read as one number; crop the image to the number"
@@ -304,7 +305,9 @@ def gap_costs(gaps: np.ndarray, line_h: float) -> np.ndarray:
     return GAP_COST * np.clip(1 - gaps / ref, 0, 1)
 
 
-def piece_image(prims: list[Primitive], labels: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, tuple]:
+def piece_image(
+    prims: list[Primitive], labels: np.ndarray, ink: np.ndarray
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A piece as the network sees it, (28, 28) uint8, and its box (x0, y0, x1, y1) in working pixels."""
     mask = piece_mask(prims, labels)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
@@ -367,7 +370,9 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     spans = [(i, j) for j in range(1, n + 1) for i in range(max(0, j - max_merge), j)]
     if (0, n) not in spans:
         spans.append((0, n))  # all the ink as one digit, for comparison
-    images, boxes, priors = [], {}, {}
+    images: list[np.ndarray] = []
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    priors: dict[tuple[int, int], float] = {}
     for i, j in spans:
         img28, box = piece_image(prims[i:j], labels, ink)
         images.append(img28)
@@ -389,8 +394,14 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     return Reading(
         digits=[images[r] for r in k],
         proba=[proba[r] for r in k],
-        boxes=[tuple(int(round(v * scale)) for v in boxes[p]) for p in pieces],
+        boxes=[_scaled(boxes[p], scale) for p in pieces],
         score=total,
         single_score=score[0, n],
         labels=scorer.labels(proba[k]),
     )
+
+
+def _scaled(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    """A box in working pixels as a box in the image's pixels."""
+    x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+    return x0, y0, x1, y1

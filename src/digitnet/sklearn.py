@@ -222,7 +222,7 @@ val_size, checkpoint, progress
                         f"arch {self.arch!r} has convolutions or pooling: it needs square images "
                         f"(n_features = side * side), X has {n_features} features"
                     )
-                shape = (1, side, side)
+                shape: tuple[int, ...] = (1, side, side)
             else:
                 shape = (n_features,)
             model = build(arch, seed=seed, dtype=dtype, n_classes=n_classes, input_shape=shape)

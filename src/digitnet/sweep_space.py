@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -76,10 +77,10 @@ def load_space(path) -> dict[str, Param]:
         raise DigitnetError(f"{path}: cannot read the space file ({exc.__class__.__name__}: {exc})") from None
     try:
         if path.suffix.lower() == ".toml":
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef,import-not-found]
+            else:
+                import tomli as tomllib
             raw = tomllib.loads(text)
         else:
             raw = json.loads(text)

@@ -358,6 +358,7 @@ def _batches(
         yield whole_set["x"], whole_set["y"]
         return
     for xb, yb in train.batches(batch_size, rng if batch_size < len(train) else None, reuse=True):
+        assert yb is not None  # a labelled set gives labelled batches
         if pool is not None:
             k = round(len(yb) * negatives / (1 - negatives))
             xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])

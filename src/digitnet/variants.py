@@ -81,8 +81,7 @@ def _load_fashion(path: Path) -> MNIST:
 def _load_kmnist(path: Path) -> MNIST:
     folder = path if path.is_dir() else path.parent
     if (folder / "kmnist-train-imgs.npz").is_file() or (folder / "kmnist-test-imgs.npz").is_file():
-        parts = [_kmnist_npz(folder, split) for split in ("train", "test")]
-        return MNIST(*parts, str(folder))
+        return MNIST(_kmnist_npz(folder, "train"), _kmnist_npz(folder, "test"), str(folder))
     return _load_dir(path) if path.is_dir() else _load_file(path)
 
 
@@ -118,12 +117,15 @@ def load_emnist(path) -> MNIST:
             )
         split = splits[0]
     else:
-        folder, split = path.parent, _EMNIST.fullmatch(path.name.lower()).group(1)
+        m = _EMNIST.fullmatch(path.name.lower())
+        if m is None:
+            raise DigitnetError(f"{path}: not an EMNIST file (expected emnist-<split>-train-images-idx3-ubyte.gz ...)")
+        folder, split = path.parent, m.group(1)
     classes, offset = _emnist_classes(folder, split)
-    parts = [_emnist_part(folder, split, part, classes, offset) for part in ("train", "test")]
-    if parts == [None, None]:
+    train, test = (_emnist_part(folder, split, part, classes, offset) for part in ("train", "test"))
+    if train is None and test is None:
         raise DigitnetError(f"{folder}: no emnist-{split}-train/test-images-idx3-ubyte files")
-    return MNIST(*parts, f"EMNIST {split} ({folder})")
+    return MNIST(train, test, f"EMNIST {split} ({folder})")
 
 
 def _emnist_classes(folder: Path, split: str) -> tuple[tuple, int]:

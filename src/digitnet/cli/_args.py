@@ -5,28 +5,30 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import TypeVar
+
+_N = TypeVar("_N", int, float)  # what number() reads: int or float
 
 
 def number(
-    kind: type, low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False, what: str
-) -> Callable[[str], float]:
+    kind: type[_N], low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False, what: str
+) -> Callable[[str], _N]:
     """An argparse ``type=`` that reads a ``kind`` (int or float) between ``low`` and ``high``.
 
     ``what`` names the allowed values in the error message ("a positive integer").
     """
 
-    def parse(text: str):
+    def parse(text: str) -> _N:
+        x: _N | None
         try:
             x = kind(text)
         except ValueError:
             x = None
-        ok = (
-            x is not None
-            and math.isfinite(x)
+        if x is None or not (
+            math.isfinite(x)
             and (x > low if low_open else x >= low)
             and (high is None or (x < high if high_open else x <= high))
-        )
-        if not ok:
+        ):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return x
 
@@ -70,7 +72,7 @@ def betas(text: str) -> tuple[float, float]:
         b = ()
     if len(b) != 2 or not all(0 <= x < 1 for x in b):
         raise argparse.ArgumentTypeError(f"expected two numbers in [0, 1) like 0.9,0.999, got {text!r}")
-    return b  # type: ignore[return-value]
+    return b
 
 
 def threads(text: str) -> int | str | None:

@@ -35,7 +35,9 @@ def run(args) -> int:
         return 0
     from ..data import load_mnist
 
-    images = load_mnist().test.images[:1000]
+    test = load_mnist().test
+    assert test is not None  # the bundled MNIST has its test set
+    images = test.images[:1000]
     diff = float(np.abs(run_onnx(out, images, model.input_shape) - model.predict_proba(images)).max())
     print(msg)
     print(f"checked with onnxruntime on 1,000 test images: max abs difference of probabilities {diff:.2e}")

@@ -21,18 +21,23 @@ def add_parser(sub, fmt) -> None:
 
 def run(args) -> int:
     from .. import io
+    from ..nn.layers import Dense
 
     out = Path(args.output)
     from ..fsutil import check_writable
 
     model = io.import_pickle(args.file)
     check_writable(out, "-o")
-    msg = f"imported {args.file}: {'-'.join(str(s) for s in (784, model.layers[0].out_features, 10))} MLP"
+    first = model.layers[0]
+    assert isinstance(first, Dense)  # import_pickle builds Dense, ReLU, Dense
+    msg = f"imported {args.file}: {'-'.join(str(s) for s in (784, first.out_features, 10))} MLP"
     if not args.no_eval:
         from ..data import load_mnist
         from ..metrics import evaluate
 
-        acc = evaluate(model, load_mnist().test)["accuracy"]
+        test = load_mnist().test
+        assert test is not None  # the bundled MNIST has its test set
+        acc = evaluate(model, test)["accuracy"]
         model.meta["test_accuracy"] = acc
         msg += f", test accuracy {acc * 100:.2f} %"
     io.save(model, out)

@@ -18,11 +18,15 @@ what was expected and what was found.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DigitnetError
 from ..preprocess import _check_jpeg_scans, open_image, to_mnist
+
+if TYPE_CHECKING:  # a name python-multipart defines for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_PARTS = 8  # a prediction needs at most file, model and top_k
 RANGES = {"0-255": 255.0, "0-1": 1.0}
@@ -213,7 +217,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     def on_end():
         state["ended"] = True
 
-    callbacks = {
+    callbacks: MultipartCallbacks = {
         "on_part_begin": on_part_begin,
         "on_header_field": on_header_field,
         "on_header_value": on_header_value,

@@ -6,6 +6,8 @@ to keep uploads in memory), so its request body is described here by hand.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -172,7 +174,8 @@ PREDICT_QUERY = {
     ]
 }
 
-PREDICT_ERRORS = {
+# the type of FastAPI's ``responses`` argument
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Error, "description": "request body over 2 MB (a JSON one over 64 kB)"},
     415: {"model": Error, "description": "unsupported Content-Type"},
     422: {"model": Error, "description": "malformed input (the message says what and where)"},

@@ -70,7 +70,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     The limits come from ``config.digitnet_limits`` (a :class:`ServerLimits`), set by :func:`uvicorn_config`.
     """
 
-    def __init__(self, config, server_state, app_state, _loop=None):
+    def __init__(self, config, server_state, app_state, _loop=None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServerLimits = getattr(config, "digitnet_limits", ServerLimits())
         self._timer: asyncio.TimerHandle | None = None
