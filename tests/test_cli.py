@@ -93,6 +93,7 @@ def test_import_pickle(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
+    (["train", "--epochs", "9" * 400], "expected a positive integer"),  # too long for a float: no OverflowError
     (["train", "--batch-size", "lots"], "positive integer or 'full'"),
     (["train", "--threads", "0"], "expected a positive integer, 'auto' or 'blas'"),
     (["train", "--threads", "many"], "expected a positive integer, 'auto' or 'blas'"),

@@ -22,10 +22,11 @@ def number(
         x: _N | None
         try:
             x = kind(text)
-        except ValueError:
-            x = None
+            finite = math.isfinite(x)
+        except (ValueError, OverflowError):  # an integer too long for a float is no count or size we take
+            x, finite = None, False
         if x is None or not (
-            math.isfinite(x)
+            finite
             and (x > low if low_open else x >= low)
             and (high is None or (x < high if high_open else x <= high))
         ):
