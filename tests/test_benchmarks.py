@@ -224,3 +224,23 @@ def test_repeat_runs_report_every_runs_ratio_and_the_worst(tmp_path):
     spread = results["cases"]["mlp_train_bs128"]["ratio_spread"]["vs_gemm_only"]
     assert spread["min"] <= spread["median"] <= spread["max"]
     assert "Worst of 2 consecutive runs" in (tmp_path / "results.md").read_text()
+
+
+def test_ab_reads_every_figure_of_the_tiny_run_and_flags_only_a_real_slowdown(tiny_results):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.ab import compare, figures
+
+    results = tiny_results[0]
+    found = figures(results)
+    assert "mlp_train_bs128: seconds_per_epoch" in found and "infer_b1: seconds_per_call" in found
+    assert "peak_rss: peak_rss_mb" in found and all(v[0] > 0 for v in found.values())
+    slow = json.loads(json.dumps(results))
+    slow["cases"]["infer_b1"]["seconds_per_call"]["digitnet"] *= 1.2     # 20 % slower, the reference unchanged
+    rows = {r["figure"]: r for r in compare([results, results], [results, slow], max_slower=0.05)}
+    assert rows["infer_b1: seconds_per_call"]["slower"] and rows["infer_b1: seconds_per_call"]["ratio_max"] > 1.19
+    assert not any(r["slower"] for n, r in rows.items() if n != "infer_b1: seconds_per_call")
+    # the whole machine 20 % slower in one run (the reference too): not the change's fault
+    drift = json.loads(json.dumps(results))
+    drift["cases"]["infer_b1"]["seconds_per_call"] = {k: v * 1.2 for k, v in drift["cases"]["infer_b1"]["seconds_per_call"].items()}
+    rows = {r["figure"]: r for r in compare([results], [drift], max_slower=0.05)}
+    assert not rows["infer_b1: seconds_per_call"]["slower"] or "ratio_vs_reference" not in rows["infer_b1: seconds_per_call"]
