@@ -1,5 +1,10 @@
 """Small helpers shared by several test modules."""
 
+import contextlib
+import socket
+import threading
+import time
+
 import numpy as np
 
 from digitnet.cli import main
@@ -66,3 +71,31 @@ def scan_bomb(scans: int) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", progressive=True)
     return buf.getvalue()[:-2] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00" * scans + b"\xff\xd9"
+
+
+@contextlib.contextmanager
+def live_server(app, **config):
+    """``app`` under uvicorn, configured as ``digitnet serve`` (``config`` added), on a free 127.0.0.1 port.
+
+    Yields the server's base URL; the server stops on exit.
+    """
+    import uvicorn
+
+    from digitnet.web.server import uvicorn_config
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    srv = uvicorn.Server(uvicorn_config(app, log_level="warning", access_log=False, **config))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +21,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not 
 
 from digitnet import MLP  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
-from digitnet.web.server import uvicorn_config  # noqa: E402
+from helpers import live_server  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -33,22 +32,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 @pytest.fixture(scope="module")
 def server():
     """The app (every shipped model) under uvicorn, configured as ``digitnet serve``, on a free 127.0.0.1 port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
     models = {**load_models(), "untrained": MLP(seed=3)}   # every shipped model, plus one to switch to
-    srv = uvicorn.Server(uvicorn_config(create_app(models), log_level="warning", access_log=False))  # as serve
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app(models)) as url:
+        yield url
 
 
 def http(url: str, raw: bytes, timeout: float = 5.0) -> bytes:

@@ -1,9 +1,5 @@
 """The page in a real browser: number mode (a wide canvas read as a row of digits) and --collect."""
 
-import socket
-import threading
-import time
-
 import pytest
 
 pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
@@ -11,6 +7,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not 
 
 import digitnet  # noqa: E402
 from digitnet.web.app import create_app  # noqa: E402
+from helpers import live_server  # noqa: E402
 from test_web_live import ARTIFACTS, DIGITS, browser, chromium, draw, only_the_app, open_page  # noqa: E402, F401
 
 
@@ -21,22 +18,8 @@ def collect_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(collect_dir):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    app = create_app({"cnn": digitnet.load("cnn")}, collect=collect_dir)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app({"cnn": digitnet.load("cnn")}, collect=collect_dir)) as url:
+        yield url
 
 
 def in_slot(strokes, slot, slots=3):
