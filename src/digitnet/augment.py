@@ -39,7 +39,7 @@ CENTRE = SIZE / 2  # ... and where its centre of mass goes (as preprocess.fit_mn
 CAPTURE_SIZES = (10, 12, 14, 17, 20)  # lowres: the 28x28 frame as captured (the digit 7-14 px), in pixels
 
 
-def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+def gaussian_matrix(n: int, sigma: float) -> np.ndarray:
     """(n, n) matrix G such that ``G @ a @ G.T`` blurs a (n, n) image with a Gaussian of ``sigma``."""
     i = np.arange(n)
     G = np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
@@ -120,7 +120,7 @@ def augment(
     ys = c + cos * gy - sin * gx  # (B, 28, 28)
     xs = c + sin * gy + cos * gx
     if kind == "elastic":
-        G = _gaussian_matrix(SIZE, elastic_sigma)
+        G = gaussian_matrix(SIZE, elastic_sigma)
         field = rng.uniform(-1, 1, size=(2, B, SIZE, SIZE))
         field = G @ field @ G.T  # smooth each field: (2, B, 28, 28)
         field *= elastic_alpha / np.maximum(np.abs(field).max(axis=(2, 3), keepdims=True), 1e-12)
@@ -224,7 +224,7 @@ def _stroke(x, rng, use) -> np.ndarray:
 
 def _smooth_field(rng, B: int, sigma: float) -> np.ndarray:
     """(B, 28, 28) smooth random fields, each scaled to [0, 1]."""
-    G = _gaussian_matrix(SIZE, sigma)
+    G = gaussian_matrix(SIZE, sigma)
     f = G @ rng.standard_normal((B, SIZE, SIZE)) @ G.T
     lo, hi = f.min(axis=(1, 2), keepdims=True), f.max(axis=(1, 2), keepdims=True)
     return ((f - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
@@ -281,7 +281,7 @@ def _blur(x, rng, use) -> np.ndarray:
     for i, s in enumerate(sigmas):
         idx = np.nonzero(use & (which == i))[0]
         if idx.size:
-            G = _gaussian_matrix(SIZE, s).astype(np.float32)
+            G = gaussian_matrix(SIZE, s).astype(np.float32)
             out[idx] = G @ x[idx] @ G.T
     return out
 

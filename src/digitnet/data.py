@@ -285,7 +285,7 @@ class BoundedReader:
         return self._take(self.stream.readline, n)
 
 
-def _open_bounded(path: Path, limit: int, what: str):
+def open_bounded(path: Path, limit: int, what: str):
     """``(reader, file)``: the (decompressed) contents of ``path`` as a :class:`BoundedReader`; close the file."""
     stream, raw = _open_stream(path)
     return BoundedReader(stream, limit, path, what), raw
@@ -321,7 +321,7 @@ def parse_idx(data, where: str, kind: str) -> np.ndarray:
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
-def _read_idx(path: Path, kind: str) -> bytearray:
+def read_idx(path: Path, kind: str) -> bytearray:
     """An IDX file's bytes, read only as far as its checked header says (plus one byte to see trailing data)."""
     stream, raw = _open_stream(path)
     with raw:
@@ -338,14 +338,14 @@ def _read_idx(path: Path, kind: str) -> bytearray:
 def load_idx(images_path, labels_path=None, name: str | None = None, expect_sha256: dict | None = None) -> Dataset:
     """Load an IDX images file and (optionally) its labels file, gzip'd or raw."""
     images_path = Path(images_path)
-    raw = _read_idx(images_path, "images")
+    raw = read_idx(images_path, "images")
     if expect_sha256:
         _check_sha(raw, images_path, expect_sha256)
     images = parse_idx(raw, str(images_path), "images")
     labels = None
     if labels_path is not None:
         labels_path = Path(labels_path)
-        raw = _read_idx(labels_path, "labels")
+        raw = read_idx(labels_path, "labels")
         if expect_sha256:
             _check_sha(raw, labels_path, expect_sha256)
         labels = parse_idx(raw, str(labels_path), "labels")
@@ -484,7 +484,7 @@ def load_npz(path) -> MNIST:
         if not {"x_train", "y_train"} <= members.keys():
             shown = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")
             raise DigitnetError(f"{path}: expected arrays x_train, y_train[, x_test, y_test], found {shown}")
-        arrays = {k: _read_npy(zf, members[k], path) for k in NPZ_ARRAYS if k in members}
+        arrays = {k: read_npy(zf, members[k], path) for k in NPZ_ARRAYS if k in members}
     train = validate(arrays["x_train"], arrays["y_train"], f"{path}[train]")
     test = None
     if "x_test" in arrays:
@@ -492,7 +492,7 @@ def load_npz(path) -> MNIST:
     return MNIST(train, test, str(path))
 
 
-def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
+def read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
     """One ``.npy`` member: header checked (plain dtype, size within ``MAX_ARRAY_BYTES``), then exactly its data."""
     where = f"{path}[{member}]"
     if not member.endswith(".npy"):
@@ -550,7 +550,7 @@ def load_pickle(path) -> MNIST:
     from .safe_pickle import load
 
     path = Path(path)
-    reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs")
+    reader, raw = open_bounded(path, MAX_PICKLE_BYTES, "the most an MNIST pickle needs")
     with raw:
         obj = load(reader, str(path), MAX_ARRAY_BYTES)
     shape_error = f"{path}: expected ((x, y), (x, y), (x, y)) train/valid/test pairs of numpy arrays"
@@ -615,8 +615,8 @@ def load_mnist(path=None, verify: bool = True) -> MNIST:
     if path.is_dir():
         if folders.is_class_folders(path):  # DIR/<class>/*.png: your own classes
             return folders.load_folders(path)
-        return _load_dir(path)
-    return _load_file(path)
+        return load_dir(path)
+    return load_file(path)
 
 
 def _find(d: Path, *names: str) -> Path | None:
@@ -631,7 +631,7 @@ def _idx_names(stem: str, kind: str) -> list[str]:
     return [f"{stem}-{kind}-{ext}.gz", f"{stem}-{kind}-{ext}", f"{stem}-{kind}.{ext}.gz", f"{stem}-{kind}.{ext}"]
 
 
-def _load_dir(d: Path) -> MNIST:
+def load_dir(d: Path) -> MNIST:
     tri = _find(d, *_idx_names("train", "images"))
     if tri:
         trl = _find(d, *_idx_names("train", "labels"))
@@ -659,7 +659,7 @@ def _is_test_name(name: str) -> bool:
     return "test" in name.lower() or "t10k" in name.lower()
 
 
-def _load_file(p: Path) -> MNIST:
+def load_file(p: Path) -> MNIST:
     name = p.name.lower()
     if name.endswith(".npz"):
         return load_npz(p)

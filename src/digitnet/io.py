@@ -261,10 +261,10 @@ def import_pickle(path) -> Sequential:
     Weights may be stored as (784, 64) or (64, 784) (and (64, 10) or (10, 64));
     biases as (64,), (64, 1) or (1, 64).
     """
-    from .data import _open_bounded
+    from .data import open_bounded
 
     path = Path(path)
-    reader, raw = _open_bounded(path, MAX_PICKLE_BYTES, "the most a (w1, b1, w2, b2) pickle needs")
+    reader, raw = open_bounded(path, MAX_PICKLE_BYTES, "the most a (w1, b1, w2, b2) pickle needs")
     with raw:
         obj = safe_pickle.load(reader, str(path), MAX_PICKLE_BYTES)
     if isinstance(obj, dict):

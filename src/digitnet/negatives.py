@@ -8,8 +8,11 @@ at prediction time:
 * ``letter``: letters and symbols from TrueType fonts (and Pillow's built-in
   font); characters that are drawn like a digit in many hands (O, l, S, Z, B,
   g, q, ...) are left out so the class does not fight the digits;
-* ``scribble``: smooth random curves with many turns;
+* ``scribble``: a pen moving without writing: smooth curves with many turns,
+  wandering lines, scratch-outs, coils and waves;
 * ``shape``: stars, triangles, crosses, arrows, spirals, grids, filled blobs;
+* ``doodle``: small drawings: hearts, ticks, faces, suns, flowers, houses,
+  clouds, eyes, boxes ticked or crossed, envelopes;
 * ``noise``: specks, smudges, hatching;
 * ``several``: two or three digits side by side squeezed into one box
   (from the digit images given, so training uses its own training digits).
@@ -29,7 +32,7 @@ import numpy as np
 
 from .errors import DigitnetError
 
-FAMILIES = ("letter", "scribble", "shape", "noise", "several")
+FAMILIES = ("letter", "scribble", "shape", "doodle", "noise", "several")
 CANVAS = 84  # drawn at 3x, so anti-aliasing survives the framing
 # Characters a person may write the way they write a digit (0: O o Q D a d, 1: I l i j J | / \\ ! ( ) [ ],
 # 2: Z z ?, 3: { }, 5: S s $, 6: b G h, 8: B &, 9: g q y, 7: T): kept out of the negatives.
@@ -103,7 +106,7 @@ def _pen(rng) -> int:
     return int(rng.integers(3, 12))
 
 
-def _as_ink(img) -> np.ndarray:
+def as_ink(img) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -117,7 +120,7 @@ def _letter(rng, fonts, **_):
     text = LETTERS[int(rng.integers(len(LETTERS)))]
     stroke = int(rng.integers(0, 3))
     draw.text((CANVAS / 2, CANVAS / 2), text, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
-    return _as_ink(img.rotate(float(rng.uniform(-20, 20)), resample=2))
+    return as_ink(img.rotate(float(rng.uniform(-20, 20)), resample=2))
 
 
 def _curve(points: np.ndarray, steps: int = 200) -> np.ndarray:
@@ -136,10 +139,53 @@ def _curve(points: np.ndarray, steps: int = 200) -> np.ndarray:
 
 def _scribble(rng, **_):
     img, draw = _canvas()
-    pts = rng.uniform(8, CANVAS - 8, (int(rng.integers(7, 14)), 2))
-    line = _curve(pts)
+    # a wandering pen twice as often as the rest: it is the commonest scribble, and the most varied
+    kind = ("curve", "walk", "walk", "scratch", "coil", "wave")[int(rng.integers(6))]
+    if kind == "curve":  # a smooth curve through random points
+        line = _curve(rng.uniform(8, CANVAS - 8, (int(rng.integers(7, 14)), 2)))
+    elif kind == "walk":  # a wandering pen: the heading drifts at random, the walls turn it back
+        line = _walk(rng, int(rng.integers(30, 200)), float(rng.uniform(2, 5)), float(rng.uniform(0.3, 0.9)))
+    elif kind == "scratch":  # a scratch-out: quick strokes back and forth along a drifting axis
+        n = int(rng.integers(6, 16))
+        a, w = float(rng.uniform(0, math.pi)), float(rng.uniform(18, 36))
+        t = np.linspace(-1, 1, n)[:, None] * rng.uniform(12, 30)
+        across = np.where(np.arange(n) % 2 == 0, -w, w)[:, None] * rng.uniform(0.7, 1.0, (n, 1))
+        u, v = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
+        line = CANVAS / 2 + t * u + across * v + rng.normal(0, 2, (n, 2))
+    elif kind == "coil":  # a coil: loops rolling along a line, like cursive e's or l's
+        t = np.linspace(0, 2 * math.pi * float(rng.uniform(3, 7)), 400)
+        r, step = float(rng.uniform(8, 16)), float(rng.uniform(1.5, 3.5))
+        x, y = r * np.cos(t) + step * t, r * np.sin(t) * rng.uniform(0.6, 1.4)
+        line = np.stack([x - x.mean() + CANVAS / 2, y + CANVAS / 2], axis=1)
+        line = _rotate(line, float(rng.uniform(-0.6, 0.6)))
+    else:  # a wave, a few periods wide
+        x = np.linspace(8, CANVAS - 8, 200)
+        y = CANVAS / 2 + rng.uniform(8, 20) * np.sin(x / CANVAS * 2 * math.pi * rng.uniform(2.5, 5) + rng.uniform(0, 6))
+        # kept near level: an upright wave of two turns is an S, a 5 in many hands
+        line = _rotate(np.stack([x, y], axis=1), float(rng.uniform(-0.6, 0.6)))
     draw.line([tuple(q) for q in line], fill=255, width=_pen(rng), joint="curve")
-    return _as_ink(img)
+    return as_ink(img)
+
+
+def _walk(rng, steps: int, step: float, turn: float) -> np.ndarray:
+    """A random walk with momentum inside the canvas, (steps + 1, 2)."""
+    pos, heading = rng.uniform(20, CANVAS - 20, 2), float(rng.uniform(0, 2 * math.pi))
+    pts = [pos.copy()]
+    for _ in range(steps):
+        heading += float(rng.normal(0, turn))
+        pos = pos + step * np.array([math.cos(heading), math.sin(heading)])
+        for j in range(2):  # bounce off the margins
+            if not 6 <= pos[j] <= CANVAS - 6:
+                pos[j] = np.clip(pos[j], 6, CANVAS - 6)
+                heading = math.pi - heading if j == 0 else -heading
+        pts.append(pos.copy())
+    return np.array(pts)
+
+
+def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
+    """Points turned by ``angle`` radians about the canvas centre."""
+    c, s = math.cos(angle), math.sin(angle)
+    return (points - CANVAS / 2) @ np.array([[c, s], [-s, c]]) + CANVAS / 2
 
 
 def _polygon(cx, cy, r, n, rot, inner=None):
@@ -195,8 +241,85 @@ def _shape(rng, **_):
         draw.ellipse([c - 2 * s, c - s, c, c + s], outline=255, width=w)
         draw.ellipse([c, c - s, c + 2 * s, c + s], outline=255, width=w)
         draw.line([(c - 2 * s, c + s * 0.5), (c + 2 * s, c - s * 0.5)], fill=255, width=w)
-        img = img.rotate(math.degrees(rot), resample=2)
-    return _as_ink(img)
+        img = img.rotate(math.degrees(rot) % 60 - 30, resample=2)  # kept lying down: upright, it is a crossed 8
+    return as_ink(img)
+
+
+def _doodle(rng, **_):
+    img, draw = _canvas()
+    c, w = CANVAS / 2, _pen(rng)
+    r = float(rng.uniform(24, 38))
+    kind = int(rng.integers(10))
+    if kind == 0:  # heart
+        t = np.linspace(0, 2 * math.pi, 120)
+        x, y = 16 * np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        pts = np.stack([c + r / 17 * x, c + r / 17 * y], axis=1)
+        draw.polygon([tuple(q) for q in pts], fill=255 if rng.integers(3) == 0 else None, outline=255, width=w)
+    elif kind == 1:  # tick
+        k = rng.uniform(-6, 6, (3, 2))
+        draw.line(
+            [
+                (c - r + k[0, 0], c + k[0, 1]),
+                (c - r / 3 + k[1, 0], c + r * 0.8 + k[1, 1]),
+                (c + r + k[2, 0], c - r + k[2, 1]),
+            ],
+            fill=255,
+            width=w + 2,
+            joint="curve",
+        )
+    elif kind == 2:  # face: a round outline with eyes and a mouth
+        draw.ellipse([c - r, c - r, c + r, c + r], outline=255, width=w)
+        e, d = r * 0.35, max(2.0, r * 0.12)
+        for sx in (-1, 1):
+            draw.ellipse([c + sx * e - d, c - e - d, c + sx * e + d, c - e + d], fill=255)
+        lo, hi = (20, 160) if rng.integers(3) else (200, 340)  # smiling or frowning
+        dy = r * 0.1 if lo == 20 else r * 0.55
+        draw.arc([c - r * 0.55, c - r * 0.45 + dy, c + r * 0.55, c + r * 0.45 + dy], lo, hi, fill=255, width=w)
+    elif kind == 3:  # sun: a disc or ring with rays
+        k = r * 0.45
+        draw.ellipse([c - k, c - k, c + k, c + k], outline=255, fill=255 if rng.integers(2) else None, width=w)
+        for a in np.linspace(0, 2 * math.pi, int(rng.integers(6, 13)), endpoint=False) + rng.uniform(0, 1):
+            draw.line(
+                [(c + k * 1.3 * math.cos(a), c + k * 1.3 * math.sin(a)), (c + r * math.cos(a), c + r * math.sin(a))],
+                fill=255,
+                width=max(2, w - 2),
+            )
+    elif kind == 4:  # flower: petals round a centre (no stem: a ring on a stick is a 9)
+        k, n = r * 0.35, int(rng.integers(5, 9))
+        for a in np.linspace(0, 2 * math.pi, n, endpoint=False):
+            px, py = c + k * 1.7 * math.cos(a), c + k * 1.7 * math.sin(a)
+            draw.ellipse([px - k, py - k, px + k, py + k], outline=255, width=max(2, w - 3))
+        draw.ellipse([c - k * 0.6, c - k * 0.6, c + k * 0.6, c + k * 0.6], fill=255)
+    elif kind == 5:  # house: a square under a roof, with a door
+        h = r * 0.8
+        draw.rectangle([c - h, c - h * 0.2, c + h, c + h], outline=255, width=w)
+        draw.line([(c - h * 1.15, c - h * 0.1), (c, c - h * 1.2), (c + h * 1.15, c - h * 0.1)], fill=255, width=w)
+        draw.rectangle([c - h * 0.25, c + h * 0.35, c + h * 0.25, c + h], outline=255, width=max(2, w - 2))
+    elif kind == 6:  # cloud: bumps on a flat base
+        n = int(rng.integers(3, 6))
+        xs = np.linspace(c - r * 0.8, c + r * 0.8, n)
+        for x in xs:
+            k = float(rng.uniform(0.3, 0.5)) * r
+            draw.arc([x - k, c - k * 1.5, x + k, c + k * 0.5], 180, 360, fill=255, width=w)
+        draw.line([(xs[0] - r * 0.4, c), (xs[-1] + r * 0.4, c)], fill=255, width=w)
+    elif kind == 7:  # eye: two arcs and a pupil
+        draw.arc([c - r, c - r * 0.6, c + r, c + r * 0.6], 200, 340, fill=255, width=w)
+        draw.arc([c - r, c - r * 0.6, c + r, c + r * 0.6], 20, 160, fill=255, width=w)
+        k = r * 0.25
+        draw.ellipse([c - k, c - k, c + k, c + k], fill=255)
+    elif kind == 8:  # a box, ticked or crossed
+        h = r * 0.7
+        draw.rectangle([c - h, c - h, c + h, c + h], outline=255, width=w)
+        if rng.integers(2):
+            draw.line([(c - h, c - h), (c + h, c + h)], fill=255, width=w)
+            draw.line([(c - h, c + h), (c + h, c - h)], fill=255, width=w)
+        else:
+            draw.line([(c - h * 0.6, c), (c - h * 0.1, c + h * 0.6), (c + h * 0.8, c - h * 0.8)], fill=255, width=w)
+    else:  # envelope: a wide box with its flap
+        h = r * 0.6
+        draw.rectangle([c - r, c - h, c + r, c + h], outline=255, width=w)
+        draw.line([(c - r, c - h), (c, c + h * 0.2), (c + r, c - h)], fill=255, width=w)
+    return as_ink(img.rotate(float(rng.uniform(-25, 25)), resample=2))
 
 
 def _noise(rng, **_):
@@ -207,11 +330,11 @@ def _noise(rng, **_):
             x, y = rng.uniform(4, CANVAS - 4, 2)
             s = float(rng.uniform(1.5, 5))
             draw.ellipse([x - s, y - s, x + s, y + s], fill=int(rng.integers(120, 256)))
-        return _as_ink(img)
+        return as_ink(img)
     if kind == 1:  # smudge: a smooth random field, thresholded softly
-        from .augment import _gaussian_matrix
+        from .augment import gaussian_matrix
 
-        G = _gaussian_matrix(CANVAS, float(rng.uniform(3, 8)))
+        G = gaussian_matrix(CANVAS, float(rng.uniform(3, 8)))
         f = G @ rng.standard_normal((CANVAS, CANVAS)) @ G.T
         f = (f - f.mean()) / (f.std() + 1e-12)
         return np.clip(f - rng.uniform(0.3, 1.2), 0, 1).astype(np.float32)
@@ -219,7 +342,7 @@ def _noise(rng, **_):
         x, y = rng.uniform(10, CANVAS - 10, 2)
         a = float(rng.uniform(0.5, 1.0))
         draw.line([(x - 12 * a, y + 12), (x + 12 * a, y - 12)], fill=255, width=int(rng.integers(2, 6)))
-    return _as_ink(img)
+    return as_ink(img)
 
 
 def _several(rng, digits, **_):
@@ -237,6 +360,7 @@ DRAW: dict[str, Callable[..., np.ndarray]] = {
     "letter": _letter,
     "scribble": _scribble,
     "shape": _shape,
+    "doodle": _doodle,
     "noise": _noise,
     "several": _several,
 }

@@ -64,7 +64,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
     name = source if isinstance(source, (str, Path)) else "input"
     try:
         data = _read_limited(source, name)
-        _check_jpeg_scans(data, name)
+        check_jpeg_scans(data, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -144,7 +144,7 @@ def _read_limited(source, name) -> bytes:
     return data
 
 
-def _check_jpeg_scans(data: bytes, name) -> None:
+def check_jpeg_scans(data: bytes, name) -> None:
     """Refuse a JPEG with more than ``MAX_JPEG_SCANS`` start-of-scan markers, before decoding it.
 
     Inside a JPEG's compressed data every 0xFF byte is followed by 0x00 or a
@@ -211,7 +211,7 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
     black. With ``size``, the image is first shrunk (area-averaging) so its
     longer side is at most that.
     """
-    img = _upright(img)
+    img = upright(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
         rgba = img.convert("RGBA")
@@ -358,7 +358,7 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(ids.max() + 1)
 
 
-def _parts(ink: np.ndarray) -> tuple[np.ndarray, list[int]]:
+def ink_parts(ink: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Component labels of the ink and the ids of the components that are not specks."""
     inked = ink > 0
     labels, n = components(inked)
@@ -440,7 +440,7 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def _upright(img):
+def upright(img):
     """A PIL image, opened if need be, with its EXIF rotation applied (and its orientation tag gone)."""
     from PIL import Image, ImageOps
 
@@ -454,14 +454,14 @@ def _upright(img):
         return img
 
 
-def _as_ink(img, size: int) -> np.ndarray:
+def as_ink(img, size: int) -> np.ndarray:
     return ink_map(to_grey(img, size))  # to_grey opens and turns the image upright
 
 
 def _digit_ink(img, size: int) -> np.ndarray:
     """One digit's ink at most ``size`` px, specks dropped."""
-    ink = _as_ink(img, size)
-    labels, keep = _parts(ink)
+    ink = as_ink(img, size)
+    labels, keep = ink_parts(ink)
     return ink * np.isin(labels, keep)
 
 
@@ -483,7 +483,7 @@ def to_mnist(img) -> np.ndarray:
     DigitnetError
         When the input is not an image, too large, or blank.
     """
-    img = _upright(img)
+    img = upright(img)
     ink = _digit_ink(img, DIGIT_WORK_SIZE)
     # A digit small in a large image (a photo of a page) came out only a few pixels tall at the
     # working size: look again at just its part of the image, at the full working size.
@@ -519,8 +519,8 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
         Components whose horizontal extents are closer than ``min_gap`` times
         the image height are joined too (0: only overlapping ones).
     """
-    ink = _as_ink(img, WORK_SIZE)
-    labels, keep = _parts(ink)
+    ink = as_ink(img, WORK_SIZE)
+    labels, keep = ink_parts(ink)
     spans: list[tuple[int, int, list[int]]] = []  # (x0, x1, [component ids])
     for i in keep:
         cols = np.nonzero((labels == i).any(axis=0))[0]

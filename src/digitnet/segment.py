@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DigitnetError
-from .preprocess import _as_ink, _parts, _upright, fit_mnist
+from .preprocess import as_ink, fit_mnist, ink_parts, upright
 
 LINE_WORK_SIZE = 1024  # a line of digits is analysed at most this wide ...
 LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
@@ -97,15 +97,15 @@ class Reading:
 # --------------------------------------------------------------------------- 1. candidate cuts
 def line_ink(img) -> tuple[np.ndarray, float]:
     """The image's ink (bright on 0, specks dropped) at a working size, and original pixels per working pixel."""
-    img = _upright(img)
+    img = upright(img)
     w, h = img.size
     size = min(max(w, h), LINE_WORK_SIZE)
-    ink = _as_ink(img, size)
+    ink = as_ink(img, size)
     rows = np.nonzero(ink.any(axis=1))[0]
     if rows.size and rows[-1] - rows[0] + 1 > LINE_HEIGHT:  # tall ink: shrink, keeping the aspect
         size = max(8, int(size * LINE_HEIGHT / (rows[-1] - rows[0] + 1)))
-        ink = _as_ink(img, size)
-    labels, keep = _parts(ink)
+        ink = as_ink(img, size)
+    labels, keep = ink_parts(ink)
     ink = ink * np.isin(labels, keep)
     return ink, max(w, h) / max(ink.shape)
 
@@ -178,7 +178,7 @@ def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
 
 def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
     """Over-segment a line of ink: (primitives left to right, component labels, line height in pixels)."""
-    labels, keep = _parts(ink)
+    labels, keep = ink_parts(ink)
     rows = np.nonzero(np.isin(labels, keep).any(axis=1))[0]
     line_h = float(rows[-1] - rows[0] + 1)
     prims: list[tuple[float, Primitive]] = []

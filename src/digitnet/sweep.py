@@ -84,10 +84,10 @@ def storage(url: str | None, out: Path, heartbeat: int = 60):
         except (ImportError, ValueError, SQLAlchemyError) as exc:  # a bad URL, no server, no driver
             error = exc
             break
-    raise DigitnetError(f"--storage {_redact(url)}: {str(error).strip().splitlines()[0]}") from None
+    raise DigitnetError(f"--storage {redact(url)}: {str(error).strip().splitlines()[0]}") from None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """``url`` without its password."""
     head, sep, tail = url.rpartition("@")
     if not sep or ":" not in head.split("://", 1)[-1]:

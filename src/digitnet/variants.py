@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import MNIST, Dataset, _load_dir, _load_file, _read_idx, _read_npy, parse_idx, validate
+from .data import MNIST, Dataset, load_dir, load_file, parse_idx, read_idx, read_npy, validate
 from .errors import DigitnetError
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -73,16 +73,16 @@ def _load_fashion(path: Path) -> MNIST:
     if path.is_dir():
         tr, te = path / "fashion-mnist_train.csv", path / "fashion-mnist_test.csv"
         if tr.is_file() or te.is_file():
-            return _load_file(tr if tr.is_file() else te)  # the sibling split is picked up there
-        return _load_dir(path)
-    return _load_file(path)
+            return load_file(tr if tr.is_file() else te)  # the sibling split is picked up there
+        return load_dir(path)
+    return load_file(path)
 
 
 def _load_kmnist(path: Path) -> MNIST:
     folder = path if path.is_dir() else path.parent
     if (folder / "kmnist-train-imgs.npz").is_file() or (folder / "kmnist-test-imgs.npz").is_file():
         return MNIST(_kmnist_npz(folder, "train"), _kmnist_npz(folder, "test"), str(folder))
-    return _load_dir(path) if path.is_dir() else _load_file(path)
+    return load_dir(path) if path.is_dir() else load_file(path)
 
 
 def _kmnist_npz(folder: Path, split: str) -> Dataset | None:
@@ -101,7 +101,7 @@ def _npz_array(path: Path) -> np.ndarray:
     with zf:
         if "arr_0.npy" not in zf.namelist():
             raise DigitnetError(f"{path}: expected one array arr_0, found {sorted(zf.namelist())[:8]}")
-        return _read_npy(zf, "arr_0.npy", path)
+        return read_npy(zf, "arr_0.npy", path)
 
 
 def load_emnist(path) -> MNIST:
@@ -157,11 +157,11 @@ def _emnist_part(folder: Path, split: str, part: str, classes: tuple, offset: in
     images_path, labels_path = find("images"), find("labels")
     if images_path is None:
         return None
-    images = parse_idx(_read_idx(images_path, "images"), str(images_path), "images")
+    images = parse_idx(read_idx(images_path, "images"), str(images_path), "images")
     images = np.ascontiguousarray(images.transpose(0, 2, 1))  # stored column by column
     labels = None
     if labels_path is not None:
-        labels = parse_idx(_read_idx(labels_path, "labels"), str(labels_path), "labels").astype(np.int64) - offset
+        labels = parse_idx(read_idx(labels_path, "labels"), str(labels_path), "labels").astype(np.int64) - offset
         if labels.size and labels.min() < 0:
             raise DigitnetError(f"{labels_path}: label {labels.min() + offset} is below the first class label {offset}")
     return validate(images, labels, f"emnist-{split}[{part}]", classes)

@@ -26,9 +26,7 @@ def number(
         except (ValueError, OverflowError):  # an integer too long for a float is no count or size we take
             x, finite = None, False
         if x is None or not (
-            finite
-            and (x > low if low_open else x >= low)
-            and (high is None or (x < high if high_open else x <= high))
+            finite and (x > low if low_open else x >= low) and (high is None or (x < high if high_open else x <= high))
         ):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return x

@@ -89,7 +89,7 @@ def run(args) -> int:
         study = sweep.open_study(store, name, create=args.trials > 0, pruning=not args.no_pruning)
         if args.trials:
             mnist = _load(args.data)
-            where = sweep._redact(args.storage) if args.storage else str(out / sweep.JOURNAL)
+            where = sweep.redact(args.storage) if args.storage else str(out / sweep.JOURNAL)
             _log(f"sweep {name} ({where}): until {args.trials} trials are finished; varying {describe(space)}")
             try:
                 sweep.run(study, space, mnist, out, args.trials, data=args.data, log=_log, interrupts=interrupts)

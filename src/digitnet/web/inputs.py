@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DigitnetError
-from ..preprocess import _check_jpeg_scans, open_image, to_mnist
+from ..preprocess import check_jpeg_scans, open_image, to_mnist
 
 if TYPE_CHECKING:  # a name python-multipart defines for type checkers only
     from python_multipart.multipart import MultipartCallbacks
@@ -59,7 +59,7 @@ def check_image_bytes(data: bytes) -> None:
     The same check :func:`~digitnet.preprocess.open_image` makes; the server makes it first, on the
     event loop (one pass over the bytes), so that a flood of scan bombs never takes a decoding thread.
     """
-    _check_jpeg_scans(data, "the uploaded image")
+    check_jpeg_scans(data, "the uploaded image")
 
 
 # --------------------------------------------------------------------------- JSON pixels
