@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import DigitnetError
+from .reject import top_classes
 
 if TYPE_CHECKING:  # Pillow is imported where images are read, not when this module loads
     from PIL import Image
@@ -212,8 +213,7 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
 
 def _top(p: np.ndarray, k: int, reject_class: int | None = None) -> list[tuple[int, float]]:
     """The k most likely classes; a "not a digit" output is left out (the label says it)."""
-    order = [int(c) for c in np.argsort(-p, kind="stable") if c != reject_class]
-    return [(c, float(p[c])) for c in order[:k]]
+    return [(c, float(p[c])) for c in top_classes(p, k, reject_class)]
 
 
 def format_item(it: Item, k: int, as_json: bool, classes=None, reject_class: int | None = None) -> str:

@@ -34,6 +34,14 @@ def answer_columns(n_outputs: int, reject_class: int | None) -> list[int]:
     return [i for i in range(n_outputs) if i != reject_class]
 
 
+def top_classes(proba: np.ndarray, k: int, reject_class: int | None = None) -> list[int]:
+    """The ``k`` most likely outputs of one row of probabilities, most likely first (ties: lower index).
+
+    A "not a digit" output is left out: it is no answer (the label says it).
+    """
+    return [int(c) for c in np.argsort(-proba, kind="stable") if c != reject_class][:k]
+
+
 def decide(
     proba: np.ndarray, classes=DIGITS, reject_class: int | None = None, threshold: float = 0.0
 ) -> list[Decision]:

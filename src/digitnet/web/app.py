@@ -37,7 +37,7 @@ from . import docs, schema
 from .collect import CollectFailed, CollectionFull, Collector
 from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
-from .numbers import number_fields, parse_split, read_image
+from .numbers import number_fields, parse_split, read_image, top_entries
 from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024  # bytes; larger requests get 413
@@ -241,7 +241,6 @@ def create_app(
         if always:
             answer.label = answer.guess
         cols = answer_columns(len(proba), net.reject_class)
-        top = [c for c in np.argsort(-proba, kind="stable") if c != net.reject_class][:k]
         seen = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         return JSONResponse(
             {
@@ -251,9 +250,7 @@ def create_app(
                 "classes": [net.classes[c] for c in cols],
                 "reason": answer.reason if answer.label is None else None,
                 "probabilities": [round(float(proba[c]), 6) for c in cols],
-                "top_k": [
-                    {"label": int(c), "class": net.classes[c], "probability": round(float(proba[c]), 6)} for c in top
-                ],
+                "top_k": top_entries(proba, k, net.classes, net.reject_class),
                 "image": seen.tolist(),
                 **number_fields(proba, seen, digits, k, net, always),
             }

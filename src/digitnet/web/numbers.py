@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DigitnetError
 from ..preprocess import open_image, to_mnist
-from ..reject import decide
+from ..reject import decide, top_classes
 from ..segment import read_number
 
 SPLIT_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -58,11 +58,13 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
     ]
 
 
-def top_k(proba: np.ndarray, k: int, classes=None, reject_class: int | None = None) -> list[dict]:
+def top_entries(proba: np.ndarray, k: int, classes=None, reject_class: int | None = None) -> list[dict]:
     """The k most likely classes, a "not a digit" output left out (the label says it)."""
     names = list(classes) if classes is not None else [str(c) for c in range(len(proba))]
-    top = [int(c) for c in np.argsort(-proba, kind="stable") if c != reject_class][:k]
-    return [{"label": c, "class": names[c], "probability": round(float(proba[c]), 6)} for c in top]
+    return [
+        {"label": c, "class": names[c], "probability": round(float(proba[c]), 6)}
+        for c in top_classes(proba, k, reject_class)
+    ]
 
 
 def number_fields(
@@ -84,7 +86,12 @@ def number_fields(
             net.meta.get("reject_threshold", 0.0) if net is not None else 0.0,
         )[0]
         label, reason = (answer.guess, "") if always_answer else (answer.label, answer.reason)
-        entry = {"label": label, "top_k": top_k(p, k, classes, reject), "box": box, "image": np.asarray(image).tolist()}
+        entry = {
+            "label": label,
+            "top_k": top_entries(p, k, classes, reject),
+            "box": box,
+            "image": np.asarray(image).tolist(),
+        }
         if label is None:
             entry["reason"] = reason
         entries.append(entry)
