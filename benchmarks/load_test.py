@@ -1,6 +1,6 @@
 """Load test for ``digitnet serve``: concurrent clients, valid and malformed requests, latency and memory.
 
-Starts ``python -m digitnet serve --model seed --workers 2`` on a free 127.0.0.1 port (or
+Starts ``python -m digitnet serve --model reader --workers 2`` on a free 127.0.0.1 port (or
 uses ``--url`` to test a server you started), warms it up, then runs
 ``--clients`` concurrent keep-alive connections until ``--requests`` requests
 are done or ``--duration`` seconds pass. Each request is drawn from a fixed
@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=500, help="requests before measuring (and before RSS 'before')")
     p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds (e.g. json_28x28 "
                                                              "raw_png), to see what each one costs")
-    p.add_argument("--model", default="seed", help="model the started server loads")
+    p.add_argument("--model", default="reader", help="model the started server loads (the default reader, as digitnet serve)")
     p.add_argument("--workers", type=int, default=2, help="server processes (digitnet serve --workers): "
                                                            "one per core of the 2-core machine the targets name")
     p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")

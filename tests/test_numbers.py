@@ -108,3 +108,24 @@ def test_api_bad_split_is_a_422(client, files):
     r = client.post("/api/predict", files={"file": ("s.png", (files / "single.png").read_bytes())},
                     data={"split": "2"})
     assert r.status_code == 422
+
+
+def test_api_with_the_reader_skips_segmenting_only_a_sure_single_digit(files, mnist, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from digitnet.web import numbers
+    from digitnet.web.app import create_app
+
+    client = TestClient(create_app({"reader": digitnet.load("reader")}))
+    calls = []
+    real = numbers.read_number
+    monkeypatch.setattr(numbers, "read_number", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = client.post("/api/predict", files={"file": ("n.png", (files / "number.png").read_bytes())}).json()
+    assert out["number"] == want(mnist, [0, 1, 2, 3]) and calls     # several digits: refused whole, then read
+    calls.clear()
+    one = client.post("/api/predict", files={"file": ("s.png", (files / "single.png").read_bytes())}).json()
+    assert one["number"] == str(mnist.test.labels[4]) == str(one["label"]) and not calls
+    split = client.post("/api/predict?split=true", content=(files / "single.png").read_bytes(),
+                        headers={"content-type": "image/png"}).json()
+    assert split["number"] == str(mnist.test.labels[4]) and calls   # asked to split: always segmented

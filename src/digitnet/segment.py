@@ -38,6 +38,7 @@ from .preprocess import as_ink, fit_mnist, ink_parts, upright
 
 LINE_WORK_SIZE = 1024  # a line of digits is analysed at most this wide ...
 LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
+LINE_PROBE_SIDE = 128  # the ink's height is measured first on a copy whose shorter side is this long
 MAX_MERGE = 6  # a piece holds at most this many primitives
 MAX_PRIMITIVES = 80  # more pieces of ink than this is not a number (a page of text, noise)
 MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is one digit or less
@@ -100,10 +101,15 @@ def line_ink(img) -> tuple[np.ndarray, float]:
     img = upright(img)
     w, h = img.size
     size = min(max(w, h), LINE_WORK_SIZE)
-    ink = as_ink(img, size)
+    # The ink's height is first measured on a smaller copy (the analysis costs per pixel), then the
+    # ink is made once at the size that brings it to LINE_HEIGHT, or at ``size`` if it is short already.
+    probe = min(size, int(np.ceil(LINE_PROBE_SIDE * max(w, h) / max(1, min(w, h)))))
+    ink = as_ink(img, probe)
     rows = np.nonzero(ink.any(axis=1))[0]
-    if rows.size and rows[-1] - rows[0] + 1 > LINE_HEIGHT:  # tall ink: shrink, keeping the aspect
-        size = max(8, int(size * LINE_HEIGHT / (rows[-1] - rows[0] + 1)))
+    tall = (rows[-1] - rows[0] + 1) * size / probe if rows.size else 0.0  # ink height at ``size``
+    if tall > LINE_HEIGHT:  # tall ink: shrink, keeping the aspect
+        size = max(8, int(size * LINE_HEIGHT / tall))
+    if size != probe:
         ink = as_ink(img, size)
     labels, keep = ink_parts(ink)
     ink = ink * np.isin(labels, keep)
@@ -141,18 +147,31 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     window = max(2, int(round(CUT_SPACING * line_h / 2)))
     smooth = np.convolve(count.astype(float), np.ones(3) / 3, mode="same")
     candidates = set()
+    inside = np.arange(w)
+    inside = (inside >= margin) & (inside <= w - margin)
     for signal in (smooth, -top.astype(float), bottom.astype(float)):
-        for c in range(margin, w - margin + 1):
-            around = np.r_[signal[max(0, c - window) : c], signal[c + 1 : c + 1 + window]]
-            # a minimum, and not inside a flat stretch (the middle of a flat stretch is its own candidate)
-            if signal[c] <= around.min() and signal[c] < around.max():
-                candidates.add(c)
+        low, high = around_min_max(signal, window)
+        # a minimum, and not inside a flat stretch (the middle of a flat stretch is its own candidate)
+        candidates.update(np.nonzero(inside & (signal <= low) & (signal < high))[0].tolist())
     spacing = max(2, int(round(CUT_SPACING * line_h)))
     chosen: list[int] = []
     for c in sorted(candidates, key=lambda c: (crossings[c], count[c], c)):
         if all(abs(c - d) >= spacing for d in chosen):
             chosen.append(c)
     return sorted(chosen)
+
+
+def around_min_max(signal: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per position c: min and max of ``signal`` over the ``window`` values on each side of c (c itself left out)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = len(signal)
+    out = []
+    for pad, reduce in ((np.inf, np.min), (-np.inf, np.max)):  # padding that never wins the reduction
+        windows = sliding_window_view(np.pad(signal, window, constant_values=pad), window)
+        left, right = windows[:n], windows[window + 1 : window + 1 + n]  # orig c-window..c-1 and c+1..c+window
+        out.append(reduce(np.stack([reduce(left, axis=1), reduce(right, axis=1)]), axis=0))
+    return out[0], out[1]
 
 
 def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:

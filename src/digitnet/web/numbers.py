@@ -35,6 +35,25 @@ def parse_split(value) -> bool:
     return SPLIT_VALUES[key]
 
 
+SURE = 0.9  # see surely_one_digit
+
+
+def surely_one_digit(net, whole: np.ndarray) -> bool:
+    """True when the image needs no reading as a number: ``net`` reads it, whole, as one digit beyond doubt.
+
+    Only a model with a "not a digit" output can say so: it was trained to refuse several digits in one
+    box, so a sure digit from it is one digit. (A model without one reads a row of digits as a confident
+    single digit, so for it the image is always read as a number too.) Segmenting costs several times
+    what the whole image's reading does, and most images sent to the page are one digit.
+    """
+    reject = getattr(net, "reject_class", None)
+    if reject is None:
+        return False
+    proba = net.predict_proba(whole[None])[0]
+    digits = np.delete(proba, reject)
+    return bool(digits.max() >= SURE and proba[reject] < digits.max())
+
+
 def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarray, list[dict] | None]:
     """Image bytes -> (the whole image as one 28x28 digit, the digits of the number or None).
 
@@ -45,6 +64,8 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
         raise DigitnetError("the uploaded image is empty (0 bytes)")
     img = open_image(data, max_pixels=max_pixels)
     whole = to_mnist(img)
+    if not split and surely_one_digit(net, whole):
+        return whole, None
     try:
         reading = read_number(img, net)
     except DigitnetError:
