@@ -106,7 +106,7 @@ def _pen(rng) -> int:
     return int(rng.integers(3, 12))
 
 
-def as_ink(img) -> np.ndarray:
+def _canvas_ink(img) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -120,7 +120,7 @@ def _letter(rng, fonts, **_):
     text = LETTERS[int(rng.integers(len(LETTERS)))]
     stroke = int(rng.integers(0, 3))
     draw.text((CANVAS / 2, CANVAS / 2), text, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
-    return as_ink(img.rotate(float(rng.uniform(-20, 20)), resample=2))
+    return _canvas_ink(img.rotate(float(rng.uniform(-20, 20)), resample=2))
 
 
 def _curve(points: np.ndarray, steps: int = 200) -> np.ndarray:
@@ -164,7 +164,7 @@ def _scribble(rng, **_):
         # kept near level: an upright wave of two turns is an S, a 5 in many hands
         line = _rotate(np.stack([x, y], axis=1), float(rng.uniform(-0.6, 0.6)))
     draw.line([tuple(q) for q in line], fill=255, width=_pen(rng), joint="curve")
-    return as_ink(img)
+    return _canvas_ink(img)
 
 
 def _walk(rng, steps: int, step: float, turn: float) -> np.ndarray:
@@ -242,7 +242,7 @@ def _shape(rng, **_):
         draw.ellipse([c, c - s, c + 2 * s, c + s], outline=255, width=w)
         draw.line([(c - 2 * s, c + s * 0.5), (c + 2 * s, c - s * 0.5)], fill=255, width=w)
         img = img.rotate(math.degrees(rot) % 60 - 30, resample=2)  # kept lying down: upright, it is a crossed 8
-    return as_ink(img)
+    return _canvas_ink(img)
 
 
 def _doodle(rng, **_):
@@ -319,7 +319,7 @@ def _doodle(rng, **_):
         h = r * 0.6
         draw.rectangle([c - r, c - h, c + r, c + h], outline=255, width=w)
         draw.line([(c - r, c - h), (c, c + h * 0.2), (c + r, c - h)], fill=255, width=w)
-    return as_ink(img.rotate(float(rng.uniform(-25, 25)), resample=2))
+    return _canvas_ink(img.rotate(float(rng.uniform(-25, 25)), resample=2))
 
 
 def _noise(rng, **_):
@@ -330,7 +330,7 @@ def _noise(rng, **_):
             x, y = rng.uniform(4, CANVAS - 4, 2)
             s = float(rng.uniform(1.5, 5))
             draw.ellipse([x - s, y - s, x + s, y + s], fill=int(rng.integers(120, 256)))
-        return as_ink(img)
+        return _canvas_ink(img)
     if kind == 1:  # smudge: a smooth random field, thresholded softly
         from .augment import gaussian_matrix
 
@@ -342,7 +342,7 @@ def _noise(rng, **_):
         x, y = rng.uniform(10, CANVAS - 10, 2)
         a = float(rng.uniform(0.5, 1.0))
         draw.line([(x - 12 * a, y + 12), (x + 12 * a, y - 12)], fill=255, width=int(rng.integers(2, 6)))
-    return as_ink(img)
+    return _canvas_ink(img)
 
 
 def _several(rng, digits, **_):
