@@ -11,7 +11,7 @@ the study, not which settings the sampler happened to pick.
 
 Usage::
 
-    python benchmarks/sweep.py [--trials 8] [--epochs 2] [--repeats 3] [--storage URL] [--out benchmarks/results]
+    python benchmarks/sweep.py [--trials 8] [--epochs 10] [--repeats 3] [--storage URL] [--out benchmarks/results]
 
 Writes ``sweep.json`` and ``sweep.md`` into ``--out`` and prints the table.
 The target: two workers take about half the wall time of one (on two free cores).
@@ -66,24 +66,28 @@ def throwaway_postgres():
 
 def sweep_once(workers: int, space: Path, storage: str, study: str, trials: int, out: Path) -> dict:
     cmd = [sys.executable, "-m", "digitnet", "sweep", str(space), "--trials", str(trials), "--storage", storage,
-           "--study", study, "-o", str(out), "--json", "--no-pruning"]
+           "--study", study, "-o", str(out), "--no-pruning"]
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(workers)]
-    outputs = [p.communicate()[0] for p in procs]
+    for p in procs:
+        p.communicate()
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):
         sys.exit(f"benchmarks/sweep.py: a worker failed: {' '.join(cmd)}")
-    rows = [json.loads(line) for line in outputs[-1].splitlines()]
-    done = [r for r in rows if r["state"] == "COMPLETE"]
-    import optuna  # the trials' own clock: first start to last finish
+    import optuna  # the study as it stands once every worker is done (a worker's own table may miss
+    # the other's last trial, still running when it printed)
     trials = optuna.load_study(study_name=study, storage=storage.replace("postgresql://", "postgresql+psycopg://",
                                                                          1)).get_trials()
-    span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
-    return {"workers": workers, "wall_s": wall, "span_s": span, "trials": len(done),
-            "trial_s": sum(r["seconds"] for r in done),
-            "per_worker": sorted({r["worker"]["pid"]: sum(1 for d in done if d["worker"] == r["worker"])
-                                  for r in done}.values())}
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    per_worker: dict[int, int] = {}
+    for t in done:
+        pid = t.user_attrs["worker"]["pid"]
+        per_worker[pid] = per_worker.get(pid, 0) + 1
+    return {"workers": workers, "wall_s": wall, "span_s": span, "trials": len(done), "all_trials": len(trials),
+            "trial_s": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done),
+            "per_worker": sorted(per_worker.values())}
 
 
 def markdown(res: dict) -> str:
@@ -109,7 +113,7 @@ def markdown(res: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--storage", metavar="URL", help="an existing PostgreSQL database [default: a throwaway server]")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))

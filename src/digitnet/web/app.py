@@ -169,7 +169,7 @@ def create_app(
         return {"default": default, "models": summaries}
 
     async def decode(data: bytes, net: Sequential, split: bool):
-        """The image as one digit (28, 28) uint8, and the digits of the number it holds (or None)."""
+        """The image as one digit (28, 28) uint8, ``net``'s reading of it, and the number's digits (or None)."""
         check_image_bytes(data)  # refuses a JPEG scan bomb here, before it takes a thread
         return await pool.run(read_image, data, max_pixels, net, split)
 
@@ -195,7 +195,7 @@ def create_app(
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
         # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() like the body's fields.
         model, top_k = request.query_params.get("model"), request.query_params.get("top_k")
-        split, digits = request.query_params.get("split"), None
+        split, digits, proba = request.query_params.get("split"), None, None
         content_type = request.headers.get("content-type", "")
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
@@ -222,11 +222,12 @@ def create_app(
                 )
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
-            x, digits = await decode(fields["file"], net, parse_split(fields.get("split", split)))  # uint8 (28, 28)
+            split = parse_split(fields.get("split", split))
+            x, proba, digits = await decode(fields["file"], net, split)  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
-            x, digits = await decode(body, net, parse_split(split))
+            x, proba, digits = await decode(body, net, parse_split(split))
         else:
             return JSONResponse(
                 {
@@ -235,7 +236,8 @@ def create_app(
                 },
                 status_code=415,
             )
-        proba = net.predict_proba(x[None])[0]  # (n_classes,), the reader's with "not a digit"
+        if proba is None:  # JSON pixels; an image's reading comes from decode()
+            proba = net.predict_proba(x[None])[0]  # (n_classes,), the reader's with "not a digit"
         answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
         always = request.query_params.get("always_answer") in ("1", "true")
         if always:

@@ -38,8 +38,10 @@ def parse_split(value) -> bool:
 SURE = 0.9  # see surely_one_digit
 
 
-def surely_one_digit(net, whole: np.ndarray) -> bool:
+def surely_one_digit(net, proba: np.ndarray) -> bool:
     """True when the image needs no reading as a number: ``net`` reads it, whole, as one digit beyond doubt.
+
+    ``proba`` is ``net``'s reading of the whole image (n_classes,).
 
     Only a model with a "not a digit" output can say so: it was trained to refuse several digits in one
     box, so a sure digit from it is one digit. (A model without one reads a row of digits as a confident
@@ -49,13 +51,12 @@ def surely_one_digit(net, whole: np.ndarray) -> bool:
     reject = getattr(net, "reject_class", None)
     if reject is None:
         return False
-    proba = net.predict_proba(whole[None])[0]
     digits = np.delete(proba, reject)
     return bool(digits.max() >= SURE and proba[reject] < digits.max())
 
 
-def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarray, list[dict] | None]:
-    """Image bytes -> (the whole image as one 28x28 digit, the digits of the number or None).
+def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarray, np.ndarray, list[dict] | None]:
+    """Image bytes -> (the whole image as one 28x28 digit, ``net``'s reading of it, the number's digits or None).
 
     The digits are ``None`` when the image is read as one digit; each entry
     otherwise has ``image`` (28x28 uint8), ``box`` and ``proba``.
@@ -64,19 +65,19 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
         raise DigitnetError("the uploaded image is empty (0 bytes)")
     img = open_image(data, max_pixels=max_pixels)
     whole = to_mnist(img)
-    if not split and surely_one_digit(net, whole):
-        return whole, None
+    proba = net.predict_proba(whole[None])[0]
+    if not split and surely_one_digit(net, proba):
+        return whole, proba, None
     try:
         reading = read_number(img, net)
     except DigitnetError:
         if split:
             raise
-        return whole, None
+        return whole, proba, None
     if not (split or reading.clearly_several):
-        return whole, None
-    return whole, [
-        {"image": d, "box": list(b), "proba": p} for d, b, p in zip(reading.digits, reading.boxes, reading.proba)
-    ]
+        return whole, proba, None
+    digits = [{"image": d, "box": list(b), "proba": p} for d, b, p in zip(reading.digits, reading.boxes, reading.proba)]
+    return whole, proba, digits
 
 
 def top_entries(proba: np.ndarray, k: int, classes=None, reject_class: int | None = None) -> list[dict]:
