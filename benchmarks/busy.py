@@ -10,7 +10,7 @@ process spins on a core, and reports each setting's min / median / max wall time
 
 Usage::
 
-    python -m benchmarks.busy [--runs 5] [--epochs 20] [--no-load] [--out benchmarks/results]
+    python -m benchmarks.busy [--runs 5] [--epochs 20] [--batch-size full] [--no-load] [--out benchmarks/results]
 
 Writes ``busy.json`` and ``busy.md`` into ``--out`` and prints the table.
 """
@@ -31,10 +31,12 @@ SETTINGS = {"default": [], "--threads 1": ["--threads", "1"], "--threads blas": 
 SPIN = "while True: pass"
 
 
-def train_once(extra: list[str], epochs: int | None, out: Path, env: dict) -> float:
+def train_once(extra: list[str], epochs: int | None, out: Path, env: dict, batch_size: str | None = None) -> float:
     cmd = [sys.executable, "-m", "digitnet", "train", "--quiet", "-o", str(out), *extra]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
+    if batch_size is not None:
+        cmd += ["--batch-size", batch_size]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--runs", type=int, default=5, help="timed runs per setting (after one warm-up run of each)")
     p.add_argument("--epochs", type=int, default=None, help="override the default epochs (a quicker check)")
+    p.add_argument("--batch-size", default=None, help="override the default batch size (e.g. full)")
     p.add_argument("--no-load", action="store_true", help="no CPU-bound process beside the runs")
     p.add_argument("--out", default="benchmarks/results", help="folder for busy.json and busy.md")
     args = p.parse_args(argv)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.runs + 1):
                 for name, extra in SETTINGS.items():
-                    t = train_once(extra, args.epochs, Path(tmp) / "m.safetensors", env)
+                    t = train_once(extra, args.epochs, Path(tmp) / "m.safetensors", env, args.batch_size)
                     if i:                                   # run 0 warms the page cache and imports
                         times[name].append(round(t, 3))
                     print(f"[busy] {name}: {t:.2f} s", file=sys.stderr, flush=True)

@@ -54,6 +54,21 @@ def _png(img) -> bytes:
     return buf.getvalue()
 
 
+def as_the_page_sends(canvas, side: int = 128, margin: int = 28):
+    """A drawing as the page uploads it (app.js, inkedPart): RGBA, cropped to the ink plus a stroke's width,
+    scaled to at most ``side`` px."""
+    from PIL import Image
+
+    ink = np.argwhere(np.asarray(canvas.convert("L")) < 250)
+    (y0, x0), (y1, x1) = ink.min(0), ink.max(0)
+    box = (max(0, x0 - margin), max(0, y0 - margin), min(canvas.width, x1 + margin + 1),
+           min(canvas.height, y1 + margin + 1))
+    crop = canvas.crop(box)
+    scale = min(1.0, side / max(crop.size))
+    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+    return crop.resize(size, Image.BOX).convert("RGBA")
+
+
 def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, float], set[str]]:
     """Raw HTTP requests of each kind, the mix (kind -> share), and the kinds that are valid."""
     from PIL import Image
@@ -67,8 +82,8 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
         return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.png\"\r\n"
                 f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
 
-    # drawings as the page sends them: black on white, 280x280
-    drawings = [_png(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR)) for img in images[:10]]
+    drawings = [_png(as_the_page_sends(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR)))
+                for img in images[:10]]
     kinds = {
         "json_28x28": [_request("/api/predict", json.dumps({"pixels": img.tolist()}).encode(), "application/json")
                        for img in images],

@@ -78,12 +78,14 @@ def test_threads_limit_blas_during_training_only_and_are_recorded(small):
     assert model.meta["blas"]["threads"] == before["threads"] and model.meta["train_config"]["threads"] is None
 
 
-@pytest.mark.parametrize("arch,env,expect", [
-    ("fc16-relu-fc10", {}, 1),                                     # an MLP: one thread, BLAS included
-    ("conv4k3-pool-bn-relu-fc10", {}, "cores"),                    # a convnet: one own thread per core
-    ("conv4k3-pool-bn-relu-fc10", {"OMP_NUM_THREADS": "1"}, None),  # the user's setting is respected
+@pytest.mark.parametrize("arch,env,batch,expect", [
+    ("fc16-relu-fc10", {}, 128, 1),                                     # an MLP: one thread, BLAS included
+    ("fc16-relu-fc10", {}, 50000, None),                                # full batch: the BLAS's threads
+    ("conv4k3-pool-bn-relu-fc10", {}, 128, "cores"),                    # a convnet: one own thread per core
+    ("conv4k3-pool-bn-relu-fc10", {}, 50000, "cores"),
+    ("conv4k3-pool-bn-relu-fc10", {"OMP_NUM_THREADS": "1"}, 128, None),  # the user's setting is respected
 ])
-def test_auto_threads(monkeypatch, arch, env, expect):
+def test_auto_threads(monkeypatch, arch, env, batch, expect):
     from digitnet.nn import threads
     for v in threads.THREAD_VARIABLES:
         monkeypatch.delenv(v, raising=False)
@@ -91,8 +93,8 @@ def test_auto_threads(monkeypatch, arch, env, expect):
         monkeypatch.setenv(k, v)
     model = build(arch, seed=0)
     want = threads.available_cores() if expect == "cores" else expect
-    assert threads.resolve("auto", model) == want
-    assert threads.resolve(3, model) == 3 and threads.resolve(None, model) is None
+    assert threads.resolve("auto", model, batch) == want
+    assert threads.resolve(3, model, batch) == 3 and threads.resolve(None, model) is None
     assert TrainConfig().threads == "auto"
 
 

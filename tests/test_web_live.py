@@ -6,6 +6,7 @@ root, it is installed with apt-get; the test skips, saying why, only when that
 is impossible. Screenshots go to artifacts/ (git-ignored).
 """
 
+import io
 import os
 import shutil
 import socket
@@ -14,12 +15,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed")
 
 from digitnet import MLP  # noqa: E402
+from digitnet.preprocess import DIGIT_WORK_SIZE  # noqa: E402
+from digitnet.web import app as web_app_module  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
 from helpers import live_server  # noqa: E402
 
@@ -183,8 +187,24 @@ def only_the_app(requests, server):
     return [u for u in requests if not (u.startswith(server + "/") or u.startswith("data:"))]
 
 
+def uploaded_png(request):
+    """The PNG image inside a multipart /api/predict request the page sent."""
+    from PIL import Image
+
+    body = request.post_data_buffer
+    start = body.index(b"\x89PNG")
+    return Image.open(io.BytesIO(body[start : body.index(b"IEND", start) + 8]))
+
+
+def test_page_sends_at_most_what_the_server_reads_a_digit_at():
+    app_js = (Path(web_app_module.__file__).parent / "static" / "app.js").read_text()
+    assert f"const DIGIT_SIDE = {DIGIT_WORK_SIZE};" in app_js
+
+
 def test_drawing_digits_in_a_real_browser(browser, server):
     ctx, page, requests = open_page(browser, server, viewport={"width": 1000, "height": 760})
+    uploads = []
+    page.on("request", lambda r: uploads.append(r) if r.url.endswith("/api/predict") else None)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         assert page.locator("#prediction").text_content() == "?"
@@ -227,6 +247,10 @@ def test_drawing_digits_in_a_real_browser(browser, server):
         lit = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
                             ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0 && v > 128).length")
         assert 20 < lit < 300
+        # what was sent: the "1" cropped with a margin (tall and narrow), at most the server's working size
+        sent = uploaded_png(uploads[-1])
+        assert max(sent.size) <= DIGIT_WORK_SIZE and sent.width < sent.height / 2, sent.size
+        assert 0 < np.count_nonzero(np.asarray(sent.convert("L")) < 128) < 0.5 * sent.width * sent.height
         # switching the model asks again, and the answer names the model
         assert "reader" in page.locator("#confidence").text_content()
         page.select_option("#model", "untrained")

@@ -241,18 +241,18 @@ def fit(
     start = len(history)
     end = start if early and early.stopped else cfg.epochs  # a resumed run that had stopped early ends now
     step = start * steps_per_epoch
-    whole_set: dict[str, np.ndarray] = {}  # a one-batch epoch's arrays, converted once
     pool = negative_pool(model, train, cfg)
+    whole = _whole_batch(model, train, batch_size, cfg.augment, pool)  # converted before any epoch's clock starts
     for cb in callbacks:
         cb.on_train_begin(model, cfg)
-    with threads.training_threads(threads.resolve(cfg.threads, model)):
+    with threads.training_threads(threads.resolve(cfg.threads, model, batch_size)):
         # what trained it: the thread counts can change float32's last bits
         model.meta["blas"], model.meta["layer_threads"] = threads.blas_info(), threads.threads()
         try:
             for epoch in range(start + 1, end + 1):
                 t0 = time.perf_counter()
                 loss_sum, correct, seen = 0.0, 0, 0
-                for xb, yb in _batches(model, train, batch_size, cfg.augment, rng, whole_set, pool, cfg.negatives):
+                for xb, yb in _batches(model, train, batch_size, cfg.augment, rng, whole, pool, cfg.negatives):
                     opt.lr = lr_at(cfg, step, total_steps, steps_per_epoch)
                     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                         loss, pred = model.train_step(xb, yb)
@@ -333,13 +333,27 @@ def _builtin_callbacks(
     return own
 
 
+def _whole_batch(
+    model: Sequential, train: Dataset, batch_size: int, kind: str, pool: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model-ready ``(x, y)`` of an epoch that is one unchanging batch of the whole set, else None.
+
+    Full-batch training without augmentation or non-digits sees the same batch
+    every epoch, so it is converted to floats once per run.
+    """
+    if batch_size < len(train) or kind != "none" or pool is not None:
+        return None
+    assert train.labels is not None
+    return model.prepare(train.images), train.labels.astype(np.intp)
+
+
 def _batches(
     model: Sequential,
     train: Dataset,
     batch_size: int,
     kind: str,
     rng: np.random.Generator,
-    whole_set: dict,
+    whole: tuple[np.ndarray, np.ndarray] | None,
     pool: np.ndarray | None = None,
     negatives: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -348,14 +362,12 @@ def _batches(
     Batches are shuffled with ``rng``, given generated non-digits from ``pool``
     (labelled :data:`NEGATIVE_LABEL`, ``negatives`` of the enlarged batch) and
     augmented (``kind``) before they are converted to floats. A single batch of
-    the whole set needs no shuffling; without augmentation or negatives it is
-    converted once per run and kept in ``whole_set``.
+    the whole set needs no shuffling; ``whole`` is that batch, converted once
+    (see :func:`_whole_batch`), when it never changes.
     """
     assert train.labels is not None
-    if batch_size >= len(train) and kind == "none" and pool is None:
-        if not whole_set:
-            whole_set["x"], whole_set["y"] = model.prepare(train.images), train.labels.astype(np.intp)
-        yield whole_set["x"], whole_set["y"]
+    if whole is not None:
+        yield whole
         return
     for xb, yb in train.batches(batch_size, rng if batch_size < len(train) else None, reuse=True):
         assert yb is not None  # a labelled set gives labelled batches

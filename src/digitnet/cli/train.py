@@ -121,7 +121,8 @@ def add_parser(sub, fmt) -> None:
         help="threads while training. N: convolution and pooling split each batch over N threads of "
         "digitnet's own and the BLAS runs on one; blas: leave it to the BLAS (OPENBLAS_NUM_THREADS, "
         "OMP_NUM_THREADS or its own choice); auto: blas if one of those variables is set, else one "
-        "thread per core for a convnet and one thread for other networks. Saved with the model",
+        "thread per core for a convnet, blas for other networks on batches of 16384 or more (full batch) "
+        "and one thread for the rest. Saved with the model",
     )
     t.add_argument(
         "--ensemble",

@@ -21,6 +21,11 @@ let collecting = false;   // the server was started with --collect
 // canvas is scaled down by ~12x, so a line of 1/10 of the canvas ends up MNIST-like.
 const STROKE = pad.height / 10;     // the same in number mode, where the canvas is 3x as wide
 const DEBOUNCE_MS = 120;
+// The server reads one digit at most 128 px large (preprocess.DIGIT_WORK_SIZE), so the page
+// sends only the inked part of the canvas, with a margin, scaled down to that size: a smaller
+// upload that reads the same. A number is cut into digits at up to 1024 px
+// (segment.LINE_WORK_SIZE), more than the wide canvas has: number mode sends the crop unscaled.
+const DIGIT_SIDE = 128;
 
 let drawing = false;
 let dirty = false;        // something drawn since the last prediction was requested
@@ -111,13 +116,46 @@ function markBusy() {
   document.body.dataset.busy = String(inFlight || dirty || timer !== null);
 }
 
+// The canvas cropped to its ink (plus a stroke's width of margin) and scaled to at most `side`
+// px; the whole canvas when it is blank, so that the server says so.
+function inkedPart(side) {
+  const { data, width, height } = ctx.getImageData(0, 0, pad.width, pad.height);
+  let x0 = width, y0 = height, x1 = -1, y1 = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width * 4;
+    for (let x = 0; x < width; x++) {
+      if (data[row + 4 * x] < 250) {          // ink: darker than the white paper
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        y1 = y;
+      }
+    }
+  }
+  if (x1 < 0) return pad;
+  const margin = Math.ceil(STROKE);
+  x0 = Math.max(0, x0 - margin); y0 = Math.max(0, y0 - margin);
+  x1 = Math.min(width - 1, x1 + margin); y1 = Math.min(height - 1, y1 + margin);
+  const w = x1 - x0 + 1, h = y1 - y0 + 1;
+  const scale = Math.min(1, side / Math.max(w, h));
+  const out = document.createElement("canvas");
+  out.width = Math.max(1, Math.round(w * scale));
+  out.height = Math.max(1, Math.round(h * scale));
+  const octx = out.getContext("2d");
+  octx.fillStyle = "#fff";
+  octx.fillRect(0, 0, out.width, out.height);
+  octx.imageSmoothingQuality = "high";
+  octx.drawImage(pad, x0, y0, w, h, 0, 0, out.width, out.height);
+  return out;
+}
+
 function predict() {
   if (!dirty) return;
   if (inFlight) { schedule(); return; }   // one request at a time; the latest drawing follows
   dirty = false;
   inFlight = true;
   const asked = generation;
-  pad.toBlob(async (blob) => {
+  inkedPart(numberModeEl.checked ? Infinity : DIGIT_SIDE).toBlob(async (blob) => {
     const form = new FormData();
     form.append("file", blob, "digit.png");
     if (modelEl.value) form.append("model", modelEl.value);
