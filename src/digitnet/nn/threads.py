@@ -27,8 +27,9 @@ the work it would move. With one thread (the default, outside a training run)
   for its slowest thread: when another process holds a core, a minibatch
   epoch of thousands of small products becomes several times slower, while
   digitnet's threads sleep in a queue and lose only their share of the core.
-  A full batch's few large products hardly notice (about 1.1x slower beside
-  a busy process, and 1.7x faster than one thread on an idle machine).
+  A full batch's few large products are waited for a few times a step, not
+  thousands of times an epoch: a busy core costs them little, and an idle
+  one speeds them up (docs/threads.md has the figures).
 
 Evaluation, prediction and the web server run the BLAS on one thread
 (:func:`inference_threads`) unless one of those variables is set: their
