@@ -104,6 +104,27 @@ def test_thin_strokes_are_thickened_to_mnist_width():
     assert (out > 127).sum(axis=1).max() >= 2                                   # not a faint 1-px line
 
 
+def test_a_small_glyphs_faint_hairlines_reach_full_strength():
+    # a 20 px "0" as a light font draws it small: a solid left stroke, the rest a grey hairline
+    a = np.full((40, 30), 255, np.uint8)
+    a[10:30, 8:10] = 0                  # the thick stroke
+    a[10:30, 19] = 150                  # hairlines, only partly covered by ink
+    a[10, 8:20] = a[29, 8:20] = 150
+    out = to_mnist(Image.fromarray(a)).astype(float)
+    cols = np.nonzero(out.sum(0))[0]
+    left, right = out[:, cols[0] : cols[0] + 4].max(), out[:, cols[-1] - 3 : cols[-1] + 1].max()
+    assert right >= 0.9 * left, (left, right)             # the hairline side as bright as the thick one
+
+
+def test_faint_strokes_of_a_large_digit_are_not_brightened():
+    a = np.full((200, 200), 255, np.uint8)
+    a[40:160, 60:70] = 0
+    a[40:160, 130:134] = 150
+    out = to_mnist(Image.fromarray(a)).astype(float)
+    cols = np.nonzero(out.sum(0))[0]
+    assert out[:, cols[-1] - 3 : cols[-1] + 1].max() < 0.8 * out.max()
+
+
 def test_specks_of_noise_do_not_move_the_crop(mnist):
     d = mnist.test.images[0]
     img = np.asarray(big(d, 3)).copy()

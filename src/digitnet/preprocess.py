@@ -43,6 +43,7 @@ NOISE = 0.15  # after contrast stretching, values below this are background
 UNEVEN = 0.1  # background brightness varying more than this is corrected locally
 DIGIT_ASPECT = 0.65  # split_digits: a digit's width / height, for cutting digits that touch
 TOUCHING = 1.25  # ... and a piece wider than this times its height holds several digits
+FAINT_GAIN = 2.5  # fit_mnist: a small glyph's faint strokes are brightened at most this much
 MIN_PART = 0.03  # components smaller than this fraction of the largest are specks
 MNIST_STROKE = 2.8  # median stroke width of MNIST digits, in pixels at 28x28
 
@@ -408,6 +409,11 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
         raise DigitnetError("the image is blank: no digit found")
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
+    if max(h, w) <= 2 * BOX:
+        # A small glyph's thinnest strokes are hairlines that anti-aliasing left grey (a light or
+        # high-contrast font, a fine pen captured small), while MNIST's strokes all reach full
+        # intensity: each pixel is scaled up by the brightest ink near it, at most FAINT_GAIN times.
+        crop = np.minimum(crop / np.clip(dilate(crop, 5), 1 / FAINT_GAIN, 1.0), 1.0)
     scale = BOX / max(h, w)
     # Thin strokes (a fine pen, a large canvas, a light font) would shrink to
     # faint hairlines: thicken them to about MNIST's stroke width first.
