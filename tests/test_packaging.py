@@ -120,3 +120,21 @@ def test_installed_wheel_serves_the_page_and_its_docs(venv):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_pipx_install_gives_the_command(tmp_path, mnist):
+    """``pipx install .`` as the docs say: its own environment, dependencies from the package index."""
+    pytest.importorskip("pipx")
+    from PIL import Image
+
+    import digitnet
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
+               PIPX_MAN_DIR=str(tmp_path / "man"))
+    _run([sys.executable, "-m", "pipx", "install", ROOT], cwd=tmp_path, env=env, timeout=900)
+    command = tmp_path / "bin" / "digitnet"
+    assert _run([command, "--version"], cwd=tmp_path, env=env).split() == ["digitnet", digitnet.__version__]
+    Image.fromarray(255 - mnist.test.images[0]).resize((112, 112)).save(tmp_path / "digit.png")
+    out = _run([command, "predict", "digit.png"], cwd=tmp_path, env=env)
+    assert out.startswith(f"digit.png: {mnist.test.labels[0]}")
