@@ -44,9 +44,10 @@ class DecodePool:
         if workers < 1 or timeout_s <= 0:
             raise ValueError(f"need workers >= 1 and timeout_s > 0, got {workers} and {timeout_s}")
         self.workers, self.timeout_s = workers, timeout_s
-        # a few waiting uploads per thread: enough for a burst from a handful of clients, few enough
-        # that the bodies held (2 MB each at most) and the wait stay small
-        self.queue = 4 * workers if queue is None else queue
+        # waiting uploads: eight per thread, so a closed loop of 16 clients that all land on one server
+        # process waits instead of being shed; few enough that the bodies held (2 MB each at most) stay
+        # small, and each waits at most timeout_s
+        self.queue = 8 * workers if queue is None else queue
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="digitnet-decode")
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not finished, including those whose request gave up
