@@ -186,7 +186,7 @@ def _auto_note(results: dict) -> str:
     used = results["cases"].get("cnn", {}).get("digitnet", {}).get("threads_used") or {}
     if (used.get("layers") or 1) > 1:
         return (f" digitnet's default `--threads auto` trained `cnn` on {used['layers']} threads of its own "
-                f"(BLAS {used.get('blas')}); the MLP cases are left to the BLAS.")
+                f"(BLAS {used.get('blas')}); the MLP minibatch cases on one thread, full-batch GD on the BLAS's.")
     return ""
 
 
@@ -230,7 +230,8 @@ def _threads_label(results: dict) -> str:
     if results.get("digitnet_threads_setting") == "blas":
         return f"`--threads blas`: BLAS {results['threads']} (torch {results['threads']})"
     if _auto_note(results):
-        return f"default `auto`: BLAS {results['threads']}, `cnn` on own threads (torch {results['threads']})"
+        return (f"default `auto`: MLP minibatches on 1 thread, full batch on BLAS {results['threads']}, "
+                f"`cnn` on own threads (torch {results['threads']})")
     env = results.get("machine", {}).get("thread_env", {})
     how = " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k != "MKL_NUM_THREADS") or "no thread variables"
     return f"BLAS {results['threads']} (torch {results['threads']}), {how}"
