@@ -177,6 +177,17 @@ def test_emnist_mapping_file_names_the_classes(tmp_path):
     assert mnist.train.classes == ("0", "A", "b")
 
 
+@pytest.mark.parametrize("with_gzip", [False, True])
+def test_load_emnist_on_a_folder_without_its_files_is_one_clear_error(tmp_path, with_gzip):
+    from digitnet.variants import load_emnist
+
+    (tmp_path / "notes.txt").write_text("not EMNIST")
+    if with_gzip:
+        (tmp_path / "gzip").mkdir()
+    with pytest.raises(DigitnetError, match="no EMNIST files"):
+        load_emnist(tmp_path)
+
+
 def test_emnist_folder_with_several_splits_asks_for_one(tmp_path):
     images, labels = _sample(4, 10)
     _write_emnist(tmp_path, "digits", images, labels)

@@ -109,7 +109,10 @@ def load_emnist(path) -> MNIST:
     path = Path(path)
     if path.is_dir():
         folder = path / "gzip" if not any(_EMNIST.fullmatch(p.name.lower()) for p in path.iterdir()) else path
-        splits = sorted({m.group(1) for p in folder.iterdir() if (m := _EMNIST.fullmatch(p.name.lower()))})
+        found = folder.iterdir() if folder.is_dir() else ()
+        splits = sorted({m.group(1) for p in found if (m := _EMNIST.fullmatch(p.name.lower()))})
+        if not splits:
+            raise DigitnetError(f"{path}: no EMNIST files (emnist-<split>-train-images-idx3-ubyte.gz ...) in it")
         if len(splits) > 1:
             raise DigitnetError(
                 f"{folder}: holds several EMNIST splits ({', '.join(splits)}); give one of its "
