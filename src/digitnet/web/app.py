@@ -222,8 +222,8 @@ def create_app(
                 )
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
-            split = parse_split(fields.get("split", split))
-            x, proba, digits = await decode(fields["file"], net, split)  # uint8 (28, 28)
+            as_number = parse_split(fields.get("split", split))
+            x, proba, digits = await decode(fields["file"], net, as_number)  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
