@@ -9,7 +9,8 @@ drawing is none of those; this module makes it so:
 2. light backgrounds detected (from the border) and inverted: ink is bright;
 3. the background level is subtracted, contrast stretched, faint noise cut;
 4. ink split into connected components; specks (tiny components) dropped;
-5. crop to the ink's bounding box; thin strokes thickened to MNIST's width;
+5. crop to the ink's bounding box; thin strokes thickened to MNIST's width,
+   a small glyph's faint hairlines brightened to MNIST's full intensity;
 6. longer side scaled to 20 px (anti-aliased), padded to 28x28 and centred
    by centre of mass.
 
