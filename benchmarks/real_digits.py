@@ -350,6 +350,9 @@ def several_digits(test, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.concatenate(parts, axis=1))
 
 
+SEVERAL = "2-3 MNIST test digits in one image"
+
+
 def negative_sets(fonts: list[str], test, n: int, rng: np.random.Generator) -> dict[str, list[Image.Image]]:
     """Images that are not one digit, by kind, each as dark ink on paper."""
     from digitnet.negatives import LOOKS_LIKE_A_DIGIT
@@ -368,7 +371,7 @@ def negative_sets(fonts: list[str], test, n: int, rng: np.random.Generator) -> d
             "scribbles": [on_paper(scribble(rng), rng) for _ in range(n)],
             "stars, hearts, ticks, crosses, smileys": [on_paper(star_or_shape(rng), rng) for _ in range(n)],
             "noise, speckles, smudges": [on_paper(noise_image(rng), rng) for _ in range(n)],
-            "2-3 MNIST test digits in one image": [on_paper(several_digits(test, rng), rng) for _ in range(n)]}
+            SEVERAL: [on_paper(several_digits(test, rng), rng) for _ in range(n)]}
 
 
 def answers(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -414,12 +417,43 @@ def proxy_rows(model, test, fonts: list[str], n: int, seed: int) -> list[dict]:
         if m.any():
             rows.append({"set": f"proxy: distorted digits, {name}", "n": int(m.sum()),
                          "accuracy": float(right[m].mean()), "refused": float(no[m].mean())})
-    for name, imgs in negative_sets(fonts, test, n, np.random.default_rng(seed + 12)).items():
+    negatives = negative_sets(fonts, test, n, np.random.default_rng(seed + 12))
+    for name, imgs in negatives.items():
         xs = [a for a in to_inputs(imgs) if a is not None]  # a blank is refused as an error already
         _, no = answers(model, np.stack(xs))
         rows.append({"set": f"proxy non-digits: {name}", "n": len(xs), "refused": float(no.mean()),
                      "blank_errors": len(imgs) - len(xs)})
+    if model.reject_class is not None:
+        for name, imgs in negatives.items():
+            no, several = predict_answers(model, imgs)
+            if name == SEVERAL:  # the right answer here is the number
+                rows.append({"set": f"{name}, read as a number by `digitnet predict`", "n": len(no),
+                             "accuracy": float(np.mean(several))})
+            else:
+                rows.append({"set": f"proxy non-digits, as `digitnet predict` reads them (numbers too): {name}",
+                             "n": len(no), "refused": float(np.mean(no))})
     return rows
+
+
+def predict_answers(model, images) -> tuple[list[bool], list[bool]]:
+    """Per image: does ``digitnet predict`` (no ``--split``) answer "not a digit", and does it read a number?
+
+    As the command does, an image that clearly holds several digits is read as a
+    number (not refused); any other is read whole. Blank images are left out.
+    """
+    out, numbers = [], []
+    for img in images:
+        try:
+            x = to_mnist(img)
+        except digitnet.DigitnetError:
+            continue
+        try:
+            several = digitnet.read_number(img, model).clearly_several
+        except digitnet.DigitnetError:  # too many pieces of ink for a number: read whole
+            several = False
+        out.append(not several and bool(answers(model, x[None])[1][0]))
+        numbers.append(several)
+    return out, numbers
 
 
 def _pct(x) -> str:

@@ -157,3 +157,27 @@ def test_too_many_pieces_of_ink_is_a_clear_error(cnn):
         noise[y:y + 4, x:x + 4] = 0
     with pytest.raises(DigitnetError, match="too many separate pieces"):
         segment.read_number(Image.fromarray(noise), cnn)
+
+
+@pytest.mark.parametrize("can_refuse,sureness,several", [
+    (True, [0.9, 0.8], True),
+    (True, [0.9, 0.3], False),      # a piece barely a digit: a model that refuses non-digits is not sure
+    (True, [0.9, 0.0], False),      # a piece it calls not a digit
+    (False, [0.9, 0.3], True),      # a model without a not-a-digit output has only the margin to go by
+])
+def test_clearly_several_needs_sure_pieces_from_a_model_that_can_refuse(can_refuse, sureness, several):
+    blank = np.zeros((28, 28), np.uint8)
+    reading = segment.Reading(digits=[blank, blank], proba=[], boxes=[], score=0.0,
+                              single_score=-segment.CLEAR_MARGIN, labels=[1, 2], sureness=sureness,
+                              can_refuse=can_refuse)
+    assert reading.clearly_several is several
+    reading.single_score = -0.5 * segment.CLEAR_MARGIN       # the margin is still needed
+    assert not reading.clearly_several
+
+
+def test_reader_pieces_carry_their_sureness(mnist):
+    img, _ = row(mnist, [0, 1, 2], spacing=8)
+    reading = segment.read_number(img, digitnet.load("reader"))
+    want = "".join(str(mnist.test.labels[i]) for i in (0, 1, 2))
+    assert reading.number == want and reading.can_refuse and reading.clearly_several
+    assert all(0.5 < s <= 1 for s in reading.sureness) and len(reading.sureness) == 3

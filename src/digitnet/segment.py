@@ -60,7 +60,8 @@ APART_COST = 20.0  # ... cost this per line height of the shortfall
 GAP_COST = 3.0  # a boundary at a gap much narrower than the line's widest gaps costs up to this ...
 GAP_SHARE = 0.5  # ... "much narrower": under this share of the widest gap ...
 GAP_ENOUGH = 0.25  # ... or of this many line heights, whichever is less (a gap this wide parts digits anyway)
-CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much
+CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much ...
+CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit is at least this likely
 
 
 @dataclass
@@ -84,6 +85,8 @@ class Reading:
     score: float = 0.0  # total score of this reading
     single_score: float = float("-inf")  # score of reading all the ink as one digit
     labels: list = field(default_factory=list)  # each digit's label (None: not a digit)
+    sureness: list = field(default_factory=list)  # each digit's best digit probability (0: not a digit)
+    can_refuse: bool = False  # the model has a not-a-digit output
 
     @property
     def number(self) -> str:
@@ -91,8 +94,17 @@ class Reading:
 
     @property
     def clearly_several(self) -> bool:
-        """True when the image holds several digits beyond doubt (not merely splittable)."""
-        return len(self.digits) > 1 and self.score - self.single_score >= CLEAR_MARGIN
+        """True when the image holds several digits beyond doubt (not merely splittable).
+
+        The best reading must beat reading all the ink as one digit by
+        ``CLEAR_MARGIN``. With a model that can say "not a digit", every piece
+        must also be likely a digit (``CLEAR_PIECE``): such a model refuses a
+        star, a letter or a scribble whole, and splitting one always finds
+        pieces that beat the refusal, but they are seldom all sure digits.
+        """
+        if len(self.digits) < 2 or self.score - self.single_score < CLEAR_MARGIN:
+            return False
+        return not self.can_refuse or min(self.sureness) >= CLEAR_PIECE
 
 
 # --------------------------------------------------------------------------- 1. candidate cuts
@@ -264,6 +276,11 @@ class Scorer:
         digit = proba[:, self.digit_columns(proba.shape[1])]
         return np.log(np.maximum(digit.max(axis=1), 1e-12))
 
+    def sureness(self, proba: np.ndarray) -> list[float]:
+        """Each row's probability of its most likely digit, 0 where the not-a-digit class is likelier still."""
+        best = np.exp(self.log_best(proba))
+        return [0.0 if label is None else float(b) for label, b in zip(self.labels(proba), best)]
+
     def labels(self, proba: np.ndarray) -> list:
         """Each row's label: its most likely output, None when that is the not-a-digit class."""
         cols = self.digit_columns(proba.shape[1])
@@ -417,6 +434,8 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         score=total,
         single_score=score[0, n],
         labels=scorer.labels(proba[k]),
+        sureness=scorer.sureness(proba[k]),
+        can_refuse=isinstance(scorer.reject, int),
     )
 
 
