@@ -18,7 +18,7 @@ often and let the classifier decide:
    a cut through strokes, a boundary at a gap much narrower than the line's
    others. A model with a not-a-digit class (``model.reject_class``) lowers
    the score of pieces that are not digits through that class's share of the
-   probability;
+   probability, and the search avoids the pieces it refuses;
 3. **the search** (:func:`best_path`): the reading is the sequence of pieces
    covering all primitives with the highest total score, found by dynamic
    programming over the cut graph (nodes: the gaps between primitives; edges:
@@ -60,6 +60,7 @@ APART_COST = 20.0  # ... cost this per line height of the shortfall
 GAP_COST = 3.0  # a boundary at a gap much narrower than the line's widest gaps costs up to this ...
 GAP_SHARE = 0.5  # ... "much narrower": under this share of the widest gap ...
 GAP_ENOUGH = 0.25  # ... or of this many line heights, whichever is less (a gap this wide parts digits anyway)
+REFUSED_COST = 4.0  # a piece the model calls "not a digit": the search looks for a reading in digits first
 CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much ...
 CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit is at least this likely
 
@@ -418,13 +419,15 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     log_best = scorer.log_best(proba)
     row = {span: k for k, span in enumerate(spans)}
     score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
+    refused = [label is None for label in scorer.labels(proba)]
+    search = {span: score[span] - REFUSED_COST * refused[row[span]] for span in spans}
 
     gap_cost = gap_costs(boundary_gaps(prims), line_h)
 
     def cut_cost(j: int) -> float:
         return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole + gap_cost[j]
 
-    path, total = best_path(n, lambda i, j: score.get((i, j)), max_merge, cut_cost)
+    path, total = best_path(n, lambda i, j: search.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
     k = [row[p] for p in pieces]
     return Reading(
