@@ -181,3 +181,30 @@ def test_reader_pieces_carry_their_sureness(mnist):
     want = "".join(str(mnist.test.labels[i]) for i in (0, 1, 2))
     assert reading.number == want and reading.can_refuse and reading.clearly_several
     assert all(0.5 < s <= 1 for s in reading.sureness) and len(reading.sureness) == 3
+
+
+@pytest.mark.parametrize("labels,cuts,several", [
+    ([1, 1], 0, True),          # two separate strokes: "11"
+    ([1, 1], 1, False),         # two strokes of one shape cut apart: an "n" or "u" more likely
+    ([7, 1], 1, True),          # touching digits that are not all 1s
+])
+def test_ones_cut_apart_are_not_clearly_several(labels, cuts, several):
+    blank = np.zeros((28, 28), np.uint8)
+    reading = segment.Reading(digits=[blank, blank], proba=[], boxes=[], score=0.0,
+                              single_score=-segment.CLEAR_MARGIN, labels=labels, sureness=[0.9, 0.9],
+                              can_refuse=True, cuts=cuts)
+    assert reading.clearly_several is several
+
+
+@pytest.mark.parametrize("letter", ["M", "N", "W", "u"])
+def test_letters_of_upright_strokes_are_not_read_as_numbers_by_the_reader(letter):
+    matplotlib = pytest.importorskip("matplotlib")     # for a font every machine with it has: DejaVu Sans
+    from pathlib import Path
+
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 110)
+    img = Image.new("L", (160, 160), 255)
+    ImageDraw.Draw(img).text((20, 5), letter, font=font, fill=0)
+    reading = segment.read_number(img, digitnet.load("reader"))
+    assert not reading.clearly_several, reading.number

@@ -88,6 +88,7 @@ class Reading:
     labels: list = field(default_factory=list)  # each digit's label (None: not a digit)
     sureness: list = field(default_factory=list)  # each digit's best digit probability (0: not a digit)
     can_refuse: bool = False  # the model has a not-a-digit output
+    cuts: int = 0  # boundaries between the digits that cut through ink (digits that touch)
 
     @property
     def number(self) -> str:
@@ -99,13 +100,18 @@ class Reading:
 
         The best reading must beat reading all the ink as one digit by
         ``CLEAR_MARGIN``. With a model that can say "not a digit", every piece
-        must also be likely a digit (``CLEAR_PIECE``): such a model refuses a
+        must also be likely a digit (``CLEAR_PIECE``), and a reading of only
+        1s must not come from cutting strokes apart: such a model refuses a
         star, a letter or a scribble whole, and splitting one always finds
         pieces that beat the refusal, but they are seldom all sure digits.
         """
         if len(self.digits) < 2 or self.score - self.single_score < CLEAR_MARGIN:
             return False
-        return not self.can_refuse or min(self.sureness) >= CLEAR_PIECE
+        if not self.can_refuse:
+            return True
+        # strokes of one shape cut apart read as 1s: an "n", "u", "H" or "m" as 11, 111, 1111
+        ones_cut_apart = self.cuts > 0 and all(label == 1 for label in self.labels)
+        return min(self.sureness) >= CLEAR_PIECE and not ones_cut_apart
 
 
 # --------------------------------------------------------------------------- 1. candidate cuts
@@ -439,6 +445,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         labels=scorer.labels(proba[k]),
         sureness=scorer.sureness(proba[k]),
         can_refuse=isinstance(scorer.reject, int),
+        cuts=sum(prims[i].cut_left > 0 for i, _ in pieces[1:]),
     )
 
 
