@@ -218,8 +218,9 @@ def to_grey(img, size: int | None = None) -> np.ndarray:
     if has_alpha:
         rgba = img.convert("RGBA")
         grey = np.asarray(rgba.convert("L"), np.float32) / 255.0
-        if rgba.getchannel("A").getextrema()[0] < 255:  # some transparency (a canvas is often all opaque)
-            alpha = np.asarray(rgba.getchannel("A"), np.float32) / 255.0
+        channel = rgba.getchannel("A")
+        if channel.getextrema()[0] < 255:  # some transparency (a canvas is often all opaque)
+            alpha = np.asarray(channel, np.float32) / 255.0
             opaque = alpha > 0.5
             ink_is_dark = (grey[opaque].mean() if opaque.any() else 0.0) < 0.5
             background = 1.0 if ink_is_dark else 0.0

@@ -283,11 +283,6 @@ class Scorer:
         digit = proba[:, self.digit_columns(proba.shape[1])]
         return np.log(np.maximum(digit.max(axis=1), 1e-12))
 
-    def sureness(self, proba: np.ndarray) -> list[float]:
-        """Each row's probability of its most likely digit, 0 where the not-a-digit class is likelier still."""
-        best = np.exp(self.log_best(proba))
-        return [0.0 if label is None else float(b) for label, b in zip(self.labels(proba), best)]
-
     def labels(self, proba: np.ndarray) -> list:
         """Each row's label: its most likely output, None when that is the not-a-digit class."""
         cols = self.digit_columns(proba.shape[1])
@@ -425,8 +420,8 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     log_best = scorer.log_best(proba)
     row = {span: k for k, span in enumerate(spans)}
     score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
-    refused = [label is None for label in scorer.labels(proba)]
-    search = {span: score[span] - REFUSED_COST * refused[row[span]] for span in spans}
+    digit = scorer.labels(proba)  # per piece image; None: the model calls it not a digit
+    search = {span: score[span] - REFUSED_COST * (digit[row[span]] is None) for span in spans}
 
     gap_cost = gap_costs(boundary_gaps(prims), line_h)
 
@@ -442,8 +437,8 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         boxes=[_scaled(boxes[p], scale) for p in pieces],
         score=total,
         single_score=score[0, n],
-        labels=scorer.labels(proba[k]),
-        sureness=scorer.sureness(proba[k]),
+        labels=[digit[r] for r in k],
+        sureness=[0.0 if digit[r] is None else float(np.exp(log_best[r])) for r in k],
         can_refuse=isinstance(scorer.reject, int),
         cuts=sum(prims[i].cut_left > 0 for i, _ in pieces[1:]),
     )
