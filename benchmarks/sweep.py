@@ -20,6 +20,7 @@ The target: two workers take about half the wall time of one (on two free cores)
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -71,7 +72,7 @@ def sweep_once(workers: int, space: Path, storage: str, study: str, trials: int,
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(workers)]
     for p in procs:
-        p.communicate()
+        p.wait()
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):
         sys.exit(f"benchmarks/sweep.py: a worker failed: {' '.join(cmd)}")
@@ -81,10 +82,7 @@ def sweep_once(workers: int, space: Path, storage: str, study: str, trials: int,
                                                                          1)).get_trials()
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    per_worker: dict[int, int] = {}
-    for t in done:
-        pid = t.user_attrs["worker"]["pid"]
-        per_worker[pid] = per_worker.get(pid, 0) + 1
+    per_worker = collections.Counter(t.user_attrs["worker"]["pid"] for t in done)
     return {"workers": workers, "wall_s": wall, "span_s": span, "trials": len(done), "all_trials": len(trials),
             "trial_s": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done),
             "per_worker": sorted(per_worker.values())}
