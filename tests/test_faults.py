@@ -153,3 +153,38 @@ def test_sweep_folder_that_cannot_be_made(where, inputs, tmp_path, capsys):
     check_one_line(capsys, ["sweep", space, "--trials", "1", "--data", inputs["data"], "-o", out],
                    "not a folder" if where == "parent is a file" else "")
     assert files_under(tmp_path) == ["afile", "space.json"]
+
+
+FILE_COMMANDS = [name for name, (_, folder) in COMMANDS.items() if not folder]
+
+
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full here")
+@pytest.mark.parametrize("name", FILE_COMMANDS)
+def test_dev_full_is_a_full_disk_and_stays_a_device(name, inputs, capsys):
+    """Writing into /dev/full fails as a full disk does; renaming a file over it would have replaced the
+    device (as root, silently, with 'saved /dev/full')."""
+    argv, _ = COMMANDS[name]
+    check_one_line(capsys, argv(inputs, "/dev/full"), "no space left on the device")
+    assert Path("/dev/full").is_char_device()
+    assert not Path("/dev/full.ckpt").exists()
+
+
+def test_a_pipe_is_written_into_and_a_socket_refused(tmp_path):
+    import socket
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    fsutil.atomic_write(fifo, b"model bytes")
+    reader.join(10)
+    assert got == [b"model bytes"] and fifo.is_fifo()
+
+    sock_path = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(sock_path))
+        with pytest.raises(DigitnetError, match="not a regular file"):
+            fsutil.atomic_write(sock_path, b"x")
+    assert sock_path.is_socket()

@@ -6,7 +6,9 @@ Every file digitnet writes goes through :func:`atomic_write` (or
 flushed to disk (``fsync``), and the temporary file is renamed over the
 target. A rename within one folder is atomic, so a reader sees the old file
 or the new one, never a mix; when anything fails the temporary file is
-removed and the old file, if any, is untouched.
+removed and the old file, if any, is untouched. A character device or pipe (``/dev/null``,
+``/dev/full``, ``/dev/stdout``) is written into, not replaced; other special
+files (a block device, a socket) are refused.
 
 An ``OSError`` (read-only file system, full disk, a parent that is missing
 or is a file, no permission) becomes a :class:`DigitnetError` whose one line
@@ -78,6 +80,17 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
         raise DigitnetError(f"cannot write {label}: it is a folder; give a file name")
     if path.parent.exists() and not path.parent.is_dir():
         raise DigitnetError(f"cannot write {label}: {path.parent} is a file, not a folder")
+    if is_stream(path):
+        # /dev/null, /dev/full, a terminal, a pipe (/dev/stdout): renaming a file over one would
+        # replace the device itself (as root, /dev/null would become a plain file), so the writer
+        # writes into it, as a shell redirection does
+        try:
+            yield path
+        except OSError as exc:
+            raise write_error(path, exc, what) from None
+        return
+    if path.exists() and not path.is_file():
+        raise DigitnetError(f"cannot write {label}: it is not a regular file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,6 +118,12 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
         if isinstance(exc, OSError):
             raise write_error(path, exc, what) from None
         raise
+
+
+def is_stream(path) -> bool:
+    """Whether ``path`` is a character device or a pipe (``/dev/null``, ``/dev/stdout``): written into, not replaced."""
+    path = Path(path)
+    return path.is_char_device() or path.is_fifo()
 
 
 def check_writable(path, what: str = "") -> None:
@@ -146,4 +165,4 @@ def atomic_write(path, data: bytes | str, what: str = "") -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_path", "atomic_write", "check_writable", "describe", "make_dirs", "write_error"]
+__all__ = ["atomic_path", "atomic_write", "check_writable", "describe", "is_stream", "make_dirs", "write_error"]

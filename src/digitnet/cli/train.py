@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DigitnetError
-from ..fsutil import check_writable
+from ..fsutil import check_writable, is_stream
 from . import _args
 
 
@@ -267,7 +267,8 @@ def run(args) -> int:
             runs.append(
                 (
                     model,
-                    args.checkpoint or str(path) + ".ckpt",
+                    # no checkpoint beside /dev/null or a pipe: there is no folder of the model's to put it in
+                    args.checkpoint or (None if is_stream(path) else str(path) + ".ckpt"),
                     {**_options(args), "seed": seed, "val_size": _val_size(args, len(mnist.train))},
                 )
             )
@@ -275,7 +276,8 @@ def run(args) -> int:
         raise DigitnetError(f"-o {out}: is a directory; give a file name")
     for model, ckpt, _ in runs:  # a read-only or missing folder is found now, not after training
         check_writable(model.meta.get("output") or out, "-o")
-        check_writable(ckpt, "--checkpoint")
+        if ckpt:
+            check_writable(ckpt, "--checkpoint")
     models = []
     for i, (model, ckpt, opts) in enumerate(runs):
         models.append(_train_one(args, model, mnist, ckpt, opts, i, len(runs)))
@@ -288,7 +290,7 @@ def run(args) -> int:
     return 0
 
 
-def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
+def _train_one(args, model, mnist, ckpt: str | None, opts: dict, i: int, n: int):
     from .. import io
     from ..metrics import evaluate
     from ..train import fit
@@ -330,13 +332,13 @@ def _train_one(args, model, mnist, ckpt: str, opts: dict, i: int, n: int):
     try:
         io.save(model, out)
     except DigitnetError as exc:
-        if Path(ckpt).is_file():
+        if ckpt and Path(ckpt).is_file():
             raise DigitnetError(
                 f"{exc}; the trained weights are in the checkpoint {ckpt}: "
                 f"digitnet train --resume {ckpt} -o OTHER_FILE saves them"
             ) from None
         raise
-    if not args.checkpoint and not args.resume:
+    if ckpt and not args.checkpoint and not args.resume:
         Path(ckpt).unlink(missing_ok=True)  # the default checkpoint is only for interrupted runs
     print(summary)
     print(f"saved {out}")
