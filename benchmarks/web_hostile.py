@@ -1,6 +1,6 @@
 """Hostile clients against ``digitnet serve``: does the server stay up, answer ``/healthz``, and close what it should?
 
-Starts ``python -m digitnet serve --model seed`` on a free 127.0.0.1 port (its default
+Starts ``python -m digitnet serve`` (the default model) on a free 127.0.0.1 port (its default
 limits, as a user gets them) and runs, one after the other:
 
 - ``scan_bombs``: four clients each sending, again and again, a 2 MB progressive JPEG of
@@ -249,7 +249,7 @@ def start_server() -> tuple[subprocess.Popen, int]:
         port = s.getsockname()[1]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", "seed", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while request(port, HEALTHZ, timeout=2)[0] != 200:
