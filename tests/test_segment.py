@@ -75,12 +75,26 @@ def test_touching_rows_read_right(mnist, cnn, indices):
     assert segment.read_number(img, cnn).number == want
 
 
-def test_a_five_in_two_strokes_stays_one_digit(cnn):
+@pytest.mark.parametrize("name", ["cnn", "reader"])
+def test_a_five_in_two_strokes_stays_one_digit(name):
     img = five_in_two_strokes()
     ink, _ = segment.line_ink(img)
     assert components(ink > 0)[1] >= 2                              # drawn apart: separate pieces of ink
-    reading = segment.read_number(img, cnn)
+    prims, _, _ = segment.primitives(ink)
+    assert any(p.cut_narrow for p in prims)                         # its body could be cut: the reading keeps it
+    reading = segment.read_number(img, digitnet.load(name))
     assert reading.number == "5" and len(reading.boxes) == 1 and not reading.clearly_several
+
+
+@pytest.mark.parametrize("indices", [[14, 39], [29, 57], [2, 74]])
+def test_two_touching_ones_are_cut_though_narrower_than_a_digit(mnist, indices):
+    """"11" touching is one piece of ink narrower than most single digits: cut only because it reads badly whole."""
+    img, _ = row(mnist, indices, spacing=-1)
+    ink, _ = segment.line_ink(img)
+    assert components(ink > 0)[1] == 1
+    prims, _, line_h = segment.primitives(ink)
+    assert all(p.cut_narrow for p in prims[1:]) and len(prims) > 1
+    assert segment.read_number(img, digitnet.load("reader")).number == "11"
 
 
 @pytest.mark.parametrize("aspect", [1.2, 1.5])

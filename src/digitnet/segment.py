@@ -8,8 +8,10 @@ often and let the classifier decide:
 1. **candidate cuts** (:func:`primitives`): the ink's connected components,
    and within a component wide enough to hold two digits, vertical cuts at
    the minima of its column projection and of its upper and lower contours
-   (where two touching digits meet). The result is a left-to-right list of
-   *primitives*, each no more than one digit;
+   (where two touching digits meet). A component narrower than most digits
+   (two touching "1"s) is cut too, but a piece may hold part of it only when
+   it does not read as a sure digit whole. The result is a left-to-right
+   list of *primitives*, each no more than one digit;
 2. **scoring** (:class:`Scorer`, :func:`piece_score`): a *piece* is a run of
    consecutive primitives. Each piece goes through the same 28x28
    normalisation as a single digit (:func:`digitnet.preprocess.fit_mnist`)
@@ -41,7 +43,10 @@ LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps
 LINE_PROBE_SIDE = 128  # the ink's height is measured first on a copy whose shorter side is this long
 MAX_MERGE = 6  # a piece holds at most this many primitives
 MAX_PRIMITIVES = 80  # more pieces of ink than this is not a number (a page of text, noise)
-MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is one digit or less
+MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is most likely one digit ...
+NARROW_CUT_WIDTH = 0.45  # ... but one at least this wide may be two narrow ones touching ("11", "71") ...
+NARROW_COST = 2.0  # ... which costs this per cut, and is cut only where the whole component ...
+NARROW_SURE = 0.7  # ... is not a digit this likely (a "5" drawn in two strokes is, and its body is not cut)
 CUT_MARGIN = 0.08  # cuts stay this far (times the line height) from a component's ends ...
 CUT_SPACING = 0.2  # ... and from each other
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
@@ -74,6 +79,7 @@ class Primitive:
     x1: int
     cut_left: int = 0  # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
     cut_hole: bool = False  # the cut at x0 goes through a hole of the component (a closed loop)
+    cut_narrow: bool = False  # the cut at x0 is in a component narrower than MIN_CUT_WIDTH line heights
 
 
 @dataclass
@@ -155,11 +161,11 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
     of the upper contour (its lowest points) and peaks of the lower contour
     (its highest points), each at least ``CUT_MARGIN`` line heights from the
     component's ends and ``CUT_SPACING`` from each other (least ink first).
-    A component narrower than ``MIN_CUT_WIDTH`` line heights is not cut.
+    A component narrower than ``NARROW_CUT_WIDTH`` line heights is not cut.
     A column is cut so that its pixels go to the right-hand piece.
     """
     w = mask.shape[1]
-    if w < MIN_CUT_WIDTH * line_h:
+    if w < NARROW_CUT_WIDTH * line_h:
         return []
     count, crossings, top, bottom = column_profile(mask)
     margin = max(2, int(round(CUT_MARGIN * line_h)))
@@ -233,13 +239,29 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
             part = sub[:, a:b]
             centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
             cut_hole = bool(a and holes is not None and holes[a])  # holes are looked for only where there are cuts
-            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, cut_hole)))
+            narrow = bool(a) and x1 - x0 < MIN_CUT_WIDTH * line_h
+            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, cut_hole, narrow)))
     if len(prims) > MAX_PRIMITIVES:
         raise DigitnetError(
             f"too many separate pieces of ink ({len(prims)}) to read as one number; crop the image to the number"
         )
     prims.sort(key=lambda cp: cp[0])
     return [p for _, p in prims], labels, line_h
+
+
+def column_group(prims: list[Primitive], component: int) -> list[Primitive]:
+    """The primitives of ``component`` and of every component linked to it by shared columns."""
+    span = [min(p.x0 for p in prims if p.component == component), max(p.x1 for p in prims if p.component == component)]
+    group = {component}
+    grown = True
+    while grown:
+        grown = False
+        for p in prims:
+            if p.component not in group and p.x0 < span[1] and p.x1 > span[0]:
+                group.add(p.component)
+                grown = True
+        span = [min(p.x0 for p in prims if p.component in group), max(p.x1 for p in prims if p.component in group)]
+    return [p for p in prims if p.component in group]
 
 
 def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
@@ -416,17 +438,40 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         images.append(img28)
         boxes[i, j] = box
         priors[i, j] = piece_prior(prims[i:j], labels, line_h)
+    # each narrow component with cuts is read whole, with the ink that shares its columns (the bar of a
+    # "5" drawn in two strokes): its cuts are allowed only when that does not read as a digit
+    narrow = sorted({p.component for p in prims if p.cut_narrow})
+    for c in narrow:
+        images.append(piece_image(column_group(prims, c), labels, ink)[0])
     proba = scorer.proba(np.stack(images))
+    whole = dict(zip(narrow, proba[len(spans) :]))
+    proba = proba[: len(spans)]
     log_best = scorer.log_best(proba)
     row = {span: k for k, span in enumerate(spans)}
     score = {span: float(log_best[row[span]]) + priors[span] - DIGIT_COST for span in spans}
     digit = scorer.labels(proba)  # per piece image; None: the model calls it not a digit
-    search = {span: score[span] - REFUSED_COST * (digit[row[span]] is None) for span in spans}
+    search: dict[tuple[int, int], float | None] = {
+        span: score[span] - REFUSED_COST * (digit[row[span]] is None) for span in spans
+    }
 
     gap_cost = gap_costs(boundary_gaps(prims), line_h)
 
+    # a piece may not hold part of a narrow component that reads well whole (primitives are ordered by
+    # their centres, so a piece can take part of a component without a boundary at its cut)
+    kept_whole = [
+        c
+        for c, pr in whole.items()
+        if scorer.labels(pr[None])[0] is not None and np.exp(scorer.log_best(pr[None])[0]) >= NARROW_SURE
+    ]
+    for c in kept_whole:
+        n_parts = sum(p.component == c for p in prims)
+        for i, j in spans:
+            if 0 < sum(p.component == c for p in prims[i:j]) < n_parts:
+                search[i, j] = None
+
     def cut_cost(j: int) -> float:
-        return CUT_COST * prims[j].cut_left + HOLE_COST * prims[j].cut_hole + gap_cost[j]
+        p = prims[j]
+        return CUT_COST * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow + gap_cost[j]
 
     path, total = best_path(n, lambda i, j: search.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
