@@ -129,3 +129,24 @@ def test_api_with_the_reader_skips_segmenting_only_a_sure_single_digit(files, mn
     split = client.post("/api/predict?split=true", content=(files / "single.png").read_bytes(),
                         headers={"content-type": "image/png"}).json()
     assert split["number"] == str(mnist.test.labels[4]) and calls   # asked to split: always segmented
+
+
+def test_the_api_segments_only_what_may_be_several_digits():
+    from digitnet.web.numbers import SURE, WIDE_INK, needs_number_reading
+
+    reader, cnn = digitnet.load("reader"), digitnet.load("cnn")
+    square, wide = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    square[4:24, 4:24] = 255
+    wide[9:19, 2:26] = 255                                   # ink 2.4 times wider than tall
+    assert WIDE_INK < 2.4
+
+    def proba(best, p_best, p_reject=0.0):
+        p = np.full(11, (1 - p_best - p_reject) / 9)
+        p[best], p[10] = p_best, p_reject
+        return p
+    sure, unsure, refused = proba(3, SURE + 0.05), proba(3, SURE - 0.2, 0.1), proba(3, 0.2, 0.7)
+    assert not needs_number_reading(reader, sure, wide)      # a sure digit is one digit, however wide
+    assert not needs_number_reading(reader, unsure, square)  # a sloppy digit no wider than a digit
+    assert needs_number_reading(reader, unsure, wide)        # unsure and wide: maybe two digits
+    assert needs_number_reading(reader, refused, square)     # several digits in one box are refused whole
+    assert needs_number_reading(cnn, sure[:10], square)      # a model that cannot refuse: always
