@@ -98,3 +98,112 @@ def test_the_load_test_script_runs(tmp_path):
     assert set(s["by_kind"]["json_28x28"]) == {"200"} and set(s["by_kind"]["too_large"]) == {"413"}
     assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
     assert report["workers"] == 2 and report["server_cpu_ms_per_request"] > 0
+
+
+def test_serve_with_workers_on_a_taken_port_is_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", "seed", "--port", str(port), "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digitnet: error:") and "in use" in err and err.count("\n") == 1
+
+
+workers = pytest.importorskip("digitnet.web.workers")
+needs_balancing = pytest.mark.skipif(not workers.balanced(), reason="no SO_REUSEPORT load balancing here")
+
+
+@needs_balancing
+def test_each_worker_socket_gets_connections_and_the_port_stays_taken():
+    """The kernel spreads connections over the workers' sockets (all 24 on one: odds 2 in 16 million);
+    a second group on the same port is refused, as another digitnet serve would be."""
+    from digitnet import DigitnetError
+
+    socks = workers.bind_group("127.0.0.1", 0, 2)
+    port = socks[0].getsockname()[1]
+    try:
+        with pytest.raises(DigitnetError, match="in use"):
+            workers.bind_group("127.0.0.1", port, 2)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(24)]
+        time.sleep(0.2)
+        accepted = []
+        for s in socks:
+            s.setblocking(False)
+            n = 0
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                n += 1
+            accepted.append(n)
+        for c in clients:
+            c.close()
+        assert sum(accepted) == 24 and min(accepted) > 0, accepted
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _children(pid):
+    kids = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids |= {int(k) for k in f.read().split()}
+    return kids
+
+
+def _workers_of(pid):
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    out = set()
+    for k in _children(pid):
+        try:
+            with open(f"/proc/{k}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+            out.add(k)
+    return out
+
+
+def _wait(cond, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@needs_balancing
+def test_a_dead_worker_is_replaced_and_workers_outlive_no_supervisor():
+    port = free_port()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", "seed", "--port", str(port),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}/healthz"
+
+    def answers(timeout=2):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    try:
+        _wait(lambda: len(_workers_of(proc.pid)) == 2 and answers(), 60, "the server did not start")
+        first = _workers_of(proc.pid)
+        victim = min(first)
+        os.kill(victim, 9)
+        _wait(lambda: len(_workers_of(proc.pid)) == 2 and victim not in _workers_of(proc.pid), 30,
+              "the killed worker was not replaced")
+        for _ in range(20):                     # both sockets are served again: every request answers
+            assert answers(timeout=30)          # (one waiting for the new worker to start)
+        survivors = _workers_of(proc.pid)
+        proc.kill()                             # the supervisor dies without stopping its workers
+        proc.wait(10)
+        _wait(lambda: not any(os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().split()[2] != "Z"
+                              for k in survivors), 30, "workers kept running without their supervisor")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -20,8 +20,9 @@ def serve(
 ) -> None:
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
-    With ``workers`` > 1, uvicorn runs that many server processes on the one port (one per CPU core
-    is usual): one Python process computes on one core at a time, whatever its threads.
+    With ``workers`` > 1, that many server processes share the one port (one per CPU core is usual:
+    one Python process computes on one core at a time, whatever its threads), each on its own
+    listening socket where the system spreads connections over them (:mod:`digitnet.web.workers`).
     ``limits`` (a :class:`digitnet.web.server.ServerLimits`) bounds what each client may hold.
     The port is bound before anything is announced: a taken port is a DigitnetError.
     ``collect``: a folder for corrected drawings (``serve --collect``); None: nothing is written.
@@ -31,10 +32,11 @@ def serve(
     import sys
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
+    from ..errors import DigitnetError
     from .app import create_app, load_models
     from .server import ServerLimits, bind, uvicorn_config
+    from .workers import serve_workers
 
     limits = limits or ServerLimits()
     models = load_models(specs)  # here too with workers: a bad model fails now, with one clear message
@@ -43,28 +45,33 @@ def serve(
 
         Collector(collect, 1)  # a bad folder fails now too
         print(f"digitnet: saving corrected drawings under {collect}/<digit>/", file=sys.stderr)
-    sock = bind(host, port)
-    print(
-        f"digitnet: serving {', '.join(models)} at http://{host}:{sock.getsockname()[1]}/ (API reference "
-        f"at /docs){f' with {workers} worker processes' if workers > 1 else ''}",
-        file=sys.stderr,
-    )
-    try:
-        if workers == 1:
+
+    def announce(bound_port: int) -> None:
+        print(
+            f"digitnet: serving {', '.join(models)} at http://{host}:{bound_port}/ (API reference "
+            f"at /docs){f' with {workers} worker processes' if workers > 1 else ''}",
+            file=sys.stderr,
+        )
+
+    if workers == 1:
+        sock = bind(host, port)
+        try:
+            announce(sock.getsockname()[1])
             config = uvicorn_config(
                 create_app(models, collect=collect), limits, access_log=access_log, log_level="info"
             )
             uvicorn.Server(config).run(sockets=[sock])
-            return
-        os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
-        if collect is not None:
-            os.environ[COLLECT_ENV] = str(collect)
-        config = uvicorn_config(
-            "digitnet.web:app_from_env", limits, factory=True, workers=workers, access_log=access_log, log_level="info"
-        )
-        Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
+        finally:
+            sock.close()
+        return
+    os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
+    if collect is not None:
+        os.environ[COLLECT_ENV] = str(collect)
+    config = uvicorn_config(
+        "digitnet.web:app_from_env", limits, factory=True, workers=workers, access_log=access_log, log_level="info"
+    )
+    if serve_workers(config, host, port, workers, announce):
+        raise DigitnetError("a server process failed to start (its error is above)")
 
 
 def app_from_env():
