@@ -1,85 +1,67 @@
-"""Several server processes on one port, each with its own listening socket (``serve --workers N``).
+"""Several server processes on one port (``serve --workers N``), sharing connections fairly.
 
-uvicorn's own multi-process mode hands every worker the same listening
-socket. An asyncio server accepts every connection waiting when it wakes,
-so a burst of keep-alive connections (a page's, a load balancer's, a
-benchmark's) all land on whichever worker woke first, and the others sit
-idle: with 8 clients on 2 workers, about half the runs had one process doing
-all the work at half the throughput. Here each worker listens on a socket of
-its own, all bound to the port with ``SO_REUSEPORT``, and the kernel spreads
-new connections over them.
+Every worker listens on the same socket, as in uvicorn's own multi-process
+mode. But an asyncio server accepts up to its backlog's worth of waiting
+connections each time it wakes, so a burst of keep-alive connections (a page's,
+a load balancer's, a benchmark's) all landed on whichever worker woke first
+and the others sat idle: with 8 clients on 2 workers, about half the runs had
+one process doing all the work. Here the first workers start accepting together,
+once every one has loaded its app and models (a barrier), and a worker accepts
+one connection per wake-up (:class:`FairServer`): every idle worker wakes on a
+new connection and may take it, and a worker busy computing does not come back
+for more until it is free. Which idle worker wins a connection is still chance.
 
-Where the kernel does not spread them (``SO_REUSEPORT`` missing or, outside
-Linux, without load balancing) :func:`serve_workers` falls back to uvicorn's
-shared socket.
-
-The supervisor is small: it starts one process per socket, restarts a worker
-that dies (not one that failed to start: that would fail again), and on
-SIGINT or SIGTERM asks every worker to shut down gracefully, waiting at most
-the configured graceful-shutdown time (plus a margin) before killing it. A
-worker whose supervisor is gone (killed) shuts itself down.
+The supervisor is small: it starts the workers, restarts one that dies (not
+one that failed to start: that would fail again), and on SIGINT or SIGTERM
+asks every worker to shut down gracefully, waiting at most the configured
+graceful-shutdown time (plus a margin) before killing it. A worker whose
+supervisor is gone (killed) shuts itself down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 
-from ..errors import DigitnetError
+import uvicorn
 
 STARTUP_FAILURE = 3  # uvicorn's exit status for a worker that could not start serving
 logger = logging.getLogger("uvicorn.error")
 
 
-def balanced() -> bool:
-    """Whether this system spreads connections over sockets sharing a port (Linux's SO_REUSEPORT)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+LISTEN_BACKLOG = 2048  # connections the kernel queues for the workers to accept
+READY_TIMEOUT_S = 60.0  # the first workers wait this long at most for each other to load
 
 
-def bind_group(host: str, port: int, n: int) -> list[socket.socket]:
-    """``n`` listening sockets on one ``host:port`` (SO_REUSEPORT), or a DigitnetError if the port is taken.
+class FairServer(uvicorn.Server):
+    """uvicorn's server, accepting one connection each time its event loop finds some waiting.
 
-    The port is first bound once without SO_REUSEPORT: that fails when anyone holds it, another
-    ``digitnet serve`` included (whose sockets would otherwise share the port with these).
+    asyncio takes the ``backlog`` given to ``create_server`` both as the listen queue's length and
+    as how many connections to accept per wake-up: uvicorn starts it with ``backlog=1`` (see
+    :func:`_worker`), and once its servers are listening the queue is made long again.
     """
-    from .server import bind
 
-    probe = bind(host, port)
-    port = probe.getsockname()[1]  # port 0: the free port the system chose
-    probe.close()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            socks.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            sock.listen(2048)
-    except OSError as exc:
-        for sock in socks:
-            sock.close()
-        raise DigitnetError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return socks
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        for sock in sockets or []:
+            sock.listen(LISTEN_BACKLOG)
 
 
-def _worker(config, sock: socket.socket, parent: int) -> None:
-    """One worker process: uvicorn serving ``config``'s app on ``sock`` alone.
+def _worker(config, sock: socket.socket, parent: int, ready=None) -> None:
+    """One worker process: uvicorn serving ``config``'s app on ``sock``.
+
+    The first workers wait for each other (``ready``, a barrier) once their app is loaded: the
+    keep-alive connections made while only one of them listened would stay with that one.
 
     The worker leaves the terminal's process group, so a Ctrl-C reaches only the supervisor, which
     then sends each worker one SIGTERM (a second signal would make uvicorn skip its graceful
     shutdown); and it stops by itself if the supervisor dies without stopping it.
     """
-    import os
-
-    import uvicorn
-
     os.setpgrp()
 
     def watch_parent() -> None:
@@ -89,11 +71,16 @@ def _worker(config, sock: socket.socket, parent: int) -> None:
 
     threading.Thread(target=watch_parent, name="digitnet-parent-watch", daemon=True).start()
     config.configure_logging()
-    uvicorn.Server(config).run(sockets=[sock])
+    config.backlog = 1  # one accept per wake-up; FairServer restores the listen queue
+    config.load()  # the app and its models: seconds, in which an earlier worker would take every connection
+    if ready is not None:  # the first workers start accepting together
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait(READY_TIMEOUT_S)
+    FairServer(config).run(sockets=[sock])
 
 
 class Supervisor:
-    """Runs one worker process per socket until SIGINT or SIGTERM."""
+    """Runs one worker process per entry of ``socks`` (the same socket for each) until SIGINT or SIGTERM."""
 
     def __init__(self, config, socks: list[socket.socket]):
         self.config, self.socks = config, socks
@@ -101,8 +88,8 @@ class Supervisor:
         self.failed = False
         self._context = multiprocessing.get_context("spawn")  # no forked copies of the parent's threads
 
-    def _start(self, sock: socket.socket):
-        process = self._context.Process(target=_worker, args=(self.config, sock, os.getpid()), daemon=False)
+    def _start(self, sock: socket.socket, ready=None):
+        process = self._context.Process(target=_worker, args=(self.config, sock, os.getpid(), ready), daemon=False)
         process.start()
         return process
 
@@ -110,7 +97,8 @@ class Supervisor:
         """Serve until asked to stop; 0, or 1 when a worker failed to start."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        processes = [self._start(sock) for sock in self.socks]
+        ready = self._context.Barrier(len(self.socks))
+        processes = [self._start(sock, ready) for sock in self.socks]
         try:
             while not self.stop.wait(0.5):
                 for i, process in enumerate(processes):
@@ -145,25 +133,14 @@ class Supervisor:
 def serve_workers(config, host: str, port: int, workers: int, announce) -> int:
     """Serve ``config`` (an app factory import string) in ``workers`` processes on ``host:port``.
 
-    ``announce(port)`` is called once the port is bound, before any worker starts.
+    ``announce(port)`` is called once the port is bound, before any worker starts. Returns 0, or 1
+    when a worker failed to start.
     """
-    if not balanced():
-        from uvicorn.supervisors import Multiprocess
+    from .server import bind
 
-        from .server import bind
-
-        sock = bind(host, port)
-        sock.set_inheritable(True)
-        try:
-            announce(sock.getsockname()[1])
-            Multiprocess(config, sockets=[sock]).run()
-        finally:
-            sock.close()
-        return 0
-    socks = bind_group(host, port, workers)
+    sock = bind(host, port)
     try:
-        announce(socks[0].getsockname()[1])
-        return Supervisor(config, socks).run()
+        announce(sock.getsockname()[1])
+        return Supervisor(config, [sock] * workers).run()
     finally:
-        for sock in socks:
-            sock.close()
+        sock.close()
