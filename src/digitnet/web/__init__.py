@@ -21,8 +21,8 @@ def serve(
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
     With ``workers`` > 1, that many server processes share the one port (one per CPU core is usual:
-    one Python process computes on one core at a time, whatever its threads), each on its own
-    listening socket where the system spreads connections over them (:mod:`digitnet.web.workers`).
+    one Python process computes on one core at a time, whatever its threads), started together and
+    each accepting one connection per wake-up (:mod:`digitnet.web.workers`).
     ``limits`` (a :class:`digitnet.web.server.ServerLimits`) bounds what each client may hold.
     The port is bound before anything is announced: a taken port is a DigitnetError.
     ``collect``: a folder for corrected drawings (``serve --collect``); None: nothing is written.

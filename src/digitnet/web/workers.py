@@ -32,8 +32,6 @@ import uvicorn
 
 STARTUP_FAILURE = 3  # uvicorn's exit status for a worker that could not start serving
 logger = logging.getLogger("uvicorn.error")
-
-
 LISTEN_BACKLOG = 2048  # connections the kernel queues for the workers to accept
 READY_TIMEOUT_S = 60.0  # the first workers wait this long at most for each other to load
 
@@ -80,16 +78,16 @@ def _worker(config, sock: socket.socket, parent: int, ready=None) -> None:
 
 
 class Supervisor:
-    """Runs one worker process per entry of ``socks`` (the same socket for each) until SIGINT or SIGTERM."""
+    """Runs ``n`` worker processes listening on ``sock`` until SIGINT or SIGTERM."""
 
-    def __init__(self, config, socks: list[socket.socket]):
-        self.config, self.socks = config, socks
+    def __init__(self, config, sock: socket.socket, n: int):
+        self.config, self.sock, self.n = config, sock, n
         self.stop = threading.Event()
         self.failed = False
         self._context = multiprocessing.get_context("spawn")  # no forked copies of the parent's threads
 
-    def _start(self, sock: socket.socket, ready=None):
-        process = self._context.Process(target=_worker, args=(self.config, sock, os.getpid(), ready), daemon=False)
+    def _start(self, ready=None):
+        process = self._context.Process(target=_worker, args=(self.config, self.sock, os.getpid(), ready), daemon=False)
         process.start()
         return process
 
@@ -97,8 +95,8 @@ class Supervisor:
         """Serve until asked to stop; 0, or 1 when a worker failed to start."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        ready = self._context.Barrier(len(self.socks))
-        processes = [self._start(sock, ready) for sock in self.socks]
+        ready = self._context.Barrier(self.n)
+        processes = [self._start(ready) for _ in range(self.n)]
         try:
             while not self.stop.wait(0.5):
                 for i, process in enumerate(processes):
@@ -110,7 +108,7 @@ class Supervisor:
                         self.stop.set()
                         break
                     logger.info(f"worker process [{process.pid}] died (exit status {process.exitcode}); restarting it")
-                    processes[i] = self._start(self.socks[i])
+                    processes[i] = self._start()
         finally:
             self._shut_down(processes)
         return 1 if self.failed else 0
@@ -141,6 +139,6 @@ def serve_workers(config, host: str, port: int, workers: int, announce) -> int:
     sock = bind(host, port)
     try:
         announce(sock.getsockname()[1])
-        return Supervisor(config, [sock] * workers).run()
+        return Supervisor(config, sock, workers).run()
     finally:
         sock.close()
