@@ -174,3 +174,52 @@ def test_a_dead_worker_is_replaced_and_workers_outlive_no_supervisor():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _established_on(pid, port):
+    """How many established TCP connections process ``pid`` holds on local ``port``."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":   # 01: ESTABLISHED
+                inodes.add(fields[9])
+    held = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with __import__("contextlib").suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
+@linux_proc
+def test_keep_alive_connections_are_shared_evenly_between_workers():
+    """Each new connection goes to a worker with the fewest open: 8 opened one after another split 4 / 4."""
+    import http.client
+    port = free_port()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--model", "seed", "--port", str(port),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    connections = []
+    try:
+        _wait(lambda: len(_workers_of(proc.pid)) == 2 and _established_on(proc.pid, port) == 0, 60, "no workers")
+        for _ in range(8):
+            deadline = time.monotonic() + 60
+            while True:                                  # until both workers accept
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                try:
+                    conn.request("GET", "/healthz")
+                    assert conn.getresponse().read()
+                    break
+                except OSError:
+                    conn.close()
+                    assert time.monotonic() < deadline, "the server did not answer"
+                    time.sleep(0.1)
+            connections.append(conn)                     # kept open: keep-alive
+        split = sorted(_established_on(k, port) for k in _workers_of(proc.pid))
+        assert split == [4, 4]
+    finally:
+        for conn in connections:
+            conn.close()
+        proc.kill()
+        proc.wait(10)
