@@ -350,3 +350,16 @@ def test_font_digits_are_recognised():
                 y.append(label)
     acc = (model.predict(np.stack(x)) == np.array(y)).mean()
     assert acc >= need, acc
+
+
+def test_an_exactly_even_background_skips_the_fit_and_reads_the_same(mnist, monkeypatch):
+    """A canvas's background is one exact level: no surface is fitted, and the digit comes out as with the fit."""
+    from digitnet import preprocess
+    drawings = [Image.fromarray(255 - d).resize((140, 140), Image.BILINEAR) for d in mnist.test.images[:20]]
+    grey = preprocess.to_grey(drawings[0])
+    assert preprocess._one_level(grey)
+    shaded = grey + np.linspace(0, 0.3, grey.shape[1])[None, :]          # not one level: the fit runs
+    assert not preprocess._one_level(shaded) and preprocess.uneven_background(shaded) is not None
+    fast = np.stack([to_mnist(d) for d in drawings])
+    monkeypatch.setattr(preprocess, "_one_level", lambda grey: False)
+    assert np.array_equal(fast, np.stack([to_mnist(d) for d in drawings]))

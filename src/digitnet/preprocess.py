@@ -297,9 +297,20 @@ def uneven_background(grey: np.ndarray) -> np.ndarray | None:
     return (design(yy.astype(np.float64), xx.astype(np.float64)) @ coef).astype(np.float32)
 
 
+def _one_level(grey: np.ndarray) -> bool:
+    """True for a canvas or a rendered image: its border all one exact level, as is most of the image.
+
+    Such a background is even by construction, and fitting a surface to it
+    (a quarter of the analysis of a drawing from the page) is skipped.
+    """
+    level = grey[0, 0]
+    border = (grey[[0, -1]] == level).all() and (grey[:, [0, -1]] == level).all()
+    return bool(border) and 2 * np.count_nonzero(grey == level) > grey.size
+
+
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Background -> 0, strongest ink -> 1, faint noise cut; raises on a blank image."""
-    surface = uneven_background(grey)
+    surface = None if _one_level(grey) else uneven_background(grey)
     if surface is None:  # evenly lit: one level, ink covers under half
         bg, hi = map(float, percentile(grey, [50, 99.9]))
     else:
