@@ -6,9 +6,11 @@ knows where one digit ends. So, as the classic cheque readers do, cut too
 often and let the classifier decide:
 
 1. **candidate cuts** (:func:`primitives`): the ink's connected components,
-   and within a component wide enough to hold two digits, vertical cuts at
-   the minima of its column projection and of its upper and lower contours
-   (where two touching digits meet). A component narrower than most digits
+   and within a component wide enough to hold two digits, cuts near the
+   minima of its column projection and of its upper and lower contours
+   (where two touching digits meet), each following the path from top to
+   bottom that crosses the least ink (:func:`cut_paths`), so that digits
+   that overlap as well as touch come apart whole. A component narrower than most digits
    (two touching "1"s) is cut too, but a piece may hold part of it only when
    it does not read as a sure digit whole. The result is a left-to-right
    list of *primitives*, each no more than one digit;
@@ -49,6 +51,8 @@ NARROW_COST = 2.0  # ... which costs this per cut, and is cut only where the who
 NARROW_SURE = 0.7  # ... is not a digit this likely (a "5" drawn in two strokes is, and its body is not cut)
 CUT_MARGIN = 0.08  # cuts stay this far (times the line height) from a component's ends ...
 CUT_SPACING = 0.2  # ... and from each other
+SEAM_REACH = 0.3  # a cut follows the path of least ink from top to bottom within this many line heights ...
+SEAM_DRIFT = 0.05  # ... each pixel it strays from its column costing this much (an ink pixel: 1)
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
 # and the MNIST number sets of benchmarks/numbers.py.
 CUT_COST = 0.8  # per stroke a cut goes through
@@ -72,14 +76,21 @@ CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit
 
 @dataclass
 class Primitive:
-    """Part of one connected component of ink: its pixels in columns ``x0 <= x < x1``."""
+    """Part of one connected component of ink, between two cuts (or the component's own edges).
+
+    ``left`` and ``right`` are the cuts: per row of the line, the first
+    column of this part and the first column past it (None: no cut on that
+    side). ``x0 <= x < x1`` are the columns its pixels are in.
+    """
 
     component: int
     x0: int
     x1: int
-    cut_left: int = 0  # strokes crossed by the cut at x0 (0: no cut, the component's own edge)
-    cut_hole: bool = False  # the cut at x0 goes through a hole of the component (a closed loop)
-    cut_narrow: bool = False  # the cut at x0 is in a component narrower than MIN_CUT_WIDTH line heights
+    left: np.ndarray | None = field(default=None, repr=False)
+    right: np.ndarray | None = field(default=None, repr=False)
+    cut_left: int = 0  # strokes crossed by the cut on the left (0: no cut, the component's own edge)
+    cut_hole: bool = False  # the cut on the left goes through a hole of the component (a closed loop)
+    cut_narrow: bool = False  # the cut on the left is in a component narrower than MIN_CUT_WIDTH line heights
 
 
 @dataclass
@@ -199,25 +210,76 @@ def around_min_max(signal: np.ndarray, window: int) -> tuple[np.ndarray, np.ndar
     return out[0], out[1]
 
 
-def hole_columns(mask: np.ndarray, line_h: float) -> np.ndarray:
-    """Per column of one component's mask: True where the column cuts a hole (enclosed background) in two.
+def cut_paths(mask: np.ndarray, cuts: list[int], line_h: float) -> list[np.ndarray]:
+    """For each cut column of one component's mask, the cut as a path: per row, its first column on the right.
 
-    Only a cut with at least ``HOLE_SIDE`` line heights of the hole on each
-    side counts: the thin gap a "1" leaning on a "0" encloses is no loop.
+    The path runs from top to bottom, one column at most sideways per row,
+    and crosses the least ink within ``SEAM_REACH`` line heights of the
+    column (and nearer it than to the neighbouring cuts), straying from the
+    column only where that saves ink: a seam, found by dynamic programming
+    over the rows. Two digits that touch at one point and overlap in
+    columns are parted along the background between them, where a
+    vertical cut would carve a piece of one into the other.
     """
+    h, w = mask.shape
+    reach = max(1, int(round(SEAM_REACH * line_h)))
+    bounds = [0] + cuts + [w]
+    paths = []
+    for k, c in enumerate(cuts):
+        lo = max(c - reach, (bounds[k] + c) // 2 + 1, 1)  # columns lo..hi-1 may start the right-hand side
+        hi = min(c + reach + 1, (c + bounds[k + 2] + 1) // 2, w)
+        cols = np.arange(lo, hi)
+        cost = mask[:, lo:hi].astype(np.float64) + SEAM_DRIFT * np.abs(cols - c)
+        total = cost[0].copy()
+        step = np.zeros((h, hi - lo), np.int8)  # -1, 0, +1: where each row's best path came from
+        for y in range(1, h):
+            left = np.r_[np.inf, total[:-1]]
+            right = np.r_[total[1:], np.inf]
+            choice = np.argmin(np.stack([left, total, right]), axis=0)
+            step[y] = choice - 1
+            total = np.choose(choice, [left, total, right]) + cost[y]
+        x = int(np.argmin(total))
+        path = np.empty(h, np.intp)
+        for y in range(h - 1, -1, -1):
+            path[y] = x
+            x += int(step[y, x])
+        path += lo
+        straight = np.full(h, c)
+        # a bend must part fewer strokes than the straight cut: a seam weaving through one digit's
+        # strokes (into a loop, along a stroke) carves it up where the straight cut is cleaner
+        paths.append(path if path_crossings(mask, path) < path_crossings(mask, straight) else straight)
+    return paths
+
+
+def path_crossings(mask: np.ndarray, path: np.ndarray) -> int:
+    """Strokes a cut crosses: runs of ink along its path."""
+    on = mask[np.arange(mask.shape[0]), path]
+    return int(on[0]) + int((on[1:] & ~on[:-1]).sum())
+
+
+def holes(mask: np.ndarray) -> list[np.ndarray]:
+    """One component's holes (background it encloses, as closed loops do): a boolean mask each."""
     from .preprocess import components
 
     background, n = components(~np.pad(mask, 1))
-    outside = set(np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]]).tolist())
+    background = background[1:-1, 1:-1]
+    edge = np.r_[background[0], background[-1], background[:, 0], background[:, -1]]
+    outside = set(np.unique(edge).tolist())
+    return [background == k for k in range(1, n + 1) if k not in outside]
+
+
+def cuts_hole(hole_masks: list[np.ndarray], path: np.ndarray, line_h: float) -> bool:
+    """Whether a cut parts a hole, leaving at least ``HOLE_SIDE`` line heights of it on each side.
+
+    The thin gap a "1" leaning on a "0" encloses is no loop.
+    """
     side = max(1, int(round(HOLE_SIDE * line_h)))
-    cuts = np.zeros(mask.shape[1], bool)
-    for k in range(1, n + 1):
-        if k in outside:
-            continue
-        cols = np.nonzero((background[1:-1, 1:-1] == k).any(axis=0))[0]
-        if cols.size and cols[-1] - cols[0] >= 2 * side:
-            cuts[cols[0] + side : cols[-1] - side + 1] = True
-    return cuts
+    for hole in hole_masks:
+        rows, cols = np.nonzero(hole)
+        offset = cols - path[rows]
+        if (offset < -side).any() and (offset >= side).any():
+            return True
+    return False
 
 
 def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
@@ -232,15 +294,34 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         x0, x1 = int(cols[0]), int(cols[-1]) + 1
         sub = mask[:, x0:x1]
         cuts = cut_columns(sub, line_h)
-        crossings = column_profile(sub)[1]
-        holes = hole_columns(sub, line_h) if cuts else None
-        edges = [0] + cuts + [x1 - x0]
+        paths = cut_paths(sub, cuts, line_h)
+        loops = holes(sub) if cuts else []
+        narrow = x1 - x0 < MIN_CUT_WIDTH * line_h
+        xx = np.arange(x1 - x0)
+        edges: list[np.ndarray | None] = [None, *paths, None]
         for a, b in zip(edges[:-1], edges[1:]):
-            part = sub[:, a:b]
-            centre = x0 + a + float((part.sum(axis=0) @ np.arange(b - a)) / max(part.sum(), 1))
-            cut_hole = bool(a and holes is not None and holes[a])  # holes are looked for only where there are cuts
-            narrow = bool(a) and x1 - x0 < MIN_CUT_WIDTH * line_h
-            prims.append((centre, Primitive(k, x0 + a, x0 + b, int(crossings[a]) if a else 0, cut_hole, narrow)))
+            part = sub.copy()
+            if a is not None:
+                part &= xx >= a[:, None]
+            if b is not None:
+                part &= xx < b[:, None]
+            weights = part.sum(axis=0)
+            inked = np.nonzero(weights)[0]
+            if inked.size == 0:
+                continue
+            centre = x0 + float(weights @ xx) / float(weights.sum())
+            prim = Primitive(
+                k,
+                x0 + int(inked[0]),
+                x0 + int(inked[-1]) + 1,
+                left=None if a is None else a + x0,
+                right=None if b is None else b + x0,
+            )
+            if a is not None:
+                prim.cut_left = path_crossings(sub, a)
+                prim.cut_hole = cuts_hole(loops, a, line_h)
+                prim.cut_narrow = narrow
+            prims.append((centre, prim))
     if len(prims) > MAX_PRIMITIVES:
         raise DigitnetError(
             f"too many separate pieces of ink ({len(prims)}) to read as one number; crop the image to the number"
@@ -268,7 +349,13 @@ def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
     """Boolean image of the pixels of some primitives."""
     mask = np.zeros(labels.shape, bool)
     for p in prims:
-        mask[:, p.x0 : p.x1] |= labels[:, p.x0 : p.x1] == p.component
+        part = labels[:, p.x0 : p.x1] == p.component
+        xx = np.arange(p.x0, p.x1)
+        if p.left is not None:
+            part &= xx >= p.left[:, None]
+        if p.right is not None:
+            part &= xx < p.right[:, None]
+        mask[:, p.x0 : p.x1] |= part
     return mask
 
 
