@@ -259,3 +259,16 @@ def test_thread_blocks_and_errors():
             threads.map_blocks(part, 9)
         assert len(done) == 2                                    # the other blocks finished before the error surfaced
     assert threads.threads() == 1
+
+
+def test_conv_inference_keeps_no_patches_and_backward_needs_a_training_pass():
+    """Patches are a whole batch's worth of memory: an inference pass (a server's) must not hold on to them."""
+    from digitnet.errors import DigitnetError
+    conv = Conv2D(1, 4, 3, padding=1)
+    x = np.random.default_rng(0).random((64, 1, 28, 28)).astype(np.float32)
+    with pytest.raises(DigitnetError, match="training=True"):
+        conv.backward(np.ones((64, 4, 28, 28), np.float32))
+    conv.forward(x)
+    assert conv._cache is None
+    conv.forward(x, training=True)
+    assert conv._cache is not None and conv.backward(np.ones((64, 4, 28, 28), np.float32)).shape == x.shape

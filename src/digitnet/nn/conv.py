@@ -92,11 +92,13 @@ class Conv2D(Layer):
             "b": np.zeros(self.out_channels, dtype),
         }
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self._cache: tuple | None = None  # what backward needs from the last training forward pass
 
     def forward(self, x, training=False):
         W, b, k, s, p = self.params["W"], self.params["b"], self.kernel_size, self.stride, self.padding
         if self.fast:
-            y, self._cache = _fast.conv2d_forward(x, W, b, s, p)
+            y, cache = _fast.conv2d_forward(x, W, b, s, p)
+            self._cache = cache if training else None  # the patches: a batch's worth, needed only for backward
             return y
         N = len(x)
         xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))  # zero padding
@@ -110,6 +112,8 @@ class Conv2D(Layer):
 
     def backward(self, grad, input_grad=True):
         W, k, s, p = self.params["W"], self.kernel_size, self.stride, self.padding
+        if self._cache is None:
+            raise DigitnetError("Conv2D.backward needs a forward pass with training=True first")
         if self.fast:
             return _fast.conv2d_backward(self._cache, grad, W, self.grads["W"], self.grads["b"], input_grad)
         X, padded_shape = self._cache
