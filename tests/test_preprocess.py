@@ -363,3 +363,30 @@ def test_an_exactly_even_background_skips_the_fit_and_reads_the_same(mnist, monk
     fast = np.stack([to_mnist(d) for d in drawings])
     monkeypatch.setattr(preprocess, "_one_level", lambda grey: False)
     assert np.array_equal(fast, np.stack([to_mnist(d) for d in drawings]))
+
+
+def _ink(draw_fn, size=(100, 120), outline=False):
+    from PIL import ImageChops, ImageFilter
+    from digitnet import preprocess
+    img = Image.new("L", size, 255)
+    draw_fn(ImageDraw.Draw(img))
+    if outline:                                  # only the shape's edge, 3 px wide
+        inside = img.filter(ImageFilter.MaxFilter(7))
+        img = ImageChops.invert(ImageChops.subtract(inside, img))
+    return preprocess.as_ink(img, 128)
+
+
+def test_outlined_strokes_are_filled_and_a_digits_own_loops_are_not():
+    from digitnet.preprocess import fill_hollow_strokes
+
+    def outlined_seven(d):                       # a "7" in an outline font: each stroke two thin lines
+        d.line([(20, 20), (80, 20), (40, 105)], fill=0, width=18, joint="curve")
+    ink = _ink(outlined_seven, outline=True)
+    filled = fill_hollow_strokes(ink)
+    assert (filled > 0).sum() > 1.5 * (ink > 0).sum()                  # the inside is ink now
+
+    narrow_zero = _ink(lambda d: d.ellipse((38, 10, 62, 110), outline=0, width=7))   # an ordinary pen
+    round_zero = _ink(lambda d: d.ellipse((15, 10, 85, 110), outline=0, width=3))    # a fine pen, a wide loop
+    eight = _ink(lambda d: (d.ellipse((30, 10, 70, 55), outline=0, width=4), d.ellipse((25, 55, 75, 110), outline=0, width=4)))
+    for ink in (narrow_zero, round_zero, eight):
+        assert np.array_equal(fill_hollow_strokes(ink), ink)

@@ -47,6 +47,9 @@ TOUCHING = 1.25  # ... and a piece wider than this times its height holds severa
 FAINT_GAIN = 2.5  # fit_mnist: a small glyph's faint strokes are brightened at most this much
 MIN_PART = 0.03  # components smaller than this fraction of the largest are specks
 MNIST_STROKE = 2.8  # median stroke width of MNIST digits, in pixels at 28x28
+HOLLOW_RATIO = 1.8  # a hole this many times as thick as the lines around it ...
+HOLLOW_LENGTH = 4.0  # ... and this many times longer than thick is the inside of an outlined stroke ...
+HOLLOW_MAX = 0.2  # ... if no thicker than this share of the glyph (a digit's own loops are wider)
 
 
 def open_image(source, max_pixels: int = MAX_PIXELS):
@@ -413,6 +416,37 @@ def _running_max(a: np.ndarray, k: int) -> np.ndarray:
     return np.maximum(m[:, :n], m[:, k - w : k - w + n])
 
 
+def fill_hollow_strokes(ink: np.ndarray) -> np.ndarray:
+    """An outline font's strokes filled in: each stroke drawn as two thin lines becomes one solid stroke.
+
+    The inside of such a stroke is a hole in the ink that follows the stroke:
+    much thicker than the lines around it (``HOLLOW_RATIO``), long for its
+    thickness (``HOLLOW_LENGTH``), and thin for the glyph (``HOLLOW_MAX``).
+    The loops of a "0", "6", "8" or "9" are wide for the pen that drew them,
+    or round; a narrow "0" drawn with an ordinary pen has lines as thick as
+    its hole. Thickening the lines instead would fill the digit's own loops.
+    """
+    mask = ink > 0  # faint ink too: an outline's thin lines are mostly anti-aliased grey
+    h, w = mask.shape
+    if min(h, w) < 8:
+        return ink
+    background, n = components(~np.pad(mask, 1))
+    background = background[1:-1, 1:-1]
+    edge = np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]])
+    line = _stroke_width(mask)
+    out = ink
+    for k in range(1, n + 1):
+        if k in edge:
+            continue
+        hole = background == k
+        area = int(hole.sum())
+        thick = _stroke_width(hole)
+        if thick >= HOLLOW_RATIO * line and area >= HOLLOW_LENGTH * thick**2 and thick <= HOLLOW_MAX * max(h, w):
+            out = out.copy() if out is ink else out
+            out[hole] = 1.0
+    return out
+
+
 def fit_mnist(ink: np.ndarray) -> np.ndarray:
     """One digit's ink (bright on 0) -> (28, 28) uint8 in MNIST's framing."""
     from PIL import Image
@@ -427,6 +461,7 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
         # high-contrast font, a fine pen captured small), while MNIST's strokes all reach full
         # intensity: each pixel is scaled up by the brightest ink near it, at most FAINT_GAIN times.
         crop = np.minimum(crop / np.clip(dilate(crop, 5), 1 / FAINT_GAIN, 1.0), 1.0)
+    crop = fill_hollow_strokes(crop)
     scale = BOX / max(h, w)
     # Thin strokes (a fine pen, a large canvas, a light font) would shrink to
     # faint hairlines: thicken them to about MNIST's stroke width first.
