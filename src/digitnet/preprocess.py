@@ -430,10 +430,12 @@ def fill_hollow_strokes(ink: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     if min(h, w) < 8:
         return ink
+    line = _stroke_width(mask)
+    if HOLLOW_RATIO * line > HOLLOW_MAX * max(h, w):  # lines too thick for any hole to qualify: most digits
+        return ink
     background, n = components(~np.pad(mask, 1))
     background = background[1:-1, 1:-1]
     edge = np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]])
-    line = _stroke_width(mask)
     out = ink
     for k in range(1, n + 1):
         if k in edge:
