@@ -10,14 +10,14 @@ from digitnet.augment import GEOMETRIC, KINDS, REAL_WORLD, augment
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_keeps_shape_and_range_and_is_seedable(kind, small):
-    x = small.train.images[:64]
-    a = augment(x, np.random.default_rng(1), kind)
+    x, y = small.train.images[:64], small.train.labels[:64]
+    a = augment(x, np.random.default_rng(1), kind, labels=y)
     assert a.shape == x.shape and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
-    assert np.array_equal(a, augment(x, np.random.default_rng(1), kind))
+    assert np.array_equal(a, augment(x, np.random.default_rng(1), kind, labels=y))
     if kind == "none":
         assert np.allclose(a, x / 255)
     else:
-        assert not np.array_equal(a, augment(x, np.random.default_rng(2), kind))
+        assert not np.array_equal(a, augment(x, np.random.default_rng(2), kind, labels=y))
     if kind in GEOMETRIC and kind != "none":
         # a small transform keeps most of the ink (the digit stays recognisable)
         assert abs(a.sum() / (x.sum() / 255) - 1) < 0.15
@@ -36,7 +36,7 @@ def ink_box_and_centre(a):
 @pytest.mark.parametrize("kind", [k for k in REAL_WORLD if k != "jitter"])
 def test_real_world_kinds_end_in_mnist_framing(kind, small):
     # what preprocess.to_mnist gives the model for a real image: box ~20 px, centre of mass at the centre, peak 1
-    a = augment(small.train.images[:64], np.random.default_rng(3), kind)
+    a = augment(small.train.images[:64], np.random.default_rng(3), kind, labels=small.train.labels[:64])
     side, centre = ink_box_and_centre(a)
     assert np.median(side) == pytest.approx(20, abs=2)
     assert np.abs(centre - 14).max() < 1.5
@@ -100,3 +100,53 @@ def test_bad_kind_and_shape():
         augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0), "mixup")
     with pytest.raises(DigitnetError, match=r"\(B, 28, 28\)"):
         augment(np.zeros((1, 27, 27), np.uint8), np.random.default_rng(0), "shift")
+
+
+def test_warp_bends_strokes_smoothly_and_keeps_the_ink(small):
+    x = small.train.images[:64]
+    warped = augment(x, np.random.default_rng(6), "warp")
+    plain = augment(x, np.random.default_rng(6), "style")       # no labels: only the same framing
+    changed = np.abs(warped - plain).mean(axis=(1, 2))
+    assert (changed > 0.005).all() and np.median(changed) > 0.03  # every digit moved
+    # a smooth displacement of a few pixels (then the framing again): about as much ink, no speckle
+    ratio = warped.sum(axis=(1, 2)) / plain.sum(axis=(1, 2))
+    assert abs(np.median(ratio) - 1) < 0.15 and ((ratio > 0.5) & (ratio < 2)).all()
+    speckle = (warped > 0.3) & ~np.pad(warped > 0.3, ((0, 0), (1, 1), (1, 1)))[:, :-2, 1:-1] \
+        & ~np.pad(warped > 0.3, ((0, 0), (1, 1), (1, 1)))[:, 2:, 1:-1]
+    assert speckle.sum() < 0.02 * (warped > 0.3).sum()
+
+
+def test_style_writes_continental_ones_and_crossed_sevens_and_leaves_other_digits(small):
+    from digitnet.augment import _style
+    x, y = small.train.images[:400], small.train.labels[:400]
+    styled = augment(x, np.random.default_rng(4), "style", labels=y)
+    plain = augment(x, np.random.default_rng(4), "style")           # without labels: nothing to add
+    assert np.array_equal(plain, augment(x, np.random.default_rng(4), "style", labels=np.zeros_like(y)))
+    ones, sevens, others = y == 1, y == 7, (y != 1) & (y != 7)
+    assert np.array_equal(styled[others], plain[others])
+    # the strokes themselves, before the digit is framed again
+    before = x.astype(np.float32) / 255
+    after = _style(before, np.random.default_rng(4), np.ones(len(x), bool), y)
+    added = after - before
+    assert (added >= 0).all() and not added[others].any()
+    drawn = added.sum(axis=(1, 2)) > 3
+    assert 0.3 < drawn[ones].mean() < 0.7                            # half the 1s get a flag
+    assert 0.15 < drawn[sevens].mean() < 0.55                        # a third of the 7s a crossbar
+    for k in np.nonzero(ones & drawn)[0][:10]:                       # a flag starts at the top, left of the stem
+        rows, cols = np.nonzero(added[k] > 0.3)
+        stem_rows, stem_cols = np.nonzero(before[k] > 0.3)
+        top = stem_rows.min()
+        assert rows.min() <= top + 1 and cols.min() < stem_cols[stem_rows <= top + 1].mean() - 1
+    for k in np.nonzero(sevens & drawn)[0][:10]:                     # a crossbar: level, across the middle
+        rows, _ = np.nonzero(added[k] > 0.3)
+        top, bottom = np.nonzero(before[k].any(axis=1))[0][[0, -1]]
+        assert rows.max() - rows.min() <= 4 and top + 0.3 * (bottom - top) < rows.mean() < top + 0.7 * (bottom - top)
+
+
+def test_style_gets_labels_only_when_they_are_digits(small):
+    from digitnet.data import Dataset
+    from digitnet.train import _labels_are_digits
+    assert _labels_are_digits(small.train)
+    digits = Dataset(small.train.images, small.train.labels, "mine", tuple("0123456789"))
+    clothes = Dataset(small.train.images, small.train.labels, "fashion", tuple(f"class {i}" for i in range(10)))
+    assert _labels_are_digits(digits) and not _labels_are_digits(clothes)

@@ -12,7 +12,12 @@ grey-level erosion/dilation), ``slant`` (horizontal shear), ``rotate``,
 ``aspect`` (narrow or wide digits), ``lowres`` (the digit captured 7-14 px tall and scaled
 back up, blocky or smooth), ``blur``, ``jitter`` (off-centre by a few pixels),
 ``broken`` (faint or interrupted strokes), ``noise`` (paper texture and sensor
-noise, then the background cut the preprocessing makes). After them the digit
+noise, then the background cut the preprocessing makes), ``warp`` (a smooth
+random displacement of the strokes: one writer's proportions and curves
+against another's), ``style`` (ways of writing a digit that MNIST's American
+writers seldom use: the continental "1" with a long flag, and often a foot;
+the "7" crossed through the middle; it needs the labels, and leaves other
+digits alone). After them the digit
 is put back in MNIST's framing (longer side 20 px, centre of mass at the
 centre, brightest pixel at 1), as the preprocessing does for real input.
 ``real`` applies each real-world kind to an image with probability 0.4, and
@@ -20,8 +25,9 @@ leaves a quarter of the images with only a light affine change, so a batch
 mixes clean and heavily distorted digits.
 
 Kinds combine with commas (``"slant,lowres"``); then each listed kind is
-applied to every image. No Python loop over images or pixels; labels are
-unchanged; the generator passed in is the only source of randomness.
+applied to every image (``style``: every image whose digit has a style to
+add). No Python loop over images or pixels; labels are unchanged; the
+generator passed in is the only source of randomness.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ import numpy as np
 from .errors import DigitnetError
 
 GEOMETRIC = ("none", "shift", "affine", "elastic")
-REAL_WORLD = ("stroke", "slant", "rotate", "aspect", "lowres", "blur", "jitter", "broken", "noise")
+REAL_WORLD = ("stroke", "slant", "rotate", "aspect", "lowres", "blur", "jitter", "broken", "noise", "warp", "style")
 KINDS = GEOMETRIC + REAL_WORLD + ("real",)
 SIZE = 28
 BOX = 20  # MNIST framing: the longer side of the digit's box ...
 CENTRE = SIZE / 2  # ... and where its centre of mass goes (as preprocess.fit_mnist places it)
+WARP = (1.5, 3.0)  # warp: the strokes move by up to this many pixels ...
+WARP_SIGMA = 4.0  # ... smoothly (a Gaussian of this many pixels), so a stroke bends but stays a stroke
 CAPTURE_SIZES = (10, 12, 14, 17, 20)  # lowres: the 28x28 frame as captured (the digit 7-14 px), in pixels
 
 
@@ -70,6 +78,7 @@ def augment(
     rng: np.random.Generator,
     kind: str = "affine",
     *,
+    labels: np.ndarray | None = None,
     max_shift: float = 2.0,
     max_rotate: float = 10.0,
     max_scale: float = 0.1,
@@ -88,6 +97,9 @@ def augment(
         ``affine``: plus rotation up to ``max_rotate`` degrees and scaling by
         up to ``max_scale``; ``elastic``: plus a Gaussian-smoothed random
         displacement field of ``elastic_alpha`` pixels (smoothness ``elastic_sigma``).
+        The real-world kinds, alone, joined by commas, or all as ``real``: see the module docstring.
+    labels : (B,) int array, optional
+        The digits the images show; ``style`` needs them (without them it changes nothing).
 
     Returns
     -------
@@ -103,7 +115,7 @@ def augment(
     if kinds == ["none"]:
         return x
     if kinds[0] not in GEOMETRIC:
-        return real_world(x, rng, kinds)
+        return real_world(x, rng, kinds, labels)
     kind = kinds[0]
     B = len(x)
     shift = rng.uniform(-max_shift, max_shift, size=(B, 2))
@@ -140,7 +152,7 @@ def parse_kinds(kind: str) -> list[str]:
     return kinds
 
 
-def real_world(x: np.ndarray, rng: np.random.Generator, kinds) -> np.ndarray:
+def real_world(x: np.ndarray, rng: np.random.Generator, kinds, labels: np.ndarray | None = None) -> np.ndarray:
     """The real-world kinds on a float batch (B, 28, 28) in [0, 1]; see the module docstring.
 
     Every kind draws its random numbers for the whole batch whether or not an
@@ -156,7 +168,8 @@ def real_world(x: np.ndarray, rng: np.random.Generator, kinds) -> np.ndarray:
     else:
         use = {k: np.full(B, k in kinds) for k in REAL_WORLD}
         light = np.zeros(B, bool)
-    x = _geometry(x, rng, use, light)  # slant, rotate, aspect (+ a light affine)
+    x = _style(x, rng, use["style"], labels)  # first, so the added strokes slant and warp with the digit
+    x = _geometry(x, rng, use, light)  # slant, rotate, aspect, warp (+ a light affine)
     x = _stroke(x, rng, use["stroke"])
     x = _broken(x, rng, use["broken"])
     x = _lowres(x, rng, use["lowres"])
@@ -171,8 +184,12 @@ def _pick(mask: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
 
 
 def _geometry(x, rng, use, light) -> np.ndarray:
-    """One bilinear resampling for slant (shear), rotation and aspect; light images get a small affine."""
+    """One bilinear resampling for slant (shear), rotation, aspect and warp; light images get a small affine."""
     B = len(x)
+    G = gaussian_matrix(SIZE, WARP_SIGMA)
+    field = G @ rng.uniform(-1, 1, size=(2, B, SIZE, SIZE)) @ G.T  # smooth, then scaled to WARP px at most
+    field *= rng.uniform(*WARP, (1, B, 1, 1)) / np.maximum(np.abs(field).max(axis=(2, 3), keepdims=True), 1e-12)
+    field *= use["warp"][None, :, None, None]
     shear = np.where(use["slant"], rng.uniform(-0.45, 0.45, B), 0.0)
     angle = np.deg2rad(np.where(use["rotate"], rng.uniform(-20, 20, B), 0.0))
     aspect = np.where(use["aspect"], np.exp(rng.uniform(-0.4, 0.3, B)), 1.0)  # width / height
@@ -180,7 +197,7 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     angle = np.where(light, small[:, 0], angle)
     shear = np.where(light, small[:, 1], shear)
     scale = np.where(light, np.exp(small[:, 2]), 1.0)
-    if not (shear.any() or angle.any() or (aspect != 1).any() or (scale != 1).any()):
+    if not (shear.any() or angle.any() or (aspect != 1).any() or (scale != 1).any() or use["warp"].any()):
         return x
     # Forward map (about the centre): rotate . shear . diag(aspect, 1) . scale; output reads at its inverse.
     cos, sin = np.cos(angle), np.sin(angle)
@@ -198,7 +215,77 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     gy, gx = np.broadcast_to(g[:, None], (SIZE, SIZE)), np.broadcast_to(g[None, :], (SIZE, SIZE))
     ys = c + inv[:, 0, 0, None, None] * gy + inv[:, 0, 1, None, None] * gx  # (B, 28, 28)
     xs = c + inv[:, 1, 0, None, None] * gy + inv[:, 1, 1, None, None] * gx
-    return np.clip(sample_bilinear(x, ys, xs), 0.0, 1.0)
+    return np.clip(sample_bilinear(x, ys + field[0], xs + field[1]), 0.0, 1.0)
+
+
+FLAG = (0.2, 0.4)  # style: a "1"'s flag, times the digit's height ...
+FLAG_ANGLE = (30.0, 65.0)  # ... falling this many degrees below the horizontal, to the left
+FOOT = (0.15, 0.3)  # a foot (a base stroke) reaches this far either side of the stem
+BAR = (0.15, 0.28)  # a "7"'s crossbar reaches this far either side of its stroke
+
+
+def _segments(shape, y0, x0, y1, x1, radius) -> np.ndarray:
+    """(n, 28, 28) anti-aliased strokes from (y0, x0) to (y1, x1) of ``radius`` px, one per image."""
+    gy, gx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    dy, dx = (y1 - y0)[:, None, None], (x1 - x0)[:, None, None]
+    py, px = gy[None] - y0[:, None, None], gx[None] - x0[:, None, None]
+    t = np.clip((py * dy + px * dx) / np.maximum(dy * dy + dx * dx, 1e-9), 0, 1)  # nearest point on the segment
+    dist = np.hypot(py - t * dy, px - t * dx)
+    return np.clip(radius[:, None, None] + 0.5 - dist, 0, 1).astype(np.float32)
+
+
+def _style(x, rng, use, labels) -> np.ndarray:
+    """A flag (and half the time a foot) on "1"s, half of them; a crossbar through the middle of "7"s, a third.
+
+    The strokes start where the digit's own stroke is (its top, its bottom,
+    its middle row) and are about as thick as MNIST's pen.
+    """
+    B = len(x)
+    draw = rng.random((B, 2))
+    length = rng.uniform(*FLAG, B)
+    angle = np.deg2rad(rng.uniform(*FLAG_ANGLE, B))
+    foot, bar, at = rng.uniform(*FOOT, B), rng.uniform(*BAR, B), rng.uniform(0.42, 0.58, B)
+    radius = rng.uniform(0.8, 1.4, B)
+    if labels is None or not use.any():
+        return x
+    labels = np.asarray(labels)
+    flag = use & (labels == 1) & (draw[:, 0] < 0.5)
+    with_foot = flag & (draw[:, 1] < 0.5)
+    crossed = use & (labels == 7) & (draw[:, 0] < 0.35)
+    idx = np.nonzero(flag | crossed)[0]
+    if idx.size == 0:
+        return x
+    sub = x[idx]
+    ink = sub > 0.3 * sub.max(axis=(1, 2), keepdims=True)
+    rows = ink.any(axis=2)
+    top = rows.argmax(axis=1)
+    bottom = SIZE - 1 - rows[:, ::-1].argmax(axis=1)
+    height = (bottom - top + 1).astype(np.float64)
+    cols = np.arange(SIZE, dtype=np.float64)
+
+    def centre(row: np.ndarray) -> np.ndarray:  # mean column of the ink on a row (and the rows next to it)
+        band = ink[np.arange(len(idx))[:, None], np.clip(row[:, None] + np.arange(-1, 2), 0, SIZE - 1)].any(axis=1)
+        return band @ cols / np.maximum(band.sum(axis=1), 1)
+
+    top_x, bottom_x = centre(top), centre(bottom)
+    mid = (top + at[idx] * height).astype(np.intp)
+    mid_x = centre(mid)
+    y0, x0 = top.astype(np.float64), top_x
+    y1, x1 = y0 + length[idx] * height * np.sin(angle[idx]), x0 - length[idx] * height * np.cos(angle[idx])
+    is7 = crossed[idx]
+    half = np.where(is7, bar[idx], 0.0) * height
+    # a "7": its crossbar in place of the flag
+    y0, x0 = np.where(is7, mid, y0), np.where(is7, mid_x - half, x0)
+    y1, x1 = np.where(is7, mid, y1), np.where(is7, mid_x + half, x1)
+    strokes = _segments((SIZE, SIZE), y0, x0, y1, x1, radius[idx])
+    f = with_foot[idx]
+    if f.any():
+        reach = foot[idx] * height
+        base = _segments((SIZE, SIZE), bottom + 0.0, bottom_x - reach, bottom + 0.0, bottom_x + reach, radius[idx])
+        strokes = np.maximum(strokes, np.where(f[:, None, None], base, 0))
+    out = x.copy()
+    out[idx] = np.maximum(sub, strokes * sub.max(axis=(1, 2), keepdims=True))
+    return out
 
 
 def _neighbours(x: np.ndarray, reduce) -> np.ndarray:

@@ -286,6 +286,11 @@ def fit(
     return history
 
 
+def _labels_are_digits(train: Dataset) -> bool:
+    """Whether label ``d`` is the digit d (MNIST's layout, or folders named 0-9)."""
+    return train.classes is None or [str(c) for c in train.classes[:10]] == [str(d) for d in range(10)]
+
+
 def _check_classes(model: Sequential, train: Dataset) -> None:
     """The labels must index the model's outputs; a dataset's class names become the model's."""
     assert train.labels is not None
@@ -376,5 +381,7 @@ def _batches(
             xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])
             yb = np.concatenate([yb, np.full(k, NEGATIVE_LABEL, yb.dtype)])
         if kind != "none":
-            xb = augment(xb, rng, kind)  # (B, 28, 28) float32 in [0, 1]
+            # the labels let ``style`` add digit-specific strokes; a set of other classes keeps them to itself
+            digits = yb if _labels_are_digits(train) else None
+            xb = augment(xb, rng, kind, labels=digits)  # (B, 28, 28) float32 in [0, 1]
         yield model.prepare(xb, reuse=True), yb.astype(np.intp)

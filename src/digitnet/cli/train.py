@@ -86,7 +86,7 @@ def add_parser(sub, fmt) -> None:
         metavar="KIND[,KIND...]",
         help="per-batch augmentation: shift; affine = shift + rotate + scale; elastic = affine + "
         "elastic distortion; real-world kinds (stroke, slant, rotate, aspect, lowres, blur, "
-        "jitter, broken, noise), alone or joined by commas; real = each real-world kind on 40 %% of "
+        "jitter, broken, noise, warp, style), alone or joined by commas; real = each real-world kind on 40 %% of "
         f"the images, a quarter left lightly changed. All: {', '.join(AUGMENTS)}",
     )
     t.add_argument(
