@@ -222,3 +222,38 @@ def test_letters_of_upright_strokes_are_not_read_as_numbers_by_the_reader(letter
     ImageDraw.Draw(img).text((20, 5), letter, font=font, fill=0)
     reading = segment.read_number(img, digitnet.load("reader"))
     assert not reading.clearly_several, reading.number
+
+
+def test_a_boundary_away_from_a_cut_still_pays_for_the_cut():
+    # primitives in centre order: the left part of a ring, a dot inside it, the ring's right part (cut through
+    # two strokes): a boundary before the dot parts the ring as surely as one before its right part
+    P = segment.Primitive
+    ring_left, dot, ring_right = P(0, 0, 30, part=0), P(1, 20, 26, part=0), P(0, 30, 60, cut_left=2, part=1)
+    parted = segment.boundary_cuts([ring_left, dot, ring_right])
+    assert parted[1] == [ring_right] and parted[2] == [ring_right]
+    assert segment.boundary_cuts([ring_left, ring_right, dot])[2] == []   # the whole ring before the dot
+
+
+def test_neighbours_sharing_most_of_their_columns_are_not_clearly_several():
+    blank = np.zeros((28, 28), np.uint8)
+
+    def reading(boxes):
+        return segment.Reading(digits=[blank, blank], proba=[], boxes=boxes, score=0.0,
+                               single_score=-segment.CLEAR_MARGIN, labels=[6, 3], sureness=[0.9, 0.9],
+                               can_refuse=True)
+    assert reading([(0, 0, 40, 50), (36, 0, 80, 50)]).clearly_several        # digits that overlap a little
+    assert not reading([(0, 0, 60, 50), (30, 0, 80, 50)]).clearly_several    # halves of one drawing
+
+
+@pytest.mark.parametrize("width", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("size", [100, 120])
+def test_a_smiley_is_not_read_as_a_number_by_the_reader(width, size):
+    img = Image.new("L", (size + 20, size + 20), 230)
+    draw = ImageDraw.Draw(img)
+    k = size / 120
+    draw.ellipse([15 * k, 15 * k, 105 * k, 105 * k], outline=40, width=width)
+    draw.ellipse([40 * k, 40 * k, 48 * k, 48 * k], fill=40)
+    draw.ellipse([72 * k, 40 * k, 80 * k, 48 * k], fill=40)
+    draw.arc([35 * k, 45 * k, 85 * k, 90 * k], 20, 160, fill=40, width=width)
+    reading = segment.read_number(img, digitnet.load("reader"))
+    assert not reading.clearly_several, reading.number

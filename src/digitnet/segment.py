@@ -71,7 +71,8 @@ GAP_SHARE = 0.5  # ... "much narrower": under this share of the widest gap ...
 GAP_ENOUGH = 0.25  # ... or of this many line heights, whichever is less (a gap this wide parts digits anyway)
 REFUSED_COST = 4.0  # a piece the model calls "not a digit": the search looks for a reading in digits first
 CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much ...
-CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit is at least this likely
+CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit is at least this likely ...
+SIDE_BY_SIDE = 0.35  # ... and neighbours share at most this share of the wider one's columns
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Primitive:
     cut_left: int = 0  # strokes crossed by the cut on the left (0: no cut, the component's own edge)
     cut_hole: bool = False  # the cut on the left goes through a hole of the component (a closed loop)
     cut_narrow: bool = False  # the cut on the left is in a component narrower than MIN_CUT_WIDTH line heights
+    part: int = 0  # which part of its component, counted from the left
 
 
 @dataclass
@@ -121,9 +123,15 @@ class Reading:
         1s must not come from cutting strokes apart: such a model refuses a
         star, a letter or a scribble whole, and splitting one always finds
         pieces that beat the refusal, but they are seldom all sure digits.
+        The digits of a number stand side by side: neighbours that share more
+        than ``SIDE_BY_SIDE`` of the wider one's columns are parts of one
+        drawing (a face's outline halved around its eyes), not two digits.
         """
         if len(self.digits) < 2 or self.score - self.single_score < CLEAR_MARGIN:
             return False
+        for (a0, _, a1, _), (b0, _, b1, _) in zip(self.boxes[:-1], self.boxes[1:]):
+            if min(a1, b1) - max(a0, b0) > SIDE_BY_SIDE * max(a1 - a0, b1 - b0):
+                return False
         if not self.can_refuse:
             return True
         # strokes of one shape cut apart read as 1s: an "n", "u", "H" or "m" as 11, 111, 1111
@@ -317,6 +325,7 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
                 left=None if a is None else a + x0,
                 right=None if b is None else b + x0,
             )
+            prim.part = sum(q.component == k for _, q in prims)
             if a is not None:
                 prim.cut_left = path_crossings(sub, a)
                 prim.cut_hole = cuts_hole(loops, a, line_h)
@@ -421,6 +430,23 @@ def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> fl
         # the strokes of one digit overlap horizontally (the bar of a "5" over its body); digits side by side don't
         score -= APART_COST * max(0.0, apart / line_h + OVERLAP)
     return score
+
+
+def boundary_cuts(prims: list[Primitive]) -> list[list[Primitive]]:
+    """Per boundary j (between primitives j-1 and j; index 0 unused): the cuts through ink it parts.
+
+    Primitives are ordered by their centres, so a boundary need not fall at
+    a component's own cut to part it (the outline of a face parted around
+    its eyes): each part whose left neighbour in its component lies on the
+    other side of the boundary stands for the cut between them.
+    """
+    side = {}
+    for i, p in enumerate(prims):
+        side[p.component, p.part] = i
+    out: list[list[Primitive]] = [[] for _ in prims]
+    for j in range(1, len(prims)):
+        out[j] = [p for p in prims if p.part and (side[p.component, p.part - 1] < j) != (side[p.component, p.part] < j)]
+    return out
 
 
 def boundary_gaps(prims: list[Primitive]) -> np.ndarray:
@@ -556,9 +582,11 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
             if 0 < sum(p.component == c for p in prims[i:j]) < n_parts:
                 search[i, j] = None
 
+    parted = boundary_cuts(prims)
+
     def cut_cost(j: int) -> float:
-        p = prims[j]
-        return CUT_COST * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow + gap_cost[j]
+        through = sum(CUT_COST * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow for p in parted[j])
+        return through + gap_cost[j]
 
     path, total = best_path(n, lambda i, j: search.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
@@ -572,7 +600,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         labels=[digit[r] for r in k],
         sureness=[0.0 if digit[r] is None else float(np.exp(log_best[r])) for r in k],
         can_refuse=isinstance(scorer.reject, int),
-        cuts=sum(prims[i].cut_left > 0 for i, _ in pieces[1:]),
+        cuts=sum(any(p.cut_left > 0 for p in parted[i]) for i, _ in pieces[1:]),
     )
 
 
