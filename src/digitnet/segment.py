@@ -307,6 +307,7 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         narrow = x1 - x0 < MIN_CUT_WIDTH * line_h
         xx = np.arange(x1 - x0)
         edges: list[np.ndarray | None] = [None, *paths, None]
+        n_parts = 0
         for a, b in zip(edges[:-1], edges[1:]):
             part = sub.copy()
             if a is not None:
@@ -324,8 +325,9 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
                 x0 + int(inked[-1]) + 1,
                 left=None if a is None else a + x0,
                 right=None if b is None else b + x0,
+                part=n_parts,
             )
-            prim.part = sum(q.component == k for _, q in prims)
+            n_parts += 1
             if a is not None:
                 prim.cut_left = path_crossings(sub, a)
                 prim.cut_hole = cuts_hole(loops, a, line_h)

@@ -374,6 +374,8 @@ def _batches(
     if whole is not None:
         yield whole
         return
+    # the labels let ``style`` add digit-specific strokes; a set of other classes keeps them to itself
+    digits = _labels_are_digits(train)
     for xb, yb in train.batches(batch_size, rng if batch_size < len(train) else None, reuse=True):
         assert yb is not None  # a labelled set gives labelled batches
         if pool is not None:
@@ -381,7 +383,5 @@ def _batches(
             xb = np.concatenate([xb, pool[rng.integers(0, len(pool), k)]])
             yb = np.concatenate([yb, np.full(k, NEGATIVE_LABEL, yb.dtype)])
         if kind != "none":
-            # the labels let ``style`` add digit-specific strokes; a set of other classes keeps them to itself
-            digits = yb if _labels_are_digits(train) else None
-            xb = augment(xb, rng, kind, labels=digits)  # (B, 28, 28) float32 in [0, 1]
+            xb = augment(xb, rng, kind, labels=yb if digits else None)  # (B, 28, 28) float32 in [0, 1]
         yield model.prepare(xb, reuse=True), yb.astype(np.intp)
