@@ -150,3 +150,15 @@ def test_style_gets_labels_only_when_they_are_digits(small):
     digits = Dataset(small.train.images, small.train.labels, "mine", tuple("0123456789"))
     clothes = Dataset(small.train.images, small.train.labels, "fashion", tuple(f"class {i}" for i in range(10)))
     assert _labels_are_digits(digits) and not _labels_are_digits(clothes)
+
+
+def test_aspect_makes_narrow_and_wide_digits_and_fills_boxes(small):
+    from digitnet.augment import _box_ratio
+    x, y = small.train.images, small.train.labels
+    before = _box_ratio(x / 255)
+    after = _box_ratio(augment(x, np.random.default_rng(4), "aspect"))
+    upright_ones = (y == 1) & (before <= 0.35)
+    # widening alone leaves an upright 1 a thin bar; filling a box (as forms and size-normalising scanners do)
+    # makes about half of them at least half as wide as tall
+    assert upright_ones.sum() > 30 and (after[upright_ones] >= 0.5).mean() > 0.3
+    assert (after < 0.8 * before).any() and (after > 1.2 * before).any()

@@ -257,3 +257,18 @@ def test_a_smiley_is_not_read_as_a_number_by_the_reader(width, size):
     draw.arc([35 * k, 45 * k, 85 * k, 90 * k], 20, 160, fill=40, width=width)
     reading = segment.read_number(img, digitnet.load("reader"))
     assert not reading.clearly_several, reading.number
+
+
+def test_a_cut_costs_more_with_a_model_that_can_refuse(mnist, cnn, monkeypatch):
+    # CUT_COST prices a cut through strokes for a model that cannot say "not a digit", CUT_COST_REFUSING for
+    # one that can: made prohibitive, each keeps its own kind of model from cutting "72" apart, and only that
+    img, _ = row(mnist, [0, 1], spacing=-1)
+    reader = digitnet.load("reader")
+    assert segment.read_number(img, cnn).number == segment.read_number(img, reader).number == "72"
+    monkeypatch.setattr(segment, "CUT_COST", 50.0)
+    assert segment.read_number(img, cnn).number != "72"
+    assert segment.read_number(img, reader).number == "72"
+    monkeypatch.setattr(segment, "CUT_COST", 0.8)
+    monkeypatch.setattr(segment, "CUT_COST_REFUSING", 50.0)
+    assert segment.read_number(img, cnn).number == "72"
+    assert segment.read_number(img, reader).number != "72"

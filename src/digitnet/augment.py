@@ -9,7 +9,9 @@ image, and reading there with bilinear interpolation (zeros outside).
 Real-world kinds model how people's digits, as :func:`digitnet.preprocess.to_mnist`
 hands them to the model, differ from MNIST's: ``stroke`` (thin pen to marker:
 grey-level erosion/dilation), ``slant`` (horizontal shear), ``rotate``,
-``aspect`` (narrow or wide digits), ``lowres`` (the digit captured 7-14 px tall and scaled
+``aspect`` (narrow or wide digits; or, half the time, stretched to fill a box
+whatever the digit, as forms with boxes and size-normalising scanners do: a "1" as wide as
+two thirds of its height), ``lowres`` (the digit captured 7-14 px tall and scaled
 back up, blocky or smooth), ``blur``, ``jitter`` (off-centre by a few pixels),
 ``broken`` (faint or interrupted strokes), ``noise`` (paper texture and sensor
 noise, then the background cut the preprocessing makes), ``warp`` (a smooth
@@ -43,6 +45,7 @@ SIZE = 28
 BOX = 20  # MNIST framing: the longer side of the digit's box ...
 CENTRE = SIZE / 2  # ... and where its centre of mass goes (as preprocess.fit_mnist places it)
 WARP = (1.5, 3.0)  # warp: the strokes move by up to this many pixels ...
+FILL = (0.55, 0.9)  # aspect, filling a box: the ink's width / height becomes this
 WARP_SIGMA = 4.0  # ... smoothly (a Gaussian of this many pixels), so a stroke bends but stays a stroke
 CAPTURE_SIZES = (10, 12, 14, 17, 20)  # lowres: the 28x28 frame as captured (the digit 7-14 px), in pixels
 
@@ -192,7 +195,10 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     field *= use["warp"][None, :, None, None]
     shear = np.where(use["slant"], rng.uniform(-0.45, 0.45, B), 0.0)
     angle = np.deg2rad(np.where(use["rotate"], rng.uniform(-20, 20, B), 0.0))
-    aspect = np.where(use["aspect"], np.exp(rng.uniform(-0.4, 0.3, B)), 1.0)  # width / height
+    aspect = np.exp(rng.uniform(-0.4, 0.3, B))  # width / height, times this
+    fill = use["aspect"] & (rng.random(B) < 0.5)  # or: the ink's box stretched to this width / height
+    aspect = np.where(fill, rng.uniform(*FILL, B) / _box_ratio(x), aspect)
+    aspect = np.where(use["aspect"], np.clip(aspect, 0.6, 4.0), 1.0)
     small = rng.uniform(-1, 1, (B, 3)) * [np.deg2rad(8), 0.08, 0.1]  # angle, shear, log scale
     angle = np.where(light, small[:, 0], angle)
     shear = np.where(light, small[:, 1], shear)
@@ -216,6 +222,15 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     ys = c + inv[:, 0, 0, None, None] * gy + inv[:, 0, 1, None, None] * gx  # (B, 28, 28)
     xs = c + inv[:, 1, 0, None, None] * gy + inv[:, 1, 1, None, None] * gx
     return np.clip(sample_bilinear(x, ys + field[0], xs + field[1]), 0.0, 1.0)
+
+
+def _box_ratio(x) -> np.ndarray:
+    """Width / height of each image's ink box (ink: above 0.2 of the image's brightest pixel)."""
+    ink = x > 0.2 * x.max(axis=(1, 2), keepdims=True)
+    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    h = SIZE - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
+    w = SIZE - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
+    return np.maximum(w, 1) / np.maximum(h, 1)
 
 
 FLAG = (0.2, 0.4)  # style: a "1"'s flag, times the digit's height ...

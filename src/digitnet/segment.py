@@ -54,8 +54,12 @@ CUT_SPACING = 0.2  # ... and from each other
 SEAM_REACH = 0.3  # a cut follows the path of least ink from top to bottom within this many line heights ...
 SEAM_DRIFT = 0.05  # ... each pixel it strays from its column costing this much (an ink pixel: 1)
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
-# and the MNIST number sets of benchmarks/numbers.py.
-CUT_COST = 0.8  # per stroke a cut goes through
+# and on MNIST rows made as benchmarks/written_numbers.py makes them.
+CUT_COST = 0.8  # per stroke a cut goes through; under DIGIT_COST's bonus, as a model that cannot say "not a
+# digit" often reads two touching digits as one confident digit, and the cut must win against that
+CUT_COST_REFUSING = 1.0  # per stroke, for a model that refuses two digits in one box: as much as the bonus, so
+# cutting one stroke to read one more digit pays only when the two pieces read better than the whole (a stub cut
+# off a digit's side reads as a fair "1")
 HOLE_COST = 2.5  # a cut through a closed loop (the middle of a "0", "6", "8") is rarely between digits
 HOLE_SIDE = 0.06  # ... when it leaves this much of the loop (times the line height) on each side
 DIGIT_COST = -1.0  # per digit read; a bonus: two touching digits read as one confident digit
@@ -585,9 +589,10 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
                 search[i, j] = None
 
     parted = boundary_cuts(prims)
+    per_stroke = CUT_COST_REFUSING if isinstance(scorer.reject, int) else CUT_COST
 
     def cut_cost(j: int) -> float:
-        through = sum(CUT_COST * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow for p in parted[j])
+        through = sum(per_stroke * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow for p in parted[j])
         return through + gap_cost[j]
 
     path, total = best_path(n, lambda i, j: search.get((i, j)), max_merge, cut_cost)
