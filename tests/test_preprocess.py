@@ -390,3 +390,16 @@ def test_outlined_strokes_are_filled_and_a_digits_own_loops_are_not():
     eight = _ink(lambda d: (d.ellipse((30, 10, 70, 55), outline=0, width=4), d.ellipse((25, 55, 75, 110), outline=0, width=4)))
     for ink in (narrow_zero, round_zero, eight):
         assert np.array_equal(fill_hollow_strokes(ink), ink)
+
+
+def test_a_digit_captured_small_and_scaled_up_keeps_its_grey_cells():
+    # 8x8 cells as a low-resolution capture gives them: a "1" whose right column of cells is half covered,
+    # scaled up 4 times without smoothing; brightening the grey cells by their neighbourhood would make the
+    # stroke one solid bar twice as thick, and speckle it where the cells are larger than the neighbourhood
+    cells = np.zeros((8, 8), np.uint8)
+    cells[:, 3] = 255
+    cells[:, 4] = 128
+    img = Image.fromarray(255 - cells).resize((32, 32), Image.NEAREST)
+    out = to_mnist(img).astype(float)
+    cols = np.nonzero(out.sum(0))[0]
+    assert out[:, cols[-1]].max() < 0.8 * out.max()

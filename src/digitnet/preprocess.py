@@ -10,7 +10,8 @@ drawing is none of those; this module makes it so:
 3. the background level is subtracted, contrast stretched, faint noise cut;
 4. ink split into connected components; specks (tiny components) dropped;
 5. crop to the ink's bounding box; thin strokes thickened to MNIST's width,
-   a small glyph's faint hairlines brightened to MNIST's full intensity;
+   a glyph no larger than 20 px has its faint hairlines brightened to
+   MNIST's full intensity;
 6. longer side scaled to 20 px (anti-aliased), padded to 28x28 and centred
    by centre of mass.
 
@@ -458,10 +459,13 @@ def fit_mnist(ink: np.ndarray) -> np.ndarray:
         raise DigitnetError("the image is blank: no digit found")
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
-    if max(h, w) <= 2 * BOX:
-        # A small glyph's thinnest strokes are hairlines that anti-aliasing left grey (a light or
+    if max(h, w) <= BOX:
+        # A glyph no larger than MNIST's box has hairlines that anti-aliasing left grey (a light or
         # high-contrast font, a fine pen captured small), while MNIST's strokes all reach full
         # intensity: each pixel is scaled up by the brightest ink near it, at most FAINT_GAIN times.
+        # Not for larger ink: a digit captured small and scaled up has grey cells inside and along its
+        # strokes (partly covered), and brightening those by their neighbourhood thickens the strokes
+        # and speckles blocky ones.
         crop = np.minimum(crop / np.clip(dilate(crop, 5), 1 / FAINT_GAIN, 1.0), 1.0)
     crop = fill_hollow_strokes(crop)
     scale = BOX / max(h, w)
