@@ -278,7 +278,9 @@ def test_unreachable_database_is_one_line(capsys, tmp_path):
 
 # --------------------------------------------------------------------------- several workers
 def test_two_workers_share_a_journal_file(capsys, tmp_path, data):
-    space, out = space_file(tmp_path), tmp_path / "out"
+    # trials long enough (about 0.6 s each) that the first worker cannot finish all six before the second
+    # one has started, even on a busy machine: at one epoch it did all six in under a second
+    space, out = space_file(tmp_path, {**SPACE, "epochs": 150}), tmp_path / "out"
     a, b = worker(space, out, 6, data), worker(space, out, 6, data)
     finish(a, b)
     complete = check_consistent(table(capsys, space, out), 6)
