@@ -224,12 +224,19 @@ def _geometry(x, rng, use, light) -> np.ndarray:
     return np.clip(sample_bilinear(x, ys + field[0], xs + field[1]), 0.0, 1.0)
 
 
-def _box_ratio(x) -> np.ndarray:
-    """Width / height of each image's ink box (ink: above 0.2 of the image's brightest pixel)."""
+def _ink_box(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Height and width of each image's ink box (ink: above 0.2 of the image's brightest pixel), and whether
+    the image has any ink."""
     ink = x > 0.2 * x.max(axis=(1, 2), keepdims=True)
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    rows, cols = ink.any(axis=2), ink.any(axis=1)  # (B, 28) each
     h = SIZE - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
     w = SIZE - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
+    return h, w, rows.any(axis=1)
+
+
+def _box_ratio(x) -> np.ndarray:
+    """Width / height of each image's ink box."""
+    h, w, _ = _ink_box(x)
     return np.maximum(w, 1) / np.maximum(h, 1)
 
 
@@ -407,12 +414,8 @@ def _refit(x, rng, jitter, refit) -> np.ndarray:
     brightest pixel 1; ``jitter`` images are then left off-centre by up to 2.5 px."""
     B = len(x)
     offset = np.where(jitter[:, None], rng.uniform(-2.5, 2.5, (B, 2)), 0.0)
-    peak = x.max(axis=(1, 2))
-    ink = x > 0.2 * peak[:, None, None]
-    rows, cols = ink.any(axis=2), ink.any(axis=1)  # (B, 28) each
-    has = rows.any(axis=1) & refit
-    h = SIZE - rows[:, ::-1].argmax(axis=1) - rows.argmax(axis=1)
-    w = SIZE - cols[:, ::-1].argmax(axis=1) - cols.argmax(axis=1)
+    h, w, has = _ink_box(x)
+    has &= refit
     scale = np.where(has, np.minimum(BOX / np.maximum(np.maximum(h, w), 1), 3.0), 1.0)
     mass = np.maximum(x.sum(axis=(1, 2)), 1e-12)
     grid = np.arange(SIZE, dtype=np.float64)
