@@ -205,8 +205,22 @@ def test_reader_pieces_carry_their_sureness(mnist):
 def test_ones_cut_apart_are_not_clearly_several(labels, cuts, several):
     blank = np.zeros((28, 28), np.uint8)
     reading = segment.Reading(digits=[blank, blank], proba=[], boxes=[], score=0.0,
-                              single_score=-segment.CLEAR_MARGIN, labels=labels, sureness=[0.9, 0.9],
+                              single_score=-segment.CLEAR_MARGIN_CUT, labels=labels, sureness=[0.9, 0.9],
                               can_refuse=True, cuts=cuts)
+    assert reading.clearly_several is several
+
+
+@pytest.mark.parametrize("can_refuse,cuts,margin,several", [
+    (True, 0, segment.CLEAR_MARGIN, True),              # digits apart: the plain margin
+    (True, 1, segment.CLEAR_MARGIN, False),             # cut apart: a letter or scribble cut in two reads so well
+    (True, 1, segment.CLEAR_MARGIN_CUT, True),          # cut apart and far better than the whole
+    (False, 1, segment.CLEAR_MARGIN, True),             # a model that cannot refuse: one digit is the other answer
+])
+def test_a_reading_cut_through_ink_needs_a_wider_margin_from_a_model_that_can_refuse(can_refuse, cuts, margin,
+                                                                                      several):
+    blank = np.zeros((28, 28), np.uint8)
+    reading = segment.Reading(digits=[blank, blank], proba=[], boxes=[], score=0.0, single_score=-margin,
+                              labels=[7, 2], sureness=[0.9, 0.9], can_refuse=can_refuse, cuts=cuts)
     assert reading.clearly_several is several
 
 

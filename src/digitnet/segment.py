@@ -75,6 +75,7 @@ GAP_SHARE = 0.5  # ... "much narrower": under this share of the widest gap ...
 GAP_ENOUGH = 0.25  # ... or of this many line heights, whichever is less (a gap this wide parts digits anyway)
 REFUSED_COST = 4.0  # a piece the model calls "not a digit": the search looks for a reading in digits first
 CLEAR_MARGIN = 2.0  # "clearly several digits": the best reading beats one digit by this much ...
+CLEAR_MARGIN_CUT = 4.0  # ... or by this much, for a model that can say "not a digit", when it cuts through ink
 CLEAR_PIECE = 0.5  # ... and, for a model that can say "not a digit", each digit is at least this likely ...
 SIDE_BY_SIDE = 0.35  # ... and neighbours share at most this share of the wider one's columns
 
@@ -123,10 +124,12 @@ class Reading:
 
         The best reading must beat reading all the ink as one digit by
         ``CLEAR_MARGIN``. With a model that can say "not a digit", every piece
-        must also be likely a digit (``CLEAR_PIECE``), and a reading of only
-        1s must not come from cutting strokes apart: such a model refuses a
-        star, a letter or a scribble whole, and splitting one always finds
-        pieces that beat the refusal, but they are seldom all sure digits.
+        must also be likely a digit (``CLEAR_PIECE``), a reading that cuts
+        through ink must beat the whole by ``CLEAR_MARGIN_CUT``, and a reading
+        of only 1s must not come from cutting strokes apart: such a model
+        refuses a star, a letter or a scribble whole, and cutting one always
+        finds pieces that beat the refusal, but they seldom read much better
+        than it, or as sure digits.
         The digits of a number stand side by side: neighbours that share more
         than ``SIDE_BY_SIDE`` of the wider one's columns are parts of one
         drawing (a face's outline halved around its eyes), not two digits.
@@ -138,6 +141,8 @@ class Reading:
                 return False
         if not self.can_refuse:
             return True
+        if self.cuts and self.score - self.single_score < CLEAR_MARGIN_CUT:
+            return False
         # strokes of one shape cut apart read as 1s: an "n", "u", "H" or "m" as 11, 111, 1111
         ones_cut_apart = self.cuts > 0 and all(label == 1 for label in self.labels)
         return min(self.sureness) >= CLEAR_PIECE and not ones_cut_apart
