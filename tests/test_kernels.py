@@ -26,6 +26,7 @@ def _channels_last(x):
 CASES = [
     ("dense", lambda: Dense(12, 5, dtype=np.float64), (9, 12), None),
     ("relu", ReLU, (7, 3, 4, 4), None),
+    ("relu_channels_last", ReLU, (7, 3, 4, 4), _channels_last),   # its gradient arrives in C order: mixed layouts
     ("conv_one_channel_padded", lambda: Conv2D(1, 4, 5, padding=2, dtype=np.float64), (6, 1, 9, 8), None),
     ("conv_strided", lambda: Conv2D(3, 4, 3, stride=2, padding=1, dtype=np.float64), (5, 3, 9, 10), None),
     ("conv_1x1", lambda: Conv2D(2, 3, 1, dtype=np.float64), (3, 2, 4, 4), None),
@@ -34,6 +35,14 @@ CASES = [
     ("batchnorm1d", lambda: BatchNorm1D(5).astype(np.float64), (9, 5), None),
     ("batchnorm2d", lambda: BatchNorm2D(3).astype(np.float64), (6, 3, 5, 5), _channels_last),
 ]
+
+
+def test_relu_keeps_a_channels_last_input_channels_last():
+    # the next convolution's patches and a batch norm's reductions then read their input in memory order
+    x = _channels_last(np.random.default_rng(0).standard_normal((4, 6, 5, 5)))
+    y = ReLU().forward(x, training=True)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
 
 
 @pytest.mark.parametrize("name,make,shape,layout", CASES, ids=[c[0] for c in CASES])
@@ -46,11 +55,11 @@ def test_kernel_matches_reference(name, make, shape, layout):
     out = {}
     for layer in (fast, ref):
         for _ in range(2):                                      # a second step reuses the kernels' work arrays
-            y = layer.forward(x.copy(), training=True).copy()
+            y = layer.forward(x.copy(order="K"), training=True).copy()
             g = np.random.default_rng(2).standard_normal(y.shape)
             dx = layer.backward(g.copy())
         out[layer.fast] = (y, dx, {k: v.copy() for k, v in layer.grads.items()},
-                           {k: v.copy() for k, v in layer.buffers.items()}, layer.forward(x.copy()))
+                           {k: v.copy() for k, v in layer.buffers.items()}, layer.forward(x.copy(order="K")))
     (y1, dx1, g1, b1, inf1), (y0, dx0, g0, b0, inf0) = out[True], out[False]
     np.testing.assert_allclose(y1, y0, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx1, dx0, rtol=1e-12, atol=1e-12)

@@ -12,6 +12,9 @@ The tricks, and why each pays:
 * reused work arrays (:func:`scratch`): training-mode outputs and input
   gradients of Dense and ReLU go into arrays kept from batch to batch, so a
   training step allocates (and page-faults) almost nothing;
+* layouts kept (:func:`scratch_like`): ReLU's output and mask keep its
+  input's memory order, so a channels-last activation stays channels-last
+  and the next convolution gathers its patches in memory order;
 * convolution patches channels-last with a trailing column of ones
   (:func:`conv2d_forward`): col2im's strided adds then touch contiguous
   channel vectors, and the bias rides through the same matrix product;
@@ -58,6 +61,23 @@ def scratch(store: dict, name: str, shape: tuple[int, ...], dtype) -> np.ndarray
     return buf if len(buf) == shape[0] else buf[: shape[0]]
 
 
+def scratch_like(store: dict, name: str, x: np.ndarray, dtype=None) -> np.ndarray:
+    """A reusable work array of ``x``'s shape, laid out in memory the way ``x`` is (see :func:`scratch`).
+
+    A convolution's output is channels-last in memory behind its (N, C, H, W)
+    view; an array that keeps that order keeps elementwise work on it
+    streaming through memory, and the next layer's own transposes free views.
+    """
+    order = _memory_order(x)
+    buf = scratch(store, name, tuple(x.shape[axis] for axis in order), dtype or x.dtype)
+    return buf.transpose(np.argsort(order))
+
+
+def _memory_order(x: np.ndarray) -> list[int]:
+    """``x``'s axes from the outermost in memory to the innermost."""
+    return sorted(range(x.ndim), key=lambda axis: -x.strides[axis])
+
+
 # -- Dense and ReLU: the reference arithmetic into reused arrays -----------------------------------------------
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, work: dict) -> np.ndarray:
     """``x @ W + b`` written into a reused (B, out) array."""
@@ -73,9 +93,20 @@ def dense_input_grad(grad: np.ndarray, W: np.ndarray, work: dict) -> np.ndarray:
 
 def relu_forward(x: np.ndarray, work: dict) -> tuple[np.ndarray, np.ndarray]:
     """``max(x, 0)`` and the mask ``x > 0``, both in reused arrays."""
-    out = np.maximum(x, 0, out=scratch(work, "out", x.shape, x.dtype))
-    mask = np.greater(x, 0, out=scratch(work, "mask", x.shape, np.bool_))
+    out = np.maximum(x, 0, out=scratch_like(work, "out", x))
+    mask = np.greater(x, 0, out=scratch_like(work, "mask", x, np.bool_))
     return out, mask
+
+
+def relu_backward(grad: np.ndarray, mask: np.ndarray, work: dict) -> np.ndarray:
+    """``grad * mask``: in place, or into a reused array laid out like the mask when ``grad`` is laid out
+    otherwise (a flattening layer's gradient, say), since NumPy reads a bool array across layouts through
+    a buffered cast about ten times slower than the copy."""
+    if not (grad.flags.c_contiguous and mask.flags.c_contiguous) and _memory_order(grad) != _memory_order(mask):
+        dx = scratch_like(work, "dx", mask, grad.dtype)
+        dx[...] = grad
+        grad = dx
+    return np.multiply(grad, mask, out=grad)
 
 
 # -- Conv2D: channels-last patches, the bias in the product, threads over images ------------------------------

@@ -152,8 +152,9 @@ class ReLU(Layer):
         return np.maximum(x, 0)
 
     def backward(self, grad, input_grad=True):
-        mask = self._x > 0 if self._mask is None else self._mask
-        return np.multiply(grad, mask, out=grad)  # dx = g where x > 0, else 0
+        if self.fast and self._mask is not None:
+            return _fast.relu_backward(grad, self._mask, self._work)
+        return np.multiply(grad, self._x > 0, out=grad)  # dx = g where x > 0, else 0
 
 
 # Name -> class, used to rebuild a model from the architecture in its metadata.
