@@ -16,6 +16,8 @@ import time
 import numpy as np
 
 import digitnet
+from digitnet.nn.threads import resolve as resolve_threads
+from digitnet.nn.threads import training_threads
 from digitnet.train import fit
 
 from . import profile, torch_port
@@ -87,11 +89,17 @@ def train_case(ctx: Context, bs: int) -> dict:
     if sk is not None:
         clf = _sklearn_setup(model, X, y, bs, ctx.seed)
         res["init_fingerprint"]["sklearn"] = torch_port.fingerprint(_sklearn_state(clf))
-    times = {"digitnet": [], "torch": [], "sklearn": [], "gemm_only": []}
+    times = {"digitnet": [], "torch": [], "sklearn": [], "gemm_only": [], "gemm_only_blas": []}
     gemms = profile.MLPEpochGemms(n, bs)
+    own_threads = resolve_threads(ctx.fit_threads, model, bs)     # the threads fit() runs the products on
+
+    def gemms_as_fit_runs_them() -> float:
+        with training_threads(own_threads):
+            return gemms()
     for r in range(ctx.repeats + 1):                 # r = 0 is the warm-up
         seed = ctx.seed + r
-        t = {"digitnet": _digitnet_epoch(model, ctx, bs, seed), "gemm_only": gemms()}
+        t = {"digitnet": _digitnet_epoch(model, ctx, bs, seed), "gemm_only": gemms_as_fit_runs_them(),
+             "gemm_only_blas": gemms()}
         if torch is not None:
             t["torch"] = _torch_epoch(torch, net, opt, tX, tY, np.random.default_rng(seed).permutation(n), bs)
         if sk is not None:
@@ -105,7 +113,7 @@ def train_case(ctx: Context, bs: int) -> dict:
         if r == 0 and torch is not None:         # same weights, data order and optimizer -> same result
             after = torch_port.torch_state_in_digitnet_layout(net, model)
             res["torch_max_param_diff_after_1_epoch"] = torch_port.max_abs_diff(model.params, after)
-    gemm_only = times.pop("gemm_only")
+    gemm_only, gemm_only_blas = times.pop("gemm_only"), times.pop("gemm_only_blas")
     floor = median(gemm_only)
     res["seconds_per_epoch"] = {k: median(v) for k, v in times.items() if v}
     res["all_seconds"] = {k: [round(x, 5) for x in v] for k, v in times.items() if v}
@@ -116,8 +124,12 @@ def train_case(ctx: Context, bs: int) -> dict:
             res["ratio_spread"][f"vs_{lib}"] = ratio_spread(times["digitnet"], times[lib])
     d = res["seconds_per_epoch"]["digitnet"]
     res["ratio_vs_gemm_only"] = d / floor
+    blas_floor = median(gemm_only_blas)
     res["profile"] = {"gemm_only_seconds_per_epoch": floor, "gemm_only_gflops": round(epoch_gflop(n) / floor, 1),
-                      "overhead_share_of_digitnet_epoch": round(max(d - floor, 0.0) / d, 3)}
+                      "gemm_blas_threads": "the BLAS's own" if own_threads is None else "one",
+                      "overhead_share_of_digitnet_epoch": round(max(d - floor, 0.0) / d, 3),
+                      "gemm_only_blas_threads_seconds_per_epoch": blas_floor,
+                      "ratio_vs_gemm_only_blas_threads": d / blas_floor}
     res["gflops_effective"] = {k: round(epoch_gflop(n) / v, 1) for k, v in res["seconds_per_epoch"].items()}
     res["ratio_vs_torch"] = d / res["seconds_per_epoch"]["torch"] if torch is not None else None
     res["ratio_vs_sklearn"] = d / res["seconds_per_epoch"]["sklearn"] if sk is not None else None

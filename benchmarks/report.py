@@ -149,10 +149,16 @@ def profile_lines(results: dict) -> list[str]:
             continue
         if name.startswith("mlp_train"):
             d = case["seconds_per_epoch"]["digitnet"]
-            out.append(f"- bs {case['batch_size']}: the epoch's matrix products alone take "
-                       f"{_t(prof['gemm_only_seconds_per_epoch'])} ({prof['gemm_only_gflops']:.0f} GFLOP/s); "
+            on = prof.get("gemm_blas_threads")
+            out.append(f"- bs {case['batch_size']}: the epoch's matrix products alone"
+                       + (f", on the BLAS threads digitnet's epoch runs them on ({on})," if on else "")
+                       + f" take {_t(prof['gemm_only_seconds_per_epoch'])} ({prof['gemm_only_gflops']:.0f} GFLOP/s); "
                        f"digitnet's epoch {_t(d)}, so {prof['overhead_share_of_digitnet_epoch'] * 100:.0f} % is "
                        "everything else (gather + convert, activations, loss, SGD update, Python).")
+            if "gemm_only_blas_threads_seconds_per_epoch" in prof:
+                out.append(f"  With the BLAS's own threads the same products take "
+                           f"{_t(prof['gemm_only_blas_threads_seconds_per_epoch'])} (the epoch is "
+                           f"{_r(prof['ratio_vs_gemm_only_blas_threads'])} that).")
             m = results.get("machine", {})
             if m.get("peak_sgemm_gflops") and case["batch_size"] == 128:
                 peak, n = m["peak_sgemm_gflops"], m.get("peak_sgemm_n", 2048)
