@@ -68,9 +68,11 @@ def scratch_like(store: dict, name: str, x: np.ndarray, dtype=None) -> np.ndarra
     view; an array that keeps that order keeps elementwise work on it
     streaming through memory, and the next layer's own transposes free views.
     """
+    if x.flags.c_contiguous:  # the common case, without the Python below (an MLP step is short)
+        return scratch(store, name, x.shape, dtype or x.dtype)
     order = _memory_order(x)
     buf = scratch(store, name, tuple(x.shape[axis] for axis in order), dtype or x.dtype)
-    return buf.transpose(np.argsort(order))
+    return buf.transpose([order.index(axis) for axis in range(x.ndim)])
 
 
 def _memory_order(x: np.ndarray) -> list[int]:
