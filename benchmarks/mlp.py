@@ -177,7 +177,8 @@ def inference_case(ctx: Context, batch: int) -> dict:
     if torch is not None:
         res["ratio_spread"] = {"vs_torch": ratio_spread(times["digitnet"], times["torch"])}
     bare = _minimal_forward_seconds(model, images, calls, ctx.repeats)
-    res["profile"] = {"minimal_numpy_forward_float_input": bare}
+    convert = median([per_call(lambda: model.prepare(images), calls) for _ in range(max(ctx.repeats, 1))])
+    res["profile"] = {"minimal_numpy_forward_float_input": bare, "uint8_conversion_alone": convert}
     res["ratio_vs_bare_forward"] = res["seconds_per_call"]["digitnet"] / bare
     res["samples_per_second"] = {k: batch / v for k, v in res["seconds_per_call"].items()}
     res["ratio_vs_torch"] = (res["seconds_per_call"]["digitnet"] / res["seconds_per_call"]["torch"]

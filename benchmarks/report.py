@@ -183,7 +183,9 @@ def profile_lines(results: dict) -> list[str]:
         elif name.startswith("infer_b"):
             out.append(f"- inference batch {case['batch_size']:,}: bare NumPy forward + argmax on an already "
                        f"converted float batch takes {_t(prof['minimal_numpy_forward_float_input'])}; "
-                       f"predict() {_t(case['seconds_per_call']['digitnet'])} (adds uint8 conversion and checks).")
+                       f"predict() {_t(case['seconds_per_call']['digitnet'])} (adds uint8 conversion and checks"
+                       + (f"; the conversion alone, `model.prepare`, takes {_t(prof['uint8_conversion_alone'])}"
+                          if "uint8_conversion_alone" in prof else "") + ").")
     return out
 
 
