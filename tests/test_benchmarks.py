@@ -49,6 +49,22 @@ def test_numbers_are_positive(tiny_results):
     assert tiny_results[0]["machine"]["peak_sgemm_gflops"] > 0 and "ceiling" in tiny_results[1]
 
 
+def test_mlp_floor_is_timed_on_the_threads_the_epoch_uses_and_on_the_blas_threads(tiny_results):
+    from digitnet.nn.threads import user_chose_blas_threads
+
+    results, table = tiny_results[0], tiny_results[1]
+    # threads=auto trains these MLPs on one BLAS thread, unless a thread variable is set (then the BLAS's own)
+    want = "the BLAS's own" if user_chose_blas_threads() else "one"
+    for bs in (32, 128, 512):
+        prof = results["cases"][f"mlp_train_bs{bs}"]["profile"]
+        assert prof["gemm_blas_threads"] == want
+        assert prof["gemm_only_seconds_per_epoch"] > 0 and prof["gemm_only_blas_threads_seconds_per_epoch"] > 0
+    assert f"on the BLAS threads digitnet's epoch runs them on ({want})" in table
+    assert "With the BLAS's own threads the same products take" in table
+    b1 = results["cases"]["infer_b1"]["profile"]
+    assert 0 < b1["uint8_conversion_alone"] and "the conversion alone" in table
+
+
 def test_cnn_profile_splits_a_step_by_layer(tiny_results):
     prof = tiny_results[0]["cases"]["cnn"]["profile"]
     assert prof["seconds_per_batch"] > 0 and prof["batches"] == 3
