@@ -102,8 +102,8 @@ def relu_forward(x: np.ndarray, work: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def relu_backward(grad: np.ndarray, mask: np.ndarray, work: dict) -> np.ndarray:
     """``grad * mask``: in place, or into a reused array laid out like the mask when ``grad`` is laid out
-    otherwise (a flattening layer's gradient, say), since NumPy reads a bool array across layouts through
-    a buffered cast about ten times slower than the copy."""
+    otherwise (a flattening layer's gradient, say): NumPy reads a bool array across layouts through a
+    buffered cast, several times slower than copying the gradient first and multiplying in one layout."""
     if not (grad.flags.c_contiguous and mask.flags.c_contiguous) and _memory_order(grad) != _memory_order(mask):
         dx = scratch_like(work, "dx", mask, grad.dtype)
         dx[...] = grad
