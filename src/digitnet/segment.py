@@ -134,14 +134,15 @@ class Reading:
         than ``SIDE_BY_SIDE`` of the wider one's columns are parts of one
         drawing (a face's outline halved around its eyes), not two digits.
         """
-        if len(self.digits) < 2 or self.score - self.single_score < CLEAR_MARGIN:
+        margin = self.score - self.single_score
+        if len(self.digits) < 2 or margin < CLEAR_MARGIN:
             return False
         for (a0, _, a1, _), (b0, _, b1, _) in zip(self.boxes[:-1], self.boxes[1:]):
             if min(a1, b1) - max(a0, b0) > SIDE_BY_SIDE * max(a1 - a0, b1 - b0):
                 return False
         if not self.can_refuse:
             return True
-        if self.cuts and self.score - self.single_score < CLEAR_MARGIN_CUT:
+        if self.cuts and margin < CLEAR_MARGIN_CUT:
             return False
         # strokes of one shape cut apart read as 1s: an "n", "u", "H" or "m" as 11, 111, 1111
         ones_cut_apart = self.cuts > 0 and all(label == 1 for label in self.labels)
@@ -396,6 +397,7 @@ class Scorer:
         if len(rejects) > 1:
             raise DigitnetError("the models of an ensemble disagree about a not-a-digit class")
         self.reject = rejects.pop()
+        self.can_refuse = isinstance(self.reject, int)  # the models have a not-a-digit output
 
     def proba(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) uint8 -> (N, C) probabilities, averaged over the models."""
@@ -405,7 +407,7 @@ class Scorer:
 
     def digit_columns(self, n_outputs: int) -> np.ndarray:
         cols = np.arange(n_outputs)
-        return cols[cols != self.reject] if isinstance(self.reject, int) else cols
+        return cols[cols != self.reject] if self.can_refuse else cols
 
     def log_best(self, proba: np.ndarray) -> np.ndarray:
         """Log-probability of each row's most likely digit."""
@@ -418,7 +420,7 @@ class Scorer:
         out = []
         for p in proba:
             best = int(p.argmax())
-            out.append(None if isinstance(self.reject, int) and best == self.reject else int(cols[p[cols].argmax()]))
+            out.append(None if self.can_refuse and best == self.reject else int(cols[p[cols].argmax()]))
         return out
 
 
@@ -594,7 +596,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
                 search[i, j] = None
 
     parted = boundary_cuts(prims)
-    per_stroke = CUT_COST_REFUSING if isinstance(scorer.reject, int) else CUT_COST
+    per_stroke = CUT_COST_REFUSING if scorer.can_refuse else CUT_COST
 
     def cut_cost(j: int) -> float:
         through = sum(per_stroke * p.cut_left + HOLE_COST * p.cut_hole + NARROW_COST * p.cut_narrow for p in parted[j])
@@ -611,7 +613,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         single_score=score[0, n],
         labels=[digit[r] for r in k],
         sureness=[0.0 if digit[r] is None else float(np.exp(log_best[r])) for r in k],
-        can_refuse=isinstance(scorer.reject, int),
+        can_refuse=scorer.can_refuse,
         cuts=sum(any(p.cut_left > 0 for p in parted[i]) for i, _ in pieces[1:]),
     )
 
