@@ -338,15 +338,17 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     no Python loop runs per pixel, row or run.
     """
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    row, start = np.nonzero(edges == 1)  # runs in reading order: (row, start, end exclusive)
-    end = np.nonzero(edges == -1)[1]
-    n = len(row)
+    W = w + 1  # each row followed by an empty column, so that every run ends within its row
+    flat = np.zeros(h * W + 1, np.int8)  # ... and preceded by one empty cell, so a run at 0 starts too
+    flat[1:].reshape(h, W)[:, :w] = mask
+    change = np.flatnonzero(flat[1:] != flat[:-1])  # run starts and ends, alternating, in reading order
+    n = change.size // 2
     labels = np.zeros((h, w), np.int32)
     if n == 0:
         return labels, 0
+    first, stop = change[0::2], change[1::2]  # each run is [first, stop) of the rows laid end to end
+    row = first // W
+    start, end = first - row * W, stop - row * W
     # 8-connected: run [s, e) touches [ps, pe) in the row above when ps <= e and s <= pe. With keys
     # row * stride + column, sorted over the whole image, the runs above that touch run i are the
     # contiguous range j0[i]:j1[i].
@@ -355,25 +357,23 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     j1 = np.searchsorted(row * stride + start, (row - 1) * stride + end, side="right")
     count = np.maximum(j1 - j0, 0)
     a = np.repeat(np.arange(n), count)  # touching pairs (a, b)
-    b = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - j0, count)
-    root = np.arange(n)
-    while True:  # every run points at its component's smallest run
+    b = np.arange(a.size) - np.repeat(np.cumsum(count) - count - j0, count)
+    root = np.arange(n)  # each run's parent; always a run before it (or itself), so the trees are < n deep
+    while a.size:  # until every touching pair has one root
         ra, rb = root[a], root[b]
         differ = ra != rb
         if not differ.any():
             break
         np.minimum.at(root, np.maximum(ra, rb)[differ], np.minimum(ra, rb)[differ])
-        while True:
-            up = root[root]
-            if np.array_equal(up, root):
-                break
-            root = up
-    _, ids = np.unique(root, return_inverse=True)  # 0..n-1, numbered in reading order
-    delta = np.zeros((h, w + 1), np.int32)  # paint the runs: +id at the start, -id at the end
-    delta[row, start] = ids + 1
-    delta[row, end] -= ids + 1
-    labels[:] = np.cumsum(delta, axis=1)[:, :w]
-    return labels, int(ids.max() + 1)
+        for _ in range(n.bit_length()):  # pointer jumping: 2**k levels up after k, so every run reaches its root
+            root = root[root]
+    is_root = root == np.arange(n)
+    ids = (np.cumsum(is_root) - 1)[root]  # 0..n-1, numbered in reading order
+    delta = np.zeros(h * W + 1, np.int32)  # paint the runs: +id at the start, -id at the end
+    delta[first] = ids + 1
+    delta[stop] -= ids + 1
+    labels[:] = np.cumsum(delta, dtype=np.int32)[: h * W].reshape(h, W)[:, :w]
+    return labels, int(is_root.sum())
 
 
 def ink_parts(ink: np.ndarray) -> tuple[np.ndarray, list[int]]:
