@@ -299,3 +299,27 @@ def test_a_cut_costs_more_with_a_model_that_can_refuse(mnist, cnn, monkeypatch):
     monkeypatch.setattr(segment, "CUT_COST_REFUSING", 50.0)
     assert segment.read_number(img, cnn).number == "72"
     assert segment.read_number(img, reader).number != "72"
+
+
+def test_dense_cuts_fill_only_the_given_columns_away_from_the_ends_and_other_cuts():
+    line_h = 50.0                                   # steps of 4 px, margins of 4 px
+    cuts = segment.dense_cuts([30], x0=100, x1=200, ranges=[(120, 150)], line_h=line_h)
+    added = sorted(set(cuts) - {30})
+    assert added and all(20 <= c <= 50 for c in added)                  # inside the range (component columns)
+    assert all(b - a >= 4 for a, b in zip(cuts[:-1], cuts[1:]))         # spaced, the first cut kept
+    assert segment.dense_cuts([], x0=100, x1=110, ranges=[(0, 400)], line_h=line_h) == [4]  # ends kept clear
+
+
+@pytest.mark.parametrize(("indices", "spacing"), [([94, 38], -2), ([199, 80, 111], -1)])
+def test_a_piece_refused_whole_is_cut_again_and_read(mnist, indices, spacing):
+    """Touching digits whose join no profile finds read as one refused piece ("1?"), until that piece
+    is cut again finely."""
+    reader = digitnet.load("reader")
+    img, _ = row(mnist, indices, spacing)
+    want = "".join(str(mnist.test.labels[i]) for i in indices)
+    ink, scale = segment.line_ink(img)
+    first, refused = segment._read(ink, scale, segment.Scorer(reader), segment.MAX_MERGE)
+    assert refused and "?" in first.number                              # the candidate cuts alone miss it
+    reading = segment.read_number(img, reader)
+    assert reading.number == want and reading.recut
+    assert not reading.clearly_several                                  # read as asked (--split), not unasked

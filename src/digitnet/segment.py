@@ -28,11 +28,16 @@ often and let the classifier decide:
    programming over the cut graph (nodes: the gaps between primitives; edges:
    pieces).
 
-:func:`read_number` does all three for one image.
+When the best reading still holds a piece the model refuses, the cuts missed
+a join (a "1" leaning on its neighbour makes no minimum in any profile): the
+search runs once more with that piece's columns cut every ``DENSE_SPACING``
+line heights, and the better of the two readings is kept.
+:func:`read_number` does all of it for one image.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +56,8 @@ NARROW_COST = 2.0  # ... which costs this per cut, and is cut only where the who
 NARROW_SURE = 0.7  # ... is not a digit this likely (a "5" drawn in two strokes is, and its body is not cut)
 CUT_MARGIN = 0.08  # cuts stay this far (times the line height) from a component's ends ...
 CUT_SPACING = 0.2  # ... and from each other
+DENSE_SPACING = 0.08  # a piece read as "not a digit" is cut again every this many line heights ...
+DENSE_MERGE = 2  # ... and a digit may then hold this many more primitives
 SEAM_REACH = 0.3  # a cut follows the path of least ink from top to bottom within this many line heights ...
 SEAM_DRIFT = 0.05  # ... each pixel it strays from its column costing this much (an ink pixel: 1)
 # Priors, in nats (units of log-probability); chosen on constructed rows (tests/test_segment.py)
@@ -113,6 +120,7 @@ class Reading:
     sureness: list = field(default_factory=list)  # each digit's best digit probability (0: not a digit)
     can_refuse: bool = False  # the model has a not-a-digit output
     cuts: int = 0  # boundaries between the digits that cut through ink (digits that touch)
+    recut: bool = False  # found by cutting again a piece first read as "not a digit"
 
     @property
     def number(self) -> str:
@@ -133,6 +141,8 @@ class Reading:
         The digits of a number stand side by side: neighbours that share more
         than ``SIDE_BY_SIDE`` of the wider one's columns are parts of one
         drawing (a face's outline halved around its eyes), not two digits.
+        Nor is a reading found only by cutting a refused piece again (``recut``):
+        cut finely enough, a letter or a scribble too reads as digits.
         """
         margin = self.score - self.single_score
         if len(self.digits) < 2 or margin < CLEAR_MARGIN:
@@ -142,7 +152,7 @@ class Reading:
                 return False
         if not self.can_refuse:
             return True
-        if self.cuts and margin < CLEAR_MARGIN_CUT:
+        if self.recut or (self.cuts and margin < CLEAR_MARGIN_CUT):
             return False
         # strokes of one shape cut apart read as 1s: an "n", "u", "H" or "m" as 11, 111, 1111
         ones_cut_apart = self.cuts > 0 and all(label == 1 for label in self.labels)
@@ -300,8 +310,12 @@ def cuts_hole(hole_masks: list[np.ndarray], path: np.ndarray, line_h: float) -> 
     return False
 
 
-def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
-    """Over-segment a line of ink: (primitives left to right, component labels, line height in pixels)."""
+def primitives(ink: np.ndarray, dense: tuple[tuple[int, int], ...] = ()) -> tuple[list[Primitive], np.ndarray, float]:
+    """Over-segment a line of ink: (primitives left to right, component labels, line height in pixels).
+
+    ``dense``: column ranges [x0, x1) of the line where a component is also cut at every
+    ``DENSE_SPACING`` line heights, not only where :func:`cut_columns` finds a join.
+    """
     labels, keep = ink_parts(ink)
     rows = np.nonzero(np.isin(labels, keep).any(axis=1))[0]
     line_h = float(rows[-1] - rows[0] + 1)
@@ -312,6 +326,8 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         x0, x1 = int(cols[0]), int(cols[-1]) + 1
         sub = mask[:, x0:x1]
         cuts = cut_columns(sub, line_h)
+        if dense:
+            cuts = dense_cuts(cuts, x0, x1, dense, line_h)
         paths = cut_paths(sub, cuts, line_h)
         loops = holes(sub) if cuts else []
         narrow = x1 - x0 < MIN_CUT_WIDTH * line_h
@@ -349,6 +365,19 @@ def primitives(ink: np.ndarray) -> tuple[list[Primitive], np.ndarray, float]:
         )
     prims.sort(key=lambda cp: cp[0])
     return [p for _, p in prims], labels, line_h
+
+
+def dense_cuts(cuts: list[int], x0: int, x1: int, ranges, line_h: float) -> list[int]:
+    """``cuts`` of the component at columns x0..x1-1 of the line, plus one every ``DENSE_SPACING`` line
+    heights inside ``ranges`` (line columns), away from the component's ends and the cuts already there."""
+    step = max(2, int(round(DENSE_SPACING * line_h)))
+    margin = max(2, int(round(CUT_MARGIN * line_h)))
+    out = set(cuts)
+    for a, b in ranges:
+        for c in range(max(a, x0 + margin), min(b, x1 - margin) + 1, step):
+            if all(abs(c - x0 - d) >= step for d in out):
+                out.add(c - x0)
+    return sorted(out)
 
 
 def column_group(prims: list[Primitive], component: int) -> list[Primitive]:
@@ -551,7 +580,22 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     """
     scorer = Scorer(model)
     ink, scale = line_ink(img)
-    prims, labels, line_h = primitives(ink)
+    reading, refused = _read(ink, scale, scorer, max_merge)
+    if refused:
+        # A piece the model calls "not a digit" is most often two digits joined where no candidate
+        # cut was found (a "1" leaning on its neighbour): the search runs again with that part of
+        # the line cut every DENSE_SPACING line heights, and keeps the better reading.
+        with contextlib.suppress(DigitnetError):
+            again, _ = _read(ink, scale, scorer, max_merge + DENSE_MERGE, tuple(refused))
+            if again.score > reading.score:
+                again.recut = True
+                return again
+    return reading
+
+
+def _read(ink: np.ndarray, scale: float, scorer: Scorer, max_merge: int, dense=()) -> tuple[Reading, list]:
+    """The best reading of a line's ink, and the column ranges of its pieces read as "not a digit"."""
+    prims, labels, line_h = primitives(ink, dense)
     n = len(prims)
     spans = [(i, j) for j in range(1, n + 1) for i in range(max(0, j - max_merge), j)]
     if (0, n) not in spans:
@@ -605,7 +649,8 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
     path, total = best_path(n, lambda i, j: search.get((i, j)), max_merge, cut_cost)
     pieces = list(zip(path[:-1], path[1:]))
     k = [row[p] for p in pieces]
-    return Reading(
+    refused = [(boxes[p][0], boxes[p][2]) for p, r in zip(pieces, k) if digit[r] is None]
+    reading = Reading(
         digits=[images[r] for r in k],
         proba=[proba[r] for r in k],
         boxes=[_scaled(boxes[p], scale) for p in pieces],
@@ -616,6 +661,7 @@ def read_number(img, model, max_merge: int = MAX_MERGE) -> Reading:
         can_refuse=scorer.can_refuse,
         cuts=sum(any(p.cut_left > 0 for p in parted[i]) for i, _ in pieces[1:]),
     )
+    return reading, refused
 
 
 def _scaled(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
