@@ -403,3 +403,27 @@ def test_a_digit_captured_small_and_scaled_up_keeps_its_grey_cells():
     out = to_mnist(img).astype(float)
     cols = np.nonzero(out.sum(0))[0]
     assert out[:, cols[-1]].max() < 0.8 * out.max()
+
+
+def test_border_median_equals_numpy(rng):
+    from digitnet.preprocess import _median
+
+    for n in (1, 2, 3, 10, 501, 1000):
+        a = rng.random(n).astype(np.float32)
+        assert _median(a) == float(np.median(a))
+        a[: n // 2] = 0.5                                   # ties, as a one-level border has
+        assert _median(a) == float(np.median(a))
+
+
+def test_stroke_width_is_twice_the_area_over_the_boundary(rng):
+    from digitnet.preprocess import _stroke_width
+
+    bar = np.zeros((20, 20), bool)
+    bar[2:18, 8:12] = True                                   # 64 pixels, 28 inner, 36 on the boundary
+    assert _stroke_width(bar) == pytest.approx(2 * 64 / 36)
+    for _ in range(50):                                      # against a pixel-by-pixel count
+        m = rng.random(tuple(rng.integers(1, 12, 2))) < 0.6
+        h, w = m.shape
+        boundary = sum(m[y, x] and not (0 < y < h - 1 and 0 < x < w - 1 and m[y - 1, x] and m[y + 1, x]
+                                        and m[y, x - 1] and m[y, x + 1]) for y in range(h) for x in range(w))
+        assert _stroke_width(m) == (2.0 * m.sum() / boundary if boundary else 1.0)
