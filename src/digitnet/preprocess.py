@@ -532,9 +532,15 @@ def _digit_ink(img, size: int) -> np.ndarray:
     """One digit's ink at most ``size`` px, specks dropped."""
     ink = as_ink(img, size)
     labels, keep = ink_parts(ink)
-    if len(keep) == labels.max():  # no specks (a drawing, most photos)
+    return keep_parts(ink, labels, keep)
+
+
+def keep_parts(ink: np.ndarray, labels: np.ndarray, keep: list[int]) -> np.ndarray:
+    """``ink`` with only the components ``keep`` of ``labels`` (``ink`` itself when that is all of them)."""
+    n = int(labels.max())
+    if len(keep) == n and sorted(keep) == list(range(1, n + 1)):  # no specks (a drawing, most photos)
         return ink
-    kept = np.zeros(labels.max() + 1, bool)
+    kept = np.zeros(n + 1, bool)  # a lookup per label: np.isin would sort
     kept[keep] = True
     return ink * kept[labels]
 
@@ -612,7 +618,7 @@ def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
             groups.append((x0, x1, ids))
     digits = []
     for x0, x1, ids in groups:
-        part = ink * np.isin(labels, ids)
+        part = keep_parts(ink, labels, ids)
         digits += [fit_mnist(piece) for piece in _cut_touching(part, x0, x1)]
     return digits
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DigitnetError
-from .preprocess import as_ink, fit_mnist, ink_parts, upright
+from .preprocess import as_ink, fit_mnist, ink_parts, keep_parts, upright
 
 LINE_WORK_SIZE = 1024  # a line of digits is analysed at most this wide ...
 LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps pieces cheap)
@@ -176,7 +176,7 @@ def line_ink(img) -> tuple[np.ndarray, float]:
     if size != probe:
         ink = as_ink(img, size)
     labels, keep = ink_parts(ink)
-    ink = ink * np.isin(labels, keep)
+    ink = keep_parts(ink, labels, keep)
     return ink, max(w, h) / max(ink.shape)
 
 
@@ -317,7 +317,7 @@ def primitives(ink: np.ndarray, dense: tuple[tuple[int, int], ...] = ()) -> tupl
     ``DENSE_SPACING`` line heights, not only where :func:`cut_columns` finds a join.
     """
     labels, keep = ink_parts(ink)
-    rows = np.nonzero(np.isin(labels, keep).any(axis=1))[0]
+    rows = np.nonzero(keep_parts(labels, labels, keep).any(axis=1))[0]
     line_h = float(rows[-1] - rows[0] + 1)
     prims: list[tuple[float, Primitive]] = []
     for k in keep:
