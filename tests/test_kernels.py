@@ -120,3 +120,29 @@ def test_a_whole_convnet_step_matches_reference():
     for k in g0:
         scale = max(float(np.abs(g0[k]).max()), 1e-2)          # conv biases before batch norm: gradient ~ 0
         assert float(np.abs(g1[k] - g0[k]).max()) / scale < 1e-3, k
+
+
+@pytest.mark.parametrize("shape", [(4096, 32), (18432, 32), (3200, 64)])
+def test_batchnorm_on_grouped_rows_is_bit_identical_to_plain_broadcasting(shape):
+    """BatchNorm's kernel broadcasts its per-channel rows over groups of rows (long inner loops); the values
+    must be exactly those of broadcasting over each row, so training keeps its bits."""
+    from digitnet.nn import _fast
+
+    rng = np.random.default_rng(0)
+    x, g = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    gamma, beta = (rng.standard_normal(shape[1]).astype(np.float32) for _ in range(2))
+    assert _fast._wide(x)[0].shape != shape                          # the grouped path is taken
+    m = shape[0]
+    mean = _fast._colsum(x) / m
+    xc = x - mean
+    var = _fast._colsum(xc * xc) / m
+    inv_std = 1.0 / np.sqrt(var + 1e-5)
+    xh = xc * inv_std
+    y, xh_fast, inv_fast, mean_fast, var_fast = _fast.batchnorm_train_forward(x, gamma, beta, 1e-5)
+    assert np.array_equal(y, xh * gamma + beta) and np.array_equal(xh_fast, xh)
+    assert np.array_equal(inv_fast, inv_std) and np.array_equal(mean_fast, mean) and np.array_equal(var_fast, var)
+    dgamma, dbeta = np.zeros_like(gamma), np.zeros_like(beta)
+    dx = _fast.batchnorm_backward(g, xh, inv_std, gamma, dgamma, dbeta, True)
+    db, dg = _fast._colsum(g), _fast._colsum(g * xh)
+    assert np.array_equal(dbeta, db) and np.array_equal(dgamma, dg)
+    assert np.array_equal(dx, (g * m - db - xh * dg) * (gamma * inv_std / m))
