@@ -201,9 +201,12 @@ def test_drawing_digits_in_a_real_browser(browser, server):
             assert settled_label(page) == digit
             assert page.locator("#prediction").text_content() == digit
             assert page.locator("#bars li.top").count() == 1
-            fill = page.locator("#bars li.top .fill").bounding_box()["width"]
-            track = page.locator("#bars li.top .track").bounding_box()["width"]
-            assert fill > 0.5 * track   # a confident guess shows as a long bar
+            # a confident guess shows as a long bar (its width is animated: wait for it to get there)
+            page.wait_for_function(
+                "() => document.querySelector('#bars li.top .fill').getBoundingClientRect().width"
+                " > 0.5 * document.querySelector('#bars li.top .track').getBoundingClientRect().width",
+                timeout=2_000,
+            )
             shot = ARTIFACTS / f"web-draw-{digit}.png"
             page.screenshot(path=str(shot))
             print(f"screenshot: {shot}")
