@@ -317,7 +317,7 @@ def primitives(ink: np.ndarray, dense: tuple[tuple[int, int], ...] = ()) -> tupl
     ``DENSE_SPACING`` line heights, not only where :func:`cut_columns` finds a join.
     """
     labels, keep = ink_parts(ink)
-    rows = np.nonzero(keep_parts(labels, labels, keep).any(axis=1))[0]
+    rows = np.nonzero(keep_parts(ink, labels, keep).any(axis=1))[0]
     line_h = float(rows[-1] - rows[0] + 1)
     prims: list[tuple[float, Primitive]] = []
     for k in keep:

@@ -272,13 +272,13 @@ def _colsum(a: np.ndarray) -> np.ndarray:
     return np.ones(a.shape[0], a.dtype) @ a  # (M,) @ (M, F) -> (F,)
 
 
+WIDE_ROW = 2048  # values in one grouped row of _wide
+
+
 @lru_cache(maxsize=64)
 def _row_group(m: int, f: int) -> int:
     """The most rows of ``f`` values, dividing ``m``, that make at most ``WIDE_ROW`` values together."""
     return next(k for k in range(max(1, min(m, WIDE_ROW // f)), 0, -1) if m % k == 0)
-
-
-WIDE_ROW = 2048
 
 
 def _wide(a: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
