@@ -114,12 +114,13 @@ class Dense(Layer):
 
     def backward(self, grad, input_grad=True):
         x, W = self._x, self.params["W"]
+        if self.fast:
+            _fast.dense_backward(x, grad, self.grads["W"], self.grads["b"])
+            return _fast.dense_input_grad(grad, W, self._work) if input_grad else None
         np.matmul(x.T, grad, out=self.grads["W"])  # dW = x.T g: (in, B) @ (B, out)
         np.sum(grad, axis=0, out=self.grads["b"])  # db = g summed over the batch
         if not input_grad:
             return None
-        if self.fast:
-            return _fast.dense_input_grad(grad, W, self._work)
         return grad @ W.T  # dx = g W.T: (B, out) -> (B, in)
 
     def output_shape(self, input_shape):

@@ -1,13 +1,15 @@
-"""Threads: digitnet's own, for the convolution and pooling kernels, and NumPy's BLAS threads.
+"""Threads: digitnet's own, for the convolution, pooling and large dense kernels, and NumPy's BLAS threads.
 
 This is the one place thread settings are explained.
 
 NumPy releases the GIL inside its loops and BLAS calls, so Python threads
 working on disjoint images of a batch run in parallel. The convolution and
 2 x 2 max-pooling kernels (:mod:`digitnet.nn._fast`) hand each thread a
-contiguous block of the batch's images through :func:`map_blocks`; nothing
-else is split, because elsewhere a thread hand-over costs about as much as
-the work it would move. With one thread (the default, outside a training run)
+contiguous block of the batch's images through :func:`map_blocks`, and a
+fully connected layer's matrix products of at least
+``_fast.SPLIT_PRODUCT`` multiply-adds (a convnet's 800 x 256 layer) a block
+of their output rows; nothing else is split, because elsewhere a thread
+hand-over costs about as much as the work it would move. With one thread (the default, outside a training run)
 :func:`map_blocks` simply calls the function once, in the calling thread.
 
 ``fit(threads=...)`` / ``digitnet train --threads`` picks the setting for a run:
