@@ -79,6 +79,11 @@ def cnn_case(ctx: Context) -> dict:
     with training_threads(resolve_threads(ctx.fit_threads, model)):      # the threads fit() trained with
         res["profile"] = profile.layer_times(model, ctx.train, batches=3 if ctx.tiny else 20,
                                              batch_size=recipe["batch_size"], seed=ctx.seed)
+        gemms = profile.StepGemms(model, recipe["batch_size"], ctx.seed)
+        gemms()                                                          # warm-up: work arrays, threads
+        floor = median([gemms() for _ in range(3 if ctx.tiny else 20)])
+        res["profile"]["gemm_only_seconds_per_batch"] = floor
+        res["profile"]["gemm_only_gflops"] = round(gemms.flop / floor / 1e9, 1)
     res["profile"]["threads"] = res["digitnet"]["threads_used"]
     if torch_run is not None:
         res["torch"] = _summary(torch_run.times, torch_run.accs)

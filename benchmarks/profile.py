@@ -67,6 +67,76 @@ class SeedStyleGemms:
         return time.perf_counter() - t0
 
 
+class StepGemms:
+    """The matrix products of one training step of a Sequential of Conv2D / Dense layers, as the kernels run them.
+
+    Conv2D: ``[X 1] @ [F b].T`` forward, ``dY.T @ [X 1]`` for the filters and,
+    below the first layer, one ``dY @ W[:, :, i, j]`` per kernel offset for the
+    input gradient, each over blocks of images on digitnet's threads (call it
+    inside ``training_threads``, as ``fit`` does); Dense: ``x @ W``,
+    ``x.T @ dY`` and ``dY @ W.T`` on the calling thread. Nothing else: no
+    patch gathering, col2im, pooling, normalisation, activations or optimizer.
+    """
+
+    def __init__(self, model, batch_size: int, seed: int = 0) -> None:
+        from digitnet.nn.conv import Conv2D
+        from digitnet.nn.layers import Dense
+
+        rng = np.random.default_rng(seed)
+        B, shape, first = batch_size, tuple(model.input_shape), True
+        self.products: list[tuple] = []                      # (kind, a, b, out, rows per image or 0)
+        self.flop = 0
+        for layer in model.layers:
+            out_shape = layer.output_shape(shape)
+            if isinstance(layer, Conv2D):
+                C, O, k = layer.in_channels, layer.out_channels, layer.kernel_size
+                P = out_shape[1] * out_shape[2]               # patch rows per image
+                K = k * k * C + 1
+                cols, FbT = self._rand(rng, (B * P, K)), self._rand(rng, (K, O))
+                g, Wij = self._rand(rng, (B * P, O)), self._rand(rng, (O, C))
+                self.products += [("rows", cols, FbT, np.empty((B * P, O), np.float32), P),
+                                  ("sum", g, cols, None, P)]
+                self.flop += 2 * 2 * B * P * K * O
+                if not first:
+                    self.products += [("rows", g, Wij, np.empty((B * P, C), np.float32), P)] * (k * k)
+                    self.flop += 2 * B * P * O * C * k * k
+                first = False
+            elif isinstance(layer, Dense):
+                n_in, n_out = int(np.prod(shape)), layer.out_features
+                x, W, g = self._rand(rng, (B, n_in)), self._rand(rng, (n_in, n_out)), self._rand(rng, (B, n_out))
+                self.products += [("one", x, W, np.empty((B, n_out), np.float32), 0),
+                                  ("one", x.T, g, np.empty((n_in, n_out), np.float32), 0)]
+                self.flop += 2 * 2 * B * n_in * n_out
+                if not first:
+                    self.products.append(("one", g, np.ascontiguousarray(W.T), np.empty((B, n_in), np.float32), 0))
+                    self.flop += 2 * B * n_in * n_out
+                first = False
+            shape = out_shape
+        self.batch_size = B
+
+    @staticmethod
+    def _rand(rng, shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def __call__(self) -> float:
+        """Seconds for one step's products."""
+        from digitnet.nn import threads
+
+        t0 = time.perf_counter()
+        for kind, a, b, out, P in self.products:
+            if kind == "one":
+                np.matmul(a, b, out=out)
+            elif kind == "rows":                             # per block of images, into its rows of out
+                threads.map_blocks(lambda sl, a=a, b=b, out=out, P=P:
+                                   np.matmul(a[sl.start * P:sl.stop * P], b, out=out[sl.start * P:sl.stop * P]),
+                                   self.batch_size)
+            else:                                            # each block's dY.T @ [X 1], then the parts added
+                sum(threads.map_blocks(lambda sl, a=a, b=b, P=P:
+                                       a[sl.start * P:sl.stop * P].T @ b[sl.start * P:sl.stop * P],
+                                       self.batch_size))
+        return time.perf_counter() - t0
+
+
 def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     """The BLAS at its best: GFLOP/s of a large float32 n x n x n product (the best of ``repeats``).
 

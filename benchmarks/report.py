@@ -182,6 +182,11 @@ def profile_lines(results: dict) -> list[str]:
             parts = ", ".join(f"{k} {v * 100:.0f} %" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]))
             out.append(f"- `cnn` training step (batch {prof['batch_size']}, {_t(prof['seconds_per_batch'])} "
                        f"per batch, forward + backward by layer type): {parts}.")
+            if "gemm_only_seconds_per_batch" in prof:
+                floor = prof["gemm_only_seconds_per_batch"]
+                out.append(f"  Its matrix products alone, with the shapes and threads its kernels use, take "
+                           f"{_t(floor)} ({prof['gemm_only_gflops']:.0f} GFLOP/s), "
+                           f"{floor / prof['seconds_per_batch'] * 100:.0f} % of the step.")
         elif name.startswith("infer_b"):
             out.append(f"- inference batch {case['batch_size']:,}: bare NumPy forward + argmax on an already "
                        f"converted float batch takes {_t(prof['minimal_numpy_forward_float_input'])}; "

@@ -70,6 +70,23 @@ def test_cnn_profile_splits_a_step_by_layer(tiny_results):
     assert prof["seconds_per_batch"] > 0 and prof["batches"] == 3
     assert abs(sum(prof["share"].values()) - 1) < 0.01 and "0.Conv2D" in prof["share"]
     assert "by layer type" in tiny_results[1]
+    assert prof["gemm_only_seconds_per_batch"] > 0 and prof["gemm_only_gflops"] > 0
+    assert "matrix products alone, with the shapes and threads its kernels use" in tiny_results[1]
+
+
+def test_cnn_product_floor_runs_each_product_of_a_step_once():
+    from benchmarks.profile import StepGemms
+
+    from digitnet.nn import build
+    gemms = StepGemms(build("cnn"), 8)
+    # conv 1->24 5x5 on 28x28: forward and filter gradient, no input gradient for the first layer;
+    # conv 24->32 3x3 on 12x12: forward, filter gradient and one input-gradient product per kernel offset;
+    # dense 800->256 and 256->10: forward, weight gradient, input gradient
+    assert len(gemms.products) == 2 + (2 + 9) + 3 + 3
+    expected = (2 * 2 * 8 * 24 * 24 * 26 * 24 + 2 * 2 * 8 * 10 * 10 * 217 * 32 + 2 * 8 * 10 * 10 * 32 * 24 * 9
+                + 3 * 2 * 8 * 800 * 256 + 3 * 2 * 8 * 256 * 10)
+    assert gemms.flop == expected
+    assert gemms() > 0
 
 
 def test_seed_style_comparison_starts_from_the_same_weights(tiny_results):
