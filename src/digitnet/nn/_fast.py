@@ -116,7 +116,9 @@ def _split_product(fn, n_rows: int, work: int) -> None:
     A convolutional network trains with the BLAS on one thread and the
     convolutions split over digitnet's threads (:mod:`digitnet.nn.threads`);
     its fully connected layers' products split the same way. Each output
-    element is the same dot product however the rows are split.
+    element is the same dot product however the rows are split, but the BLAS
+    may add up a product of fewer rows in another order: the thread count can
+    change float32's last bits (see :mod:`digitnet.nn.threads`).
     """
     if work < SPLIT_PRODUCT or threads.threads() == 1:
         fn(slice(0, n_rows))

@@ -9,8 +9,9 @@ contiguous block of the batch's images through :func:`map_blocks`, and a
 fully connected layer's matrix products of at least
 ``_fast.SPLIT_PRODUCT`` multiply-adds (a convnet's 800 x 256 layer) a block
 of their output rows; nothing else is split, because elsewhere a thread
-hand-over costs about as much as the work it would move. With one thread (the default, outside a training run)
-:func:`map_blocks` simply calls the function once, in the calling thread.
+hand-over costs about as much as the work it would move. With one thread
+(the default, outside a training run) :func:`map_blocks` simply calls the
+function once, in the calling thread.
 
 ``fit(threads=...)`` / ``digitnet train --threads`` picks the setting for a run:
 
