@@ -32,7 +32,7 @@ The tricks, and why each pays:
 
 Convolution and pooling kernels split a batch's images over digitnet's
 threads (:mod:`digitnet.nn.threads`), and Dense kernels a large product's
-output rows (:func:`_split_product`); nothing else here does.
+output rows (:func:`_splits`); nothing else here does.
 
 A kernel's work arrays stay valid until the layer's next training step:
 callers that keep one longer copy it. Inference outputs are fresh arrays.
@@ -85,45 +85,53 @@ def _memory_order(x: np.ndarray) -> list[int]:
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, work: dict) -> np.ndarray:
     """``x @ W + b`` written into a reused (B, out) array; a large product's rows split over digitnet's threads."""
     out = scratch(work, "out", (len(x), W.shape[1]), W.dtype)
+    if _splits(x.size * W.shape[1]):
 
-    def rows(sl: slice) -> None:
-        np.matmul(x[sl], W, out=out[sl])
-        out[sl] += b
+        def rows(sl: slice) -> None:
+            np.matmul(x[sl], W, out=out[sl])
+            out[sl] += b
 
-    _split_product(rows, len(x), x.size * W.shape[1])
+        threads.map_blocks(rows, len(x))
+        return out
+    np.matmul(x, W, out=out)
+    out += b
     return out
 
 
 def dense_backward(x: np.ndarray, grad: np.ndarray, dW: np.ndarray, db: np.ndarray) -> None:
     """Fill ``dW = x.T @ grad`` (its rows split over digitnet's threads when large) and ``db``."""
-    _split_product(lambda sl: np.matmul(x[:, sl].T, grad, out=dW[sl]), len(dW), x.size * grad.shape[1])
+    if _splits(x.size * grad.shape[1]):
+        threads.map_blocks(lambda sl: np.matmul(x[:, sl].T, grad, out=dW[sl]), len(dW))
+    else:
+        np.matmul(x.T, grad, out=dW)
     np.sum(grad, axis=0, out=db)
 
 
 def dense_input_grad(grad: np.ndarray, W: np.ndarray, work: dict) -> np.ndarray:
     """``grad @ W.T`` written into a reused (B, in) array; a large product's rows split over digitnet's threads."""
     dx = scratch(work, "dx", (len(grad), W.shape[0]), grad.dtype)
-    _split_product(lambda sl: np.matmul(grad[sl], W.T, out=dx[sl]), len(grad), grad.size * W.shape[0])
+    if _splits(grad.size * W.shape[0]):
+        threads.map_blocks(lambda sl: np.matmul(grad[sl], W.T, out=dx[sl]), len(grad))
+    else:
+        np.matmul(grad, W.T, out=dx)
     return dx
 
 
 SPLIT_PRODUCT = 2**20  # multiply-adds: a smaller product is not worth a thread hand-over
 
 
-def _split_product(fn, n_rows: int, work: int) -> None:
-    """``fn(rows)`` for blocks of a product's output rows on digitnet's threads; once, here, for a small one.
+def _splits(work: int) -> bool:
+    """Whether a product of ``work`` multiply-adds splits its output rows over digitnet's threads.
 
     A convolutional network trains with the BLAS on one thread and the
     convolutions split over digitnet's threads (:mod:`digitnet.nn.threads`);
-    its fully connected layers' products split the same way. Each output
-    element is the same dot product however the rows are split, but the BLAS
-    may add up a product of fewer rows in another order: the thread count can
-    change float32's last bits (see :mod:`digitnet.nn.threads`).
+    its fully connected layers' large products split the same way. On one
+    thread (an MLP's default) the product runs whole, without the views a
+    split takes. Each output element is the same dot product however the rows
+    are split, but the BLAS may add up a product of fewer rows in another
+    order: the thread count can change float32's last bits.
     """
-    if work < SPLIT_PRODUCT or threads.threads() == 1:
-        fn(slice(0, n_rows))
-    else:
-        threads.map_blocks(fn, n_rows)
+    return work >= SPLIT_PRODUCT and threads.threads() > 1
 
 
 def relu_forward(x: np.ndarray, work: dict) -> tuple[np.ndarray, np.ndarray]:
