@@ -214,7 +214,7 @@ THREAD_CASES = [
     ("conv_one_channel", lambda: Conv2D(1, 4, 5, padding=2, dtype=np.float64), (6, 1, 9, 8)),
     ("conv", lambda: Conv2D(3, 4, 3, stride=2, dtype=np.float64), (5, 3, 9, 9)),
     ("maxpool_2x2", lambda: MaxPool2D(2), (6, 3, 7, 8)),
-    ("dense_large", lambda: Dense(256, 128, dtype=np.float64), (40, 256)),   # over _fast.SPLIT_PRODUCT
+    ("dense_large", lambda: Dense(1024, 256, dtype=np.float64), (64, 1024)),   # at _fast.SPLIT_PRODUCT
 ]
 
 
@@ -249,14 +249,14 @@ def test_a_large_dense_product_splits_over_threads_and_a_small_one_does_not(monk
     real = threads.map_blocks
     monkeypatch.setattr(threads, "map_blocks", lambda fn, n: calls.append(n) or real(fn, n))
     rng = np.random.default_rng(0)
-    for n_in, n_out, expected in ((800, 256, [64, 800, 64]), (64, 10, [])):   # forward, dW, dx rows
+    for n_in, n_out, expected in ((800, 256, [128, 800, 128]), (784, 64, [])):   # forward, dW, dx rows
         calls.clear()
         layer = Dense(n_in, n_out)
         with threads.use_threads(2):
-            y = layer.forward(rng.random((64, n_in), dtype=np.float32), training=True)
+            y = layer.forward(rng.random((128, n_in), dtype=np.float32), training=True)
             layer.backward(rng.standard_normal(y.shape).astype(np.float32))
         assert calls == expected
-        assert (n_in * n_out * 64 >= _fast.SPLIT_PRODUCT) == bool(expected)
+        assert (n_in * n_out * 128 >= _fast.SPLIT_PRODUCT) == bool(expected)
 
 
 def test_thread_blocks_and_errors():

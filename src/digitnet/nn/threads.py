@@ -6,10 +6,10 @@ NumPy releases the GIL inside its loops and BLAS calls, so Python threads
 working on disjoint images of a batch run in parallel. The convolution and
 2 x 2 max-pooling kernels (:mod:`digitnet.nn._fast`) hand each thread a
 contiguous block of the batch's images through :func:`map_blocks`, and a
-fully connected layer's matrix products of at least
-``_fast.SPLIT_PRODUCT`` multiply-adds (a convnet's 800 x 256 layer) a block
-of their output rows; nothing else is split, because elsewhere a thread
-hand-over costs about as much as the work it would move. With one thread
+fully connected layer's matrix products of at least ``_fast.SPLIT_PRODUCT``
+multiply-adds (a convnet's 800 x 256 layer at batch 128) a block of their
+output rows; nothing else is split, because elsewhere a thread hand-over
+costs about as much as the work it would move. With one thread
 (the default, outside a training run) :func:`map_blocks` simply calls the
 function once, in the calling thread.
 
