@@ -74,10 +74,10 @@ def test_cnn_profile_splits_a_step_by_layer(tiny_results):
     assert "matrix products alone, with the shapes and threads its kernels use" in tiny_results[1]
 
 
-def test_cnn_product_floor_runs_each_product_of_a_step_once():
-    from benchmarks.profile import StepGemms
-
+def test_cnn_product_floor_runs_each_product_of_a_step_once(monkeypatch):
     from digitnet.nn import build
+    monkeypatch.syspath_prepend(str(ROOT))                        # the benchmarks package, as `python -m` finds it
+    from benchmarks.profile import StepGemms
     gemms = StepGemms(build("cnn"), 8)
     # conv 1->24 5x5 on 28x28: forward and filter gradient, no input gradient for the first layer;
     # conv 24->32 3x3 on 12x12: forward, filter gradient and one input-gradient product per kernel offset;
