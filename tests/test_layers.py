@@ -290,3 +290,80 @@ def test_conv_inference_keeps_no_patches_and_backward_needs_a_training_pass():
     assert conv._cache is None
     conv.forward(x, training=True)
     assert conv._cache is not None and conv.backward(np.ones((64, 4, 28, 28), np.float32)).shape == x.shape
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return sorted(d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas")
+
+
+def test_predict_shares_its_chunks_over_threads_with_the_same_result(monkeypatch):
+    """Many images: chunks over one thread per core, the BLAS on one thread meanwhile and restored after."""
+    import digitnet
+    from digitnet.nn import threads
+    for var in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(threads, "available_cores", lambda: 3)
+    layers = [Conv2D(1, 4, 3), MaxPool2D(2), BatchNorm2D(4), ReLU(), Flatten(), Dense(13 * 13 * 4, 10)]
+    model = digitnet.Sequential(layers, input_shape=(1, 28, 28))
+    images = np.random.default_rng(0).integers(0, 256, (150, 28, 28), dtype=np.uint8)
+    seen = []                                                     # (thread count here, kernels' count, BLAS threads)
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x: seen.append(
+        (threads.inference_count(), threads.threads(), _blas_threads())) or real_forward(x))
+    before = _blas_threads()
+    assert threads.inference_count() == 3
+    proba = model.predict_proba(images, batch_size=16)           # 10 chunks over 3 threads
+    assert len(seen) == 10 and all(s[:2] == (1, 1) and set(s[2]) == {1} for s in seen)
+    assert _blas_threads() == before
+    seen.clear()
+    with threads.use_threads(1):                                 # a run's own setting wins: one thread, same chunks
+        one = model.predict_proba(images, batch_size=16)
+    assert len(seen) == 10 and all(s[2] == before for s in seen)
+    assert np.array_equal(proba, one)
+    assert np.array_equal(model.predict(images, batch_size=16), proba.argmax(axis=1))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")                   # the user's choice of threads: no split
+    assert threads.inference_count() == 1
+
+
+def test_concurrent_and_nested_predictions_finish_and_restore_the_blas():
+    """Callers in several threads, and a call from inside digitnet's own pool, neither hang nor leave the BLAS
+    on one thread (the first caller in limits it, the last out restores it)."""
+    import threading
+    import digitnet
+    from digitnet.nn import threads
+    model = digitnet.MLP((8,), seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (64, 784), dtype=np.uint8)
+    expected = model.predict(images, batch_size=4)
+    before, results = _blas_threads(), []
+
+    def caller():
+        for _ in range(20):
+            results.append(np.array_equal(model.predict(images, batch_size=4), expected))
+        with threads.use_threads(2):                             # the pool's thread predicting: no split of its own
+            results.extend(threads.map_blocks(lambda sl: np.array_equal(
+                model.predict(images, batch_size=4), expected), 2))
+    workers = [threading.Thread(target=caller, daemon=True) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not any(w.is_alive() for w in workers)
+    assert len(results) == 4 * 22 and all(results)
+    assert _blas_threads() == before
+
+
+def test_predict_chunks_keep_their_largest_array_near_the_cache_budget():
+    import digitnet
+    from digitnet.nn import _fast, model as model_module
+    conv = Conv2D(1, 24, 5)
+    x = np.zeros((3, 1, 28, 28), np.float32)
+    _, (cols, *_) = _fast.conv2d_forward(x, conv.params["W"], conv.params["b"], 1, 0)
+    assert conv.forward_size((1, 28, 28)) * 3 == cols.size        # the patch matrix is the conv's largest array
+    assert Dense(784, 64).forward_size((784,)) == 64
+    mlp = digitnet.MLP((64,))
+    assert mlp.inference_batch == 1024                            # 784 float32 inputs a image: capped
+    net = digitnet.Sequential([conv, Flatten(), Dense(24 * 24 * 24, 10)], input_shape=(1, 28, 28))
+    per_image = conv.forward_size((1, 28, 28)) * 4
+    n = net.inference_batch
+    assert n * per_image <= model_module.CHUNK_BYTES < 2 * n * per_image

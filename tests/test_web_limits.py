@@ -403,3 +403,20 @@ def test_the_hostile_client_benchmark_runs(tmp_path):
     assert report["phases"]["oversized_urllib"]["hostile"]["statuses"] == {"413": 5}
     assert report["unexpected_5xx"] == 0 and report["server_tracebacks"] == 0
     assert out.with_suffix(".md").read_text().startswith("# Hostile clients")
+
+
+def test_the_decode_pool_predicts_on_one_thread(monkeypatch):
+    """A server process keeps to one core: a number's many digits do not split over threads of their own."""
+    import asyncio
+
+    from digitnet.nn import threads
+    from digitnet.web.pool import DecodePool
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    for var in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    assert threads.inference_count() == 4                      # elsewhere, one thread per core
+    pool = DecodePool(2, 5.0)
+    try:
+        assert asyncio.run(pool.run(threads.inference_count)) == 1
+    finally:
+        pool.close()

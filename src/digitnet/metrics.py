@@ -16,7 +16,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10
     ).reshape(n_classes, n_classes)
 
 
-def evaluate(model, data: Dataset, batch_size: int = 2048) -> dict:
+def evaluate(model, data: Dataset, batch_size: int | None = None) -> dict:
     """Accuracy, mean cross-entropy, per-class precision/recall/F1 and the confusion matrix."""
     if data.labels is None:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
@@ -78,26 +78,23 @@ def class_names(models) -> list[str]:
     return list(getattr(model, "classes", None) or [str(c) for c in range(10)])
 
 
-def predict_proba(models, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+def predict_proba(models, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """Probabilities of one model, or the mean over a list of models (an ensemble)."""
     if isinstance(models, (list, tuple)):
         return np.mean([m.predict_proba(images, batch_size).astype(np.float64) for m in models], axis=0)
     return models.predict_proba(images, batch_size)
 
 
-def accuracy_and_loss(model, data: Dataset | None, batch_size: int = 4096, prefix: str = "") -> dict:
+def accuracy_and_loss(model, data: Dataset | None, batch_size: int | None = None, prefix: str = "") -> dict:
     """``{prefix}acc`` and ``{prefix}loss`` (mean cross-entropy) in one pass; None values without data."""
     if data is None:
         return {f"{prefix}acc": None, f"{prefix}loss": None}
     if data.labels is None:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot measure accuracy")
     y = data.labels.astype(np.intp)
-    correct, loss = 0, 0.0
-    for i in range(0, len(y), batch_size):
-        logits = model.forward(model.prepare(data.images[i : i + batch_size]))
-        yb = y[i : i + batch_size]
-        correct += int((logits.argmax(axis=1) == yb).sum())
-        loss -= float(log_softmax(logits.astype(np.float64))[np.arange(len(yb)), yb].sum())
+    logits = model.logits(data.images, batch_size)
+    correct = int((logits.argmax(axis=1) == y).sum())
+    loss = -float(log_softmax(logits.astype(np.float64))[np.arange(len(y)), y].sum())
     return {f"{prefix}acc": correct / len(y), f"{prefix}loss": loss / len(y)}
 
 

@@ -140,6 +140,10 @@ class Conv2D(Layer):
             )
         return (self.out_channels, Ho, Wo)
 
+    def forward_size(self, input_shape):
+        _, Ho, Wo = self.output_shape(input_shape)
+        return Ho * Wo * (self.kernel_size**2 * self.in_channels + 1)  # the patch matrix, a row per output pixel
+
     def config(self):
         return {
             "in_channels": self.in_channels,

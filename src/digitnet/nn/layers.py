@@ -54,6 +54,10 @@ class Layer:
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 
+    def forward_size(self, input_shape: tuple[int, ...]) -> int:
+        """Values per sample in the largest array ``forward`` makes (its output, unless it builds a larger one)."""
+        return int(np.prod(self.output_shape(input_shape)))
+
     def config(self) -> dict:
         return {}
 

@@ -53,9 +53,11 @@ class _BatchNorm(Layer):
         else:
             mean, var = x.mean(axis=0), x.var(axis=0)  # (F,) each: the batch's statistics
             self._update_running(mean, var, len(x))
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        self._xh = (x - mean) * self._inv_std  # the normalised input
-        return self._xh * gamma + beta
+        # locals first: threads predicting with one model at once each get their own result
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        xh = (x - mean) * inv_std  # the normalised input
+        self._inv_std, self._xh = inv_std, xh
+        return xh * gamma + beta
 
     def _update_running(self, mean, var, m: int) -> None:
         r = self.buffers

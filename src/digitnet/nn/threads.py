@@ -37,7 +37,14 @@ function once, in the calling thread.
 Evaluation, prediction and the web server run the BLAS on one thread
 (:func:`inference_threads`) unless one of those variables is set: their
 matrix products are small, so a second BLAS thread gains little on an idle
-machine and costs many times that beside another busy process.
+machine and costs many times that beside another busy process. A prediction
+over many images (``Sequential.predict``, ``predict_proba``, ``logits``:
+more than one chunk of images) instead shares its chunks out over one of
+digitnet's threads per core (:func:`map_split`), each chunk converted,
+passed through the network and reduced by one thread, the BLAS on one
+thread meanwhile: the whole pipeline runs on every core, not only the
+products. Inside :func:`use_threads` (a training run's validation) the
+run's count is used; a web server's threads keep to one (:func:`one_thread_here`).
 
 Blocks are fixed by the batch size and the thread count, so a run is
 reproducible for a given setting; the setting can change the last bits of
@@ -67,7 +74,7 @@ THREAD_VARIABLES = (
 )
 BLAS_NAMES = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS"}
 
-_threads: contextvars.ContextVar[int] = contextvars.ContextVar("digitnet_threads", default=1)
+_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar("digitnet_threads", default=None)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _lock = threading.Lock()
@@ -76,7 +83,7 @@ _lock = threading.Lock()
 # -- digitnet's own threads --------------------------------------------------------------------------------
 def threads() -> int:
     """How many threads the kernels split a batch over here (1: no splitting)."""
-    return _threads.get()
+    return _threads.get() or 1
 
 
 @contextlib.contextmanager
@@ -89,7 +96,9 @@ def use_threads(n: int) -> Iterator[None]:
             if _pool_size < n - 1:  # the calling thread works on one block itself
                 if _pool is not None:
                     _pool.shutdown(wait=False)  # calls already under way keep their threads
-                _pool, _pool_size = ThreadPoolExecutor(n - 1, thread_name_prefix="digitnet"), n - 1
+                # a pool thread never splits work again: it would wait for the pool it is part of
+                _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="digitnet", initializer=one_thread_here)
+                _pool_size = n - 1
     token = _threads.set(n)
     try:
         yield
@@ -117,6 +126,72 @@ def map_blocks(fn: Callable[[slice], T], n: int) -> list[T]:
         wait(futures)  # no block may still be writing when the error surfaces
         raise
     return [first] + [f.result() for f in futures]
+
+
+def one_thread_here() -> None:
+    """From now on, work called in this thread does not split over digitnet's threads (a thread pool's
+    initializer: a web server's threads, each process serving on one core, and digitnet's own pool)."""
+    _threads.set(1)
+
+
+# -- inference over many images -------------------------------------------------------------------------------
+def inference_count() -> int:
+    """Threads :func:`map_split` uses here: :func:`use_threads`'s count inside its block; elsewhere one per
+    core, or one when the user set a BLAS thread variable (their choice of threads wins, as in training)."""
+    n = _threads.get()
+    if n is not None:
+        return n
+    return 1 if user_chose_blas_threads() else available_cores()
+
+
+def map_split(fn: Callable[[slice], object], n: int) -> None:
+    """``fn(s)`` for ``range(n)`` cut into :func:`inference_count` blocks, worked on concurrently.
+
+    Meanwhile the BLAS runs on one thread (the two kinds of threads would
+    compete for cores), and kernels called inside ``fn`` do not split their
+    own work again. ``fn`` returns nothing: it writes its block's results.
+    """
+    k = min(inference_count(), n)
+    if k <= 1:
+        fn(slice(0, n))
+        return
+
+    def alone(sl: slice) -> None:
+        token = _threads.set(1)
+        try:
+            fn(sl)
+        finally:
+            _threads.reset(token)
+
+    with use_threads(k), _one_blas_thread():
+        map_blocks(alone, n)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0  # map_split calls under way, in any thread: the first sets the BLAS to one thread, the last undoes it
+_blas_limiter: Any = None
+_blas_controller: Any = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    global _blas_users, _blas_limiter, _blas_controller
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_controller is None:  # finding the loaded libraries takes ~0.5 ms; limiting them ~10 us
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 # -- a training run's setting --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from starlette.exceptions import HTTPException
 
 from ..errors import DigitnetError
+from ..nn.threads import one_thread_here
 
 
 class PoolBusy(HTTPException):
@@ -48,7 +49,8 @@ class DecodePool:
         # process waits instead of being shed; few enough that the bodies held (2 MB each at most) stay
         # small, and each waits at most timeout_s
         self.queue = 8 * workers if queue is None else queue
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="digitnet-decode")
+        # a server process reads on one core (its model's predictions do not split over threads)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="digitnet-decode", initializer=one_thread_here)
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not finished, including those whose request gave up
 
