@@ -367,3 +367,24 @@ def test_predict_chunks_keep_their_largest_array_near_the_cache_budget():
     per_image = conv.forward_size((1, 28, 28)) * 4
     n = net.inference_batch
     assert n * per_image <= model_module.CHUNK_BYTES < 2 * n * per_image
+
+
+def test_a_failing_block_stops_the_others_at_their_next_chunk(monkeypatch):
+    """An error or Ctrl-C in one thread of a long prediction must not wait for the other threads' whole blocks."""
+    import time
+    from digitnet.nn import threads
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    for var in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    done = []
+
+    def chunk(i):
+        if i == 0:
+            time.sleep(0.05)                                     # the other block is under way by then
+            raise KeyboardInterrupt
+        time.sleep(0.01)
+        done.append(i)
+    with pytest.raises(KeyboardInterrupt):
+        threads.map_split(chunk, 200)                            # blocks 0-99 and 100-199
+    time.sleep(0.05)
+    assert all(i >= 100 for i in done) and len(done) < 30        # not the other 100 chunks

@@ -243,13 +243,12 @@ class Sequential:
         if n <= chunk:
             return head(self.forward(self.prepare(x)))
         out = np.empty((n,) + tuple(shape), dtype)
-        starts = range(0, n, chunk)
 
-        def chunks(sl: slice) -> None:
-            for i in starts[sl]:
-                out[i : i + chunk] = head(self.forward(self.prepare(x[i : i + chunk])))
+        def one_chunk(c: int) -> None:
+            i = c * chunk
+            out[i : i + chunk] = head(self.forward(self.prepare(x[i : i + chunk])))
 
-        threads.map_split(chunks, len(starts))
+        threads.map_split(one_chunk, -(-n // chunk))
         return out
 
     @property

@@ -144,27 +144,40 @@ def inference_count() -> int:
     return 1 if user_chose_blas_threads() else available_cores()
 
 
-def map_split(fn: Callable[[slice], object], n: int) -> None:
-    """``fn(s)`` for ``range(n)`` cut into :func:`inference_count` blocks, worked on concurrently.
+def map_split(fn: Callable[[int], object], n: int) -> None:
+    """``fn(i)`` for every ``i`` in ``range(n)``, in contiguous blocks over :func:`inference_count` threads.
 
     Meanwhile the BLAS runs on one thread (the two kinds of threads would
     compete for cores), and kernels called inside ``fn`` do not split their
-    own work again. ``fn`` returns nothing: it writes its block's results.
+    own work again. ``fn`` writes its results itself. When one block fails or
+    is interrupted (Ctrl-C), the others stop before their next ``i``.
     """
     k = min(inference_count(), n)
     if k <= 1:
-        fn(slice(0, n))
+        for i in range(n):
+            fn(i)
         return
+    stop = threading.Event()
 
-    def alone(sl: slice) -> None:
+    def block(sl: slice) -> None:
         token = _threads.set(1)
         try:
-            fn(sl)
+            for i in range(sl.start, sl.stop):
+                if stop.is_set():
+                    return
+                fn(i)
+        except BaseException:
+            stop.set()
+            raise
         finally:
             _threads.reset(token)
 
     with use_threads(k), _one_blas_thread():
-        map_blocks(alone, n)
+        try:
+            map_blocks(block, n)
+        except BaseException:  # also an interrupt while this thread waited for the others
+            stop.set()
+            raise
 
 
 _blas_lock = threading.Lock()
