@@ -384,3 +384,41 @@ def test_named_classes_come_back_by_name(tmp_path):
     assert got["classes"] == ["cat", "dog", "<b>fish</b>"] and got["class"] == got["classes"][got["label"]]
     assert [t["class"] for t in got["top_k"]] == [got["classes"][t["label"]] for t in got["top_k"]]
     assert client.get("/api/model").json()["models"][0]["classes"] == ["cat", "dog", "<b>fish</b>"]
+
+
+def test_a_small_drawing_is_read_on_the_event_loop_and_the_rest_in_the_decoding_threads(monkeypatch, mnist):
+    """The page's drawing of one digit (at most 128 x 128) skips the thread hand-over; a larger image, or a
+    small one that must be read as a number, still goes to the threads and their deadline."""
+    from digitnet.web import inputs
+    from digitnet.web.pool import DecodePool
+    ran = []
+    real_run = DecodePool.run
+
+    async def run(self, fn, *args):
+        ran.append(fn.__name__)
+        return await real_run(self, fn, *args)
+    monkeypatch.setattr(DecodePool, "run", run)
+    client = TestClient(create_app({"reader": digitnet.load("reader")}))
+    seven = Image.fromarray(255 - mnist.test.images[0])                      # a 7
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 120), dtype=np.uint8))
+    for img, expected_runs in ((seven.resize((128, 128)), []), (seven.resize((129, 128)), ["read_image"]),
+                               (noise, ["read_as_number"])):
+        ran.clear()
+        r = client.post("/api/predict", content=png(img), headers={"Content-Type": "image/png"})
+        assert r.status_code == 200 and ran == expected_runs, (img.size, ran)
+        if img is not noise:
+            assert r.json()["label"] == 7
+    ran.clear()
+    r = client.post("/api/predict?split=true", content=png(seven.resize((64, 64))), headers={"Content-Type": "image/png"})
+    assert r.status_code == 200 and ran == ["read_image"]                    # asked for a number: the threads
+    ran.clear()
+    bomb = png(Image.new("1", (20000, 20000)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                       # no warning about a huge claimed size
+        assert inputs.header_pixels(bomb) == inputs.BOMB_PIXELS                # past Pillow's own limit
+        assert inputs.header_pixels(png(Image.new("1", (3000, 3000)))) == 3000 * 3000
+        r = client.post("/api/predict", content=bomb, headers={"Content-Type": "image/png"})
+    assert r.status_code == 422 and "too large" in r.json()["detail"] and ran == []   # refused from its header, here
+    r = client.post("/api/predict", content=b"\x89PNG\r\n\x1a\n not really", headers={"Content-Type": "image/png"})
+    assert r.status_code == 422 and ran == ["read_image"]                    # unreadable: the careful way
+    assert inputs.header_pixels(b"") is None and inputs.INLINE_PIXELS == 128 * 128

@@ -12,11 +12,13 @@ Routes::
 
 Models are loaded once, when the app is created. Inference on one 28x28 image
 takes tens of microseconds for the MLP, so it runs directly on the event loop,
-and so do JSON pixels. Every uploaded image is decoded and preprocessed in a
-small thread pool (:class:`~digitnet.web.pool.DecodePool`), ``image_workers``
-at a time, each with a deadline of ``decode_timeout_s``: a hostile upload
-costs its request a 422 (or a 503 when the pool is full), never the other
-requests their event loop.
+and so do JSON pixels and the reading of a small image (at most
+``inputs.INLINE_PIXELS``, as the page sends a drawn digit) as one digit, a few
+milliseconds. Every other uploaded image, and a small one read as a number, is
+decoded and read in a small thread pool (:class:`~digitnet.web.pool.DecodePool`),
+``image_workers`` at a time, each with a deadline of ``decode_timeout_s``: a
+hostile upload costs its request a 422 (or a 503 when the pool is full), never
+the other requests their event loop.
 """
 
 from __future__ import annotations
@@ -35,9 +37,25 @@ from ..nn.model import Sequential
 from ..reject import answer_columns, decide
 from . import docs, schema
 from .collect import CollectFailed, CollectionFull, Collector
-from .inputs import check_image_bytes, parse_json, parse_multipart, parse_top_k, pixels_to_array
+from .inputs import (
+    INLINE_PIXELS,
+    check_image_bytes,
+    header_pixels,
+    parse_json,
+    parse_multipart,
+    parse_top_k,
+    pixels_to_array,
+)
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
-from .numbers import number_fields, parse_split, read_image, top_entries
+from .numbers import (
+    needs_number_reading,
+    number_fields,
+    parse_split,
+    read_as_number,
+    read_image,
+    read_whole,
+    top_entries,
+)
 from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024  # bytes; larger requests get 413
@@ -169,9 +187,21 @@ def create_app(
         return {"default": default, "models": summaries}
 
     async def decode(data: bytes, net: Sequential, split: bool):
-        """The image as one digit (28, 28) uint8, ``net``'s reading of it, and the number's digits (or None)."""
+        """The image as one digit (28, 28) uint8, ``net``'s reading of it, and the number's digits (or None).
+
+        A small image (the page's drawing of a digit) is read here, on the event loop: its reading as
+        one digit takes a few ms; so is one whose header claims too many pixels (refused before any
+        decoding). Everything that may take longer, a larger image, a file Pillow cannot make sense
+        of, or reading a small image as a number, goes to the decoding threads and their deadline.
+        """
         check_image_bytes(data)  # refuses a JPEG scan bomb here, before it takes a thread
-        return await pool.run(read_image, data, max_pixels, net, split)
+        pixels = header_pixels(data)
+        if split or pixels is None or INLINE_PIXELS < pixels <= max_pixels:
+            return await pool.run(read_image, data, max_pixels, net, split)
+        img, whole, proba = read_whole(data, max_pixels, net)
+        if not needs_number_reading(net, proba, whole):
+            return whole, proba, None
+        return await pool.run(read_as_number, img, whole, proba, net, split)
 
     def pick(name) -> tuple[str, Sequential]:
         if name is None:

@@ -62,6 +62,35 @@ def check_image_bytes(data: bytes) -> None:
     check_jpeg_scans(data, "the uploaded image")
 
 
+# The drawing page sends a single digit at most 128 x 128 pixels (app.js, DIGIT_SIDE). Reading such an image
+# as one digit takes 2-4 ms, and up to ~20 ms for 128 x 128 pixels of noise; that is less than handing it to a
+# decoding thread costs in latency under load (the thread and the event loop take turns holding the GIL).
+INLINE_PIXELS = 128 * 128
+BOMB_PIXELS = 2**62  # header_pixels of an image past Pillow's own limit
+
+
+def header_pixels(data: bytes) -> int | None:
+    """The pixel count the image's header claims (read, not decoded); None when Pillow cannot read it.
+
+    Past Pillow's own limit on claimed sizes (a decompression bomb), a count larger than any image's.
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a huge claimed size warns; open_image refuses it
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Image.DecompressionBombError:
+        return BOMB_PIXELS
+    except Exception:  # whatever Pillow makes of a broken file: open_image says what is wrong
+        return None
+    return w * h
+
+
 # --------------------------------------------------------------------------- JSON pixels
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)

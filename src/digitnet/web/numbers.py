@@ -75,13 +75,23 @@ def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarr
     The digits are ``None`` when the image is read as one digit; each entry
     otherwise has ``image`` (28x28 uint8), ``box`` and ``proba``.
     """
+    img, whole, proba = read_whole(data, max_pixels, net)
+    if not split and not needs_number_reading(net, proba, whole):
+        return whole, proba, None
+    return read_as_number(img, whole, proba, net, split)
+
+
+def read_whole(data: bytes, max_pixels: int, net):
+    """The first step of :func:`read_image`: (the decoded image, it framed as one 28x28 digit, ``net``'s reading)."""
     if not data:
         raise DigitnetError("the uploaded image is empty (0 bytes)")
     img = open_image(data, max_pixels=max_pixels)
     whole = to_mnist(img)
-    proba = net.predict_proba(whole[None])[0]
-    if not split and not needs_number_reading(net, proba, whole):
-        return whole, proba, None
+    return img, whole, net.predict_proba(whole[None])[0]
+
+
+def read_as_number(img, whole: np.ndarray, proba: np.ndarray, net, split: bool):
+    """The rest of :func:`read_image`, from :func:`read_whole`'s results: the image read as a number."""
     try:
         reading = read_number(img, net)
     except DigitnetError:
