@@ -7,6 +7,9 @@ limits, as a user gets them) and runs, one after the other:
   ~200,000 empty scans (each a decoder pass over every block: seconds to tens of seconds);
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
+- ``noise_drawings``: four clients sending 128x128 pixels of noise as PNG, the size the page
+  sends a drawn digit in: read as one digit on the event loop (the slowest such image, ~20 ms),
+  then, refused, as a number in the decoding threads;
 - ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),
   slow to parse on the event loop, refused from a count of their brackets;
 - ``idle_sockets``: 300 connections that never send a byte;
@@ -65,6 +68,14 @@ def largest_jpeg() -> bytes:
     base = scan_bomb(0, 2048)
     scans = base.count(b"\xff\xda")
     return scan_bomb(MAX_JPEG_SCANS - scans, 2048)
+
+
+def noise_drawing() -> bytes:
+    """128x128 pixels of noise: the largest image the server reads on its event loop, and the slowest such."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def json_bomb() -> bytes:
@@ -233,7 +244,7 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
-PHASES = ("scan_bombs", "largest_jpeg", "json_bombs", "idle_sockets", "slowloris", "oversized_urllib",
+PHASES = ("scan_bombs", "largest_jpeg", "noise_drawings", "json_bombs", "idle_sockets", "slowloris", "oversized_urllib",
           "connection_cap")
 
 
@@ -285,6 +296,7 @@ def main(argv=None) -> int:
         hostile = {
             "scan_bombs": lambda: flood(port, post(scan_bomb(200_000), "image/jpeg"), 4, seconds),
             "largest_jpeg": lambda: flood(port, post(largest_jpeg(), "image/jpeg"), 4, seconds),
+            "noise_drawings": lambda: flood(port, post(noise_drawing(), "image/png"), 4, seconds),
             "json_bombs": lambda: flood(port, post(json_bomb(), "application/json"), 4, seconds),
             "idle_sockets": lambda: held_sockets(port, idle_n, False, 60),
             "slowloris": lambda: held_sockets(port, slow_n, True, 60),
