@@ -173,6 +173,24 @@ def test_too_many_pieces_of_ink_is_a_clear_error(cnn):
         segment.read_number(Image.fromarray(noise), cnn)
 
 
+def test_scattered_ink_is_not_read_as_a_number(mnist, cnn, monkeypatch):
+    """128 x 128 pixels of noise: tens of pieces in one line height; reading each as a digit took a second."""
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8))
+    ink, _ = segment.line_ink(noise)
+    read = []
+    real_proba = segment.Scorer.proba
+    monkeypatch.setattr(segment.Scorer, "proba", lambda self, images: read.append(len(images)) or real_proba(self, images))
+    with pytest.raises(DigitnetError, match="too scattered to be a written number"):
+        segment.read_number(noise, cnn)
+    assert read == []                                            # refused before any piece was read
+    with pytest.raises(DigitnetError, match="too scattered"):
+        segment.primitives(ink)
+    img, _ = row(mnist, list(range(10)), spacing=-2)                                 # ten touching digits
+    prims, _, line_h = segment.primitives(segment.line_ink(img)[0])
+    width = max(p.x1 for p in prims) - min(p.x0 for p in prims)
+    assert len(prims) <= segment.MAX_DENSITY * width / line_h
+
+
 @pytest.mark.parametrize("can_refuse,sureness,several", [
     (True, [0.9, 0.8], True),
     (True, [0.9, 0.3], False),      # a piece barely a digit: a model that refuses non-digits is not sure

@@ -50,6 +50,10 @@ LINE_HEIGHT = 64  # ... and its ink at most this tall (ample to find cuts; keeps
 LINE_PROBE_SIDE = 128  # the ink's height is measured first on a copy whose shorter side is this long
 MAX_MERGE = 6  # a piece holds at most this many primitives
 MAX_PRIMITIVES = 80  # more pieces of ink than this is not a number (a page of text, noise)
+# Pieces per line height of the line's width: rows of 2-10 MNIST digits, spaced to overlapping, have at most
+# 4.9 (benchmarks/written_numbers.py's rows), a drawn smiley 8; 128 x 128 pixels of noise have 45, and
+# reading each of their pieces as a digit took about a second. Past this the ink is not read as a number.
+MAX_DENSITY = 12.0
 MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is most likely one digit ...
 NARROW_CUT_WIDTH = 0.45  # ... but one at least this wide may be two narrow ones touching ("11", "71") ...
 NARROW_COST = 2.0  # ... which costs this per cut, and is cut only where the whole component ...
@@ -362,6 +366,12 @@ def primitives(ink: np.ndarray, dense: tuple[tuple[int, int], ...] = ()) -> tupl
     if len(prims) > MAX_PRIMITIVES:
         raise DigitnetError(
             f"too many separate pieces of ink ({len(prims)}) to read as one number; crop the image to the number"
+        )
+    heights = max(1.0, (max(p.x1 for _, p in prims) - min(p.x0 for _, p in prims)) / line_h)
+    if not dense and len(prims) > MAX_DENSITY * heights:  # the dense rerun adds cuts of its own
+        raise DigitnetError(
+            f"{len(prims)} pieces of ink in a line {heights:.1f} times as wide as it is high: "
+            "too scattered to be a written number"
         )
     prims.sort(key=lambda cp: cp[0])
     return [p for _, p in prims], labels, line_h
