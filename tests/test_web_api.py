@@ -422,3 +422,7 @@ def test_a_small_drawing_is_read_on_the_event_loop_and_the_rest_in_the_decoding_
     r = client.post("/api/predict", content=b"\x89PNG\r\n\x1a\n not really", headers={"Content-Type": "image/png"})
     assert r.status_code == 422 and ran == ["read_image"]                    # unreadable: the careful way
     assert inputs.header_pixels(b"") is None and inputs.INLINE_PIXELS == 128 * 128
+    ran.clear()
+    seed = TestClient(create_app({"seed": digitnet.load("seed")}))              # no "not a digit": read as a number
+    r = seed.post("/api/predict", content=png(seven.resize((128, 128))), headers={"Content-Type": "image/png"})
+    assert r.status_code == 200 and ran == ["read_image"]

@@ -192,11 +192,12 @@ def create_app(
         A small image (the page's drawing of a digit) is read here, on the event loop: its reading as
         one digit takes a few ms; so is one whose header claims too many pixels (refused before any
         decoding). Everything that may take longer, a larger image, a file Pillow cannot make sense
-        of, or reading a small image as a number, goes to the decoding threads and their deadline.
+        of, or reading a small image as a number, goes to the decoding threads and their deadline;
+        so does every image for a model without a "not a digit" output, which reads each as a number.
         """
         check_image_bytes(data)  # refuses a JPEG scan bomb here, before it takes a thread
         pixels = header_pixels(data)
-        if split or pixels is None or INLINE_PIXELS < pixels <= max_pixels:
+        if split or net.reject_class is None or pixels is None or INLINE_PIXELS < pixels <= max_pixels:
             return await pool.run(read_image, data, max_pixels, net, split)
         img, whole, proba = read_whole(data, max_pixels, net)
         if not needs_number_reading(net, proba, whole):
