@@ -9,7 +9,8 @@ limits, as a user gets them) and runs, one after the other:
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
 - ``noise_drawings``: four clients sending 128x128 pixels of noise as PNG, the size the page
   sends a drawn digit in: read as one digit on the event loop (the slowest such image, ~20 ms),
-  then, refused, as a number in the decoding threads;
+  refused, then handed to the decoding threads to be read as a number, which its scattered ink
+  is not;
 - ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),
   slow to parse on the event loop, refused from a count of their brackets;
 - ``idle_sockets``: 300 connections that never send a byte;
