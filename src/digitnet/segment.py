@@ -52,7 +52,7 @@ MAX_MERGE = 6  # a piece holds at most this many primitives
 MAX_PRIMITIVES = 80  # more pieces of ink than this is not a number (a page of text, noise)
 # Pieces per line height of the line's width: rows of 2-10 MNIST digits, spaced to overlapping, have at most
 # 4.9 (benchmarks/written_numbers.py's rows), a drawn smiley 8; 128 x 128 pixels of noise have 45, and
-# reading each of their pieces as a digit took about a second. Past this the ink is not read as a number.
+# reading each of their pieces as a digit would cost about a second. Past this it is not read as a number.
 MAX_DENSITY = 12.0
 MIN_CUT_WIDTH = 0.75  # a component narrower than this times the line height is most likely one digit ...
 NARROW_CUT_WIDTH = 0.45  # ... but one at least this wide may be two narrow ones touching ("11", "71") ...

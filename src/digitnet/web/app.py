@@ -14,8 +14,9 @@ Models are loaded once, when the app is created. Inference on one 28x28 image
 takes tens of microseconds for the MLP, so it runs directly on the event loop,
 and so do JSON pixels and the reading of a small image (at most
 ``inputs.INLINE_PIXELS``, as the page sends a drawn digit) as one digit, a few
-milliseconds. Every other uploaded image, and a small one read as a number, is
-decoded and read in a small thread pool (:class:`~digitnet.web.pool.DecodePool`),
+milliseconds. Every other uploaded image, a small one read as a number, and
+every image for a model without a "not a digit" output (which reads each as a
+number too) is decoded and read in a small thread pool (:class:`~digitnet.web.pool.DecodePool`),
 ``image_workers`` at a time, each with a deadline of ``decode_timeout_s``: a
 hostile upload costs its request a 422 (or a 503 when the pool is full), never
 the other requests their event loop.
