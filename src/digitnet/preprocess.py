@@ -447,9 +447,13 @@ def fill_hollow_strokes(ink: np.ndarray) -> np.ndarray:
     background, n = components(~np.pad(mask, 1))
     background = background[1:-1, 1:-1]
     edge = np.unique(np.r_[background[0], background[-1], background[:, 0], background[:, -1]])
+    # a hole that qualifies is at least HOLLOW_RATIO * line thick, so at least HOLLOW_LENGTH times that squared in
+    # area: smaller ones are skipped unmeasured (noise has hundreds of one-pixel holes)
+    areas = np.bincount(background.ravel(), minlength=n + 1)
+    least = HOLLOW_LENGTH * (HOLLOW_RATIO * line) ** 2
     out = ink
     for k in range(1, n + 1):
-        if k in edge:
+        if k in edge or areas[k] < least:
             continue
         hole = background == k
         area = int(hole.sum())
