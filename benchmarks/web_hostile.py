@@ -8,7 +8,7 @@ limits, as a user gets them) and runs, one after the other:
 - ``largest_jpeg``: four clients sending the slowest JPEG the server still decodes
   (2048x2048 pixels, 100 scans), which goes to the decoding threads;
 - ``noise_drawings``: four clients sending 128x128 pixels of noise as PNG, the size the page
-  sends a drawn digit in: read as one digit on the event loop (the slowest such image, ~20 ms),
+  sends a drawn digit in: read as one digit on the event loop (the slowest such image, ~10 ms),
   refused, then handed to the decoding threads to be read as a number, which its scattered ink
   is not;
 - ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),

@@ -63,7 +63,7 @@ def check_image_bytes(data: bytes) -> None:
 
 
 # The drawing page sends a single digit at most 128 x 128 pixels (app.js, DIGIT_SIDE). Reading such an image
-# as one digit takes 2-4 ms, and up to ~20 ms for 128 x 128 pixels of noise; that is less than handing it to a
+# as one digit takes 2-4 ms, and about 10 ms for 128 x 128 pixels of noise; that is less than handing it to a
 # decoding thread costs in latency under load (the thread and the event loop take turns holding the GIL).
 INLINE_PIXELS = 128 * 128
 BOMB_PIXELS = 2**62  # header_pixels of an image past Pillow's own limit
