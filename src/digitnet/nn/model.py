@@ -53,13 +53,17 @@ class Sequential:
         self.loss = loss or SoftmaxCrossEntropy()
         for layer in self.layers:
             layer.astype(self.dtype)
-        self.output_shape = self._check_shapes()
+        self.output_shape, largest = self._check_shapes()
         # One flat array holds every parameter, another every gradient; the layers keep views of them.
         self.flat_params = self._pack("params")
         self.flat_grads = self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
         self._work: dict[str, np.ndarray] = {}  # the training loop's reused input batch
-        self._chunk = 0  # predict's images per chunk, once inference_batch has worked it out
+        # predict's images per chunk: the largest power of two (16 to 1,024) whose largest array is at most
+        # CHUNK_BYTES, so that a chunk's work stays in the CPU's caches (a convnet's patch matrix holds ~100 kB
+        # per image, an MLP's input 3 kB)
+        per_image = largest * self.dtype.itemsize
+        self.inference_batch = 1 << min(10, max(4, (CHUNK_BYTES // per_image).bit_length() - 1))
         self.meta: dict = {}  # filled by digitnet.fit() and io.load(): history, config, ...
         self.classes = classes
         self.reject_class = reject_class
@@ -95,14 +99,16 @@ class Sequential:
             raise DigitnetError(f"reject_class must be an output index 0-{self.n_classes - 1} or None, got {index!r}")
         self._reject_class = None if index is None else int(index)
 
-    def _check_shapes(self) -> tuple[int, ...]:
-        shape = self.input_shape
+    def _check_shapes(self) -> tuple[tuple[int, ...], int]:
+        """The output shape, checked layer by layer, and the most values per sample any layer's forward makes."""
+        shape, largest = self.input_shape, int(np.prod(self.input_shape))
         for i, layer in enumerate(self.layers):
             try:
+                largest = max(largest, layer.forward_size(shape))
                 shape = layer.output_shape(shape)
             except DigitnetError as exc:
                 raise DigitnetError(f"layer {i} ({type(layer).__name__}): {exc}") from None
-        return shape
+        return shape, largest
 
     def _pack(self, store: str) -> np.ndarray:
         """Copy every layer's ``params`` (or ``grads``) into one flat array; the layers get views of it.
@@ -239,7 +245,7 @@ class Sequential:
     def _infer(self, images, batch_size: int | None, head, shape: tuple, dtype) -> np.ndarray:
         x = np.asarray(images)
         n = len(x) if x.ndim > 1 else 1
-        chunk = int(batch_size or self._chunk or self.inference_batch)
+        chunk = int(batch_size or self.inference_batch)
         if n <= chunk:
             return head(self.forward(self.prepare(x)))
         out = np.empty((n,) + tuple(shape), dtype)
@@ -250,22 +256,6 @@ class Sequential:
 
         threads.map_split(one_chunk, -(-n // chunk))
         return out
-
-    @property
-    def inference_batch(self) -> int:
-        """Images per chunk in ``predict``: the largest power of two (16 to 1,024) whose largest array is at
-        most :data:`CHUNK_BYTES`, so that a chunk's work stays in the CPU's caches (a convnet's patch matrix
-        holds ~100 kB per image, an MLP's input 3 kB)."""
-        size = max([self._n_inputs] + [layer.forward_size(shape) for layer, shape in self._layer_inputs()])
-        per_image = size * self.dtype.itemsize
-        self._chunk = 1 << min(10, max(4, (CHUNK_BYTES // per_image).bit_length() - 1))
-        return self._chunk
-
-    def _layer_inputs(self):
-        shape = self.input_shape
-        for layer in self.layers:
-            yield layer, shape
-            shape = layer.output_shape(shape)
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
