@@ -317,3 +317,50 @@ def test_damaged_checkpoint_metadata(tmp_path, capsys, mnist, change):
     code, _, err = run(capsys, "train", "--resume", ckpt, "--data", data, "--epochs", "2", "--quiet",
                        "-o", tmp_path / "m2.safetensors")
     assert code == 2 and "damaged" in err and err.count("digitnet: error:") == 1 and "Traceback" not in err, err
+
+
+# --------------------------------------------------------------------------- pipes and devices given as files
+PIPES = ("pipe.png", "model.safetensors", "w.pkl", "data.npz", "data.csv", "train-images-idx3-ubyte",
+         "mnist.pkl.gz", "space.toml")
+
+
+@pytest.fixture
+def special_files(tmp_path, monkeypatch):
+    """Named pipes under file names, a link to an endless device, and two links to each other."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    from PIL import Image, ImageDraw
+    monkeypatch.chdir(tmp_path)
+    for name in PIPES:
+        os.mkfifo(name)  # opening one to read waits for a writer that never comes
+    os.symlink("/dev/zero", "zero.png")  # reads never end
+    os.symlink("loop-b.png", "loop-a.png")
+    os.symlink("loop-a.png", "loop-b.png")
+    img = Image.new("L", (60, 60), 255)
+    ImageDraw.Draw(img).line([(30, 10), (30, 50)], fill=0, width=6)
+    img.save("one.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["predict", "pipe.png"], "pipe.png: not a regular file"),
+    (["predict", "zero.png"], "zero.png: not a regular file"),
+    (["predict", "loop-a.png"], "loop-a.png: a broken or looping symbolic link"),
+    (["predict", "--model", "model.safetensors", "one.png"], "model.safetensors: not a regular file"),
+    (["info", "--model", "model.safetensors"], "model.safetensors: not a regular file"),
+    (["evaluate", "--data", "data.npz"], "data.npz: not a regular file"),
+    (["evaluate", "--data", "data.csv"], "data.csv: not a regular file"),
+    (["evaluate", "--data", "train-images-idx3-ubyte"], "train-images-idx3-ubyte: not a regular file"),
+    (["evaluate", "--data", "mnist.pkl.gz"], "mnist.pkl.gz: not a regular file"),
+    (["import-pickle", "w.pkl", "-o", "out.safetensors"], "w.pkl: not a regular file"),
+])
+def test_pipes_and_devices_given_as_files_are_refused_without_waiting(special_files, capsys, argv, match):
+    outcome, (code, _, err) = within_budget(run, capsys, *argv, hang_s=20)
+    assert outcome == "ok" and code == 2 and match in err and err.count("\n") == 1, err
+
+
+def test_a_pipe_as_a_sweep_space_file(special_files):
+    from digitnet.sweep_space import load_space
+    refused(load_space, "space.toml", match="space.toml: not a regular file")
+    (special_files / "big.toml").write_text("#" * (2 << 20))
+    refused(load_space, "big.toml", match="a space file is a few lines")

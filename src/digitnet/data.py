@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DigitnetError
+from .fsutil import open_regular
 
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = 784
@@ -188,7 +189,7 @@ _CHUNK = 1 << 20
 def _open_stream(path: Path):
     """The file, or its decompressed stream when it is gzip'd; errors are one line."""
     try:
-        f = open(path, "rb")  # noqa: SIM115  returned open: the caller closes it
+        f = open_regular(path)  # returned open: the caller closes it
     except IsADirectoryError:
         raise DigitnetError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
@@ -371,10 +372,14 @@ def load_csv(path) -> Dataset:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CSV_BYTES:
-            raise DigitnetError(f"{path}: {size:,} bytes; CSV files of at most {MAX_CSV_BYTES:,} bytes are read")
-        text = path.read_text(encoding="utf-8-sig")
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_CSV_BYTES:
+                raise DigitnetError(f"{path}: {size:,} bytes; CSV files of at most {MAX_CSV_BYTES:,} bytes are read")
+            data = f.read(size + 1)  # one byte more shows a file that grew since
+        if len(data) > size:
+            raise DigitnetError(f"{path}: changed while being read")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DigitnetError(f"{path}: not a text CSV file") from None
     except OSError as exc:
@@ -474,12 +479,17 @@ def load_npz(path) -> MNIST:
     """
     path = Path(path)
     try:
-        zf = zipfile.ZipFile(path)
+        raw = open_regular(path)
     except IsADirectoryError:
         raise DigitnetError(f"{path}: is a directory, expected a .npz file") from None
+    except OSError as exc:
+        raise DigitnetError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        zf = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raw.close()
         raise DigitnetError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
-    with zf:
+    with raw, zf:
         members = {n.removesuffix(".npy"): n for n in zf.namelist()}
         if not {"x_train", "y_train"} <= members.keys():
             shown = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,29 @@ def atomic_path(path, what: str = "") -> Iterator[Path]:
             tmp.unlink()
         if isinstance(exc, OSError):
             raise write_error(path, exc, what) from None
+        raise
+
+
+def open_regular(path):
+    """``open(path, "rb")`` for a regular file only.
+
+    A pipe or a device given as a file (a FIFO, ``/dev/zero``) would block
+    the reader or never end: it is refused with a one-line error. The file is
+    opened without blocking, so opening a pipe cannot hang, and checked on the
+    open descriptor, so it cannot be swapped in between. A folder raises
+    ``IsADirectoryError``, as ``open`` does, for the caller's own message.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise DigitnetError(f"{path}: not a regular file (a pipe or a device?)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
         raise
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import __version__, model_check, safe_pickle
 from .errors import DigitnetError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, open_regular
 from .nn.layers import Dense, ReLU
 from .nn.model import PIXEL_SCALE, Sequential
 
@@ -101,7 +101,7 @@ def read_file(path, tensors: bool = True) -> tuple[dict[str, np.ndarray], dict]:
     path = Path(path)
     where = str(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             size = os.fstat(f.fileno()).st_size
             n = _header_length(f.read(8), size, where)
             header_json = f.read(n)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,10 @@ def _expand_one(pat: str) -> list[str]:
         if not found:
             raise DigitnetError(f"{pat}: folder has no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSV files")
         return found
+    if p.exists():  # a pipe or a device: reading it could block or never end
+        raise DigitnetError(f"{pat}: not a regular file or folder")
+    if os.path.lexists(pat):
+        raise DigitnetError(f"{pat}: a broken or looping symbolic link")
     if not glob.has_magic(pat):
         raise DigitnetError(f"{pat}: no such file")
     found, seen = [], set()

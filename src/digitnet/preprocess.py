@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DigitnetError
+from .fsutil import open_regular
 
 MAX_PIXELS = 4096 * 4096  # larger images are refused before decoding (decompression bombs)
 WORK_SIZE = 256  # a row of digits is analysed at most this large (longer side) ...
@@ -141,8 +143,8 @@ def _read_limited(source, name) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, Path)):
-        with open(source, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+        with open_regular(source) as f:  # read no further than the file's size (the limit is allocated otherwise)
+            data = f.read(min(os.fstat(f.fileno()).st_size, MAX_FILE_BYTES) + 1)
     else:
         data = source.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import DigitnetError
+from .fsutil import open_regular
 from .train import TrainConfig
 
+MAX_SPACE_BYTES = 1 << 20  # a space file is a few lines; a larger one is not one
 # run plumbing, not hyperparameters: the sweep decides these itself
 NOT_SWEPT = ("checkpoint", "progress", "threads")
 MODEL_KEYS = ("arch", "hidden")
@@ -72,7 +74,11 @@ def load_space(path) -> dict[str, Param]:
     """Read and check a space file (``.toml``, or JSON otherwise)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as f:
+            data = f.read(MAX_SPACE_BYTES + 1)
+        if len(data) > MAX_SPACE_BYTES:
+            raise DigitnetError(f"{path}: over {MAX_SPACE_BYTES:,} bytes; a space file is a few lines")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DigitnetError(f"{path}: cannot read the space file ({exc.__class__.__name__}: {exc})") from None
     try:
