@@ -110,6 +110,16 @@ def test_api_bad_split_is_a_422(client, files):
     assert r.status_code == 422
 
 
+@pytest.mark.parametrize("query", ["split=703", "always_answer=maybe", "always_answer=2"])
+def test_api_bad_yes_no_query_is_a_422_whatever_the_body(client, mnist, query):
+    """JSON pixels are one digit and never split, but a query the schema calls boolean is still checked."""
+    r = client.post(f"/api/predict?{query}", json={"pixels": mnist.test.images[0].tolist()})
+    name = query.split("=")[0]
+    assert r.status_code == 422 and f"{name} must be true or false" in r.json()["detail"]
+    ok = client.post(f"/api/predict?{name}=yes", json={"pixels": mnist.test.images[0].tolist()})
+    assert ok.status_code == 200
+
+
 def test_api_with_the_reader_skips_segmenting_only_a_sure_single_digit(files, mnist, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -72,6 +72,18 @@ def test_health_and_model_metadata(client):
     assert seed["test_accuracy"] == digitnet.info("seed")["test_accuracy"]
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/api/model", "/", "/static/app.js"])
+def test_head_is_answered_like_get_without_the_body(client, path):
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+
+
+def test_head_where_there_is_no_get(client):
+    assert client.head("/api/predict").status_code == 405
+
+
 def test_multipart_upload(client):
     out = check_prediction(client.post("/api/predict", files={"file": ("one.png", png(drawn_one()), "image/png")},
                                        data={"top_k": "5"}), label=1, k=5)
@@ -122,7 +134,7 @@ def test_openapi_documents_the_api(client):
     assert {"multipart/form-data", "application/json", "image/png", "image/jpeg"} <= set(body)
     assert "422" in spec["paths"]["/api/predict"]["post"]["responses"]
     query = {q["name"]: q for q in spec["paths"]["/api/predict"]["post"]["parameters"]}
-    assert set(query) == {"model", "top_k", "split"} and query["top_k"]["schema"]["maximum"] == 10
+    assert set(query) == {"model", "top_k", "split", "always_answer"} and query["top_k"]["schema"]["maximum"] == 10
     page = client.get("/docs")
     assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
 

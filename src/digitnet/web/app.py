@@ -47,11 +47,11 @@ from .inputs import (
     parse_top_k,
     pixels_to_array,
 )
-from .limits import BodyLimitMiddleware, DisconnectLogMiddleware
+from .limits import BodyLimitMiddleware, DisconnectLogMiddleware, HeadMiddleware
 from .numbers import (
     needs_number_reading,
     number_fields,
-    parse_split,
+    parse_flag,
     read_as_number,
     read_image,
     read_whole,
@@ -157,6 +157,7 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
     app.add_middleware(DisconnectLogMiddleware)
+    app.add_middleware(HeadMiddleware)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -226,8 +227,10 @@ def create_app(
         # Query parameters are read here, not declared as FastAPI parameters: FastAPI's per-request
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
         # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() like the body's fields.
-        model, top_k = request.query_params.get("model"), request.query_params.get("top_k")
-        split, digits, proba = request.query_params.get("split"), None, None
+        query = request.query_params
+        model, top_k, digits, proba = query.get("model"), query.get("top_k"), None, None
+        split = parse_flag(query.get("split"), "split")  # checked whatever the body: a bad value is a 422
+        always = parse_flag(query.get("always_answer"), "always_answer")
         content_type = request.headers.get("content-type", "")
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
@@ -254,12 +257,12 @@ def create_app(
                 )
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
-            as_number = parse_split(fields.get("split", split))
+            as_number = parse_flag(fields.get("split", split), "split")
             x, proba, digits = await decode(fields["file"], net, as_number)  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
-            x, proba, digits = await decode(body, net, parse_split(split))
+            x, proba, digits = await decode(body, net, split)
         else:
             return JSONResponse(
                 {
@@ -271,7 +274,6 @@ def create_app(
         if proba is None:  # JSON pixels; an image's reading comes from decode()
             proba = net.predict_proba(x[None])[0]  # (n_classes,), the reader's with "not a digit"
         answer = decide(proba, net.classes, net.reject_class, net.meta.get("reject_threshold", 0.0))[0]
-        always = request.query_params.get("always_answer") in ("1", "true")
         if always:
             answer.label = answer.guess
         cols = answer_columns(len(proba), net.reject_class)

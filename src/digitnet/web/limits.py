@@ -1,4 +1,4 @@
-"""A request-body size limit, and quiet client disconnects, as plain ASGI middleware.
+"""A request-body size limit, quiet client disconnects and HEAD requests, as plain ASGI middleware.
 
 The limit is enforced before the body is read: a ``Content-Length`` over the
 limit is answered 413 at once, without receiving a byte of the body; a body
@@ -114,3 +114,29 @@ class DisconnectLogMiddleware:
                 scope["method"],
                 scope["path"][:100],
             )
+
+
+class HeadMiddleware:
+    """``HEAD`` answered as ``GET`` would be, headers only.
+
+    HTTP servers answer HEAD wherever they answer GET (uptime monitors and
+    ``curl -I`` send it); FastAPI's routes take only the methods they name.
+    The request goes on as a GET and the response's body is dropped, so its
+    headers (``content-length`` included) are the GET's.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

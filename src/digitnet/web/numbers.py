@@ -18,11 +18,11 @@ from ..preprocess import open_image, to_mnist
 from ..reject import decide, refused, top_classes
 from ..segment import read_number
 
-SPLIT_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def parse_split(value) -> bool:
-    """The ``split`` field or query parameter: true/false (also 1/0, yes/no); absent: False."""
+def parse_flag(value, name: str) -> bool:
+    """A yes/no field or query parameter (``split``, ``always_answer``): true/false, 1/0, yes/no; absent: False."""
     if value is None:
         return False
     if isinstance(value, bool):
@@ -30,9 +30,9 @@ def parse_split(value) -> bool:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     key = str(value).strip().lower()
-    if key not in SPLIT_VALUES:
-        raise DigitnetError(f"split must be true or false, got {str(value)[:20]!r}")
-    return SPLIT_VALUES[key]
+    if key not in FLAG_VALUES:
+        raise DigitnetError(f"{name} must be true or false, got {str(value)[:20]!r}")
+    return FLAG_VALUES[key]
 
 
 # see needs_number_reading. Trained with label smoothing 0.1, the reader aims at about 0.91 for a clean digit,

@@ -171,6 +171,13 @@ PREDICT_QUERY = {
             "description": "read an image as a number (a row of digits); without it, an image that clearly holds "
             "several digits is read as a number too",
         },
+        {
+            "name": "always_answer",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean"},
+            "description": "give the best guess even where the model reads the image as not a digit",
+        },
     ]
 }
 
