@@ -296,6 +296,15 @@ def test_decompression_bomb_is_refused(client):
     assert r.status_code == 422 and "at most 4,194,304 pixels" in r.json()["detail"]
 
 
+@pytest.mark.parametrize("headers", [{}, {"content-type": "application/x-www-form-urlencoded"}],
+                         ids=["no Content-Type", "curl --data-binary's form type"])
+def test_an_image_sent_without_its_type_is_read(client, headers):
+    r = client.post("/api/predict", content=png(drawn_one()), headers=headers)
+    assert r.status_code == 200 and r.json()["label"] == 1
+    r = client.post("/api/predict", content=b"label=1&pixels=0", headers=headers)
+    assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]
+
+
 def test_malformed_requests_are_4xx(client):
     r = client.post("/api/predict", content=b"hello", headers={"content-type": "text/plain"})
     assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]

@@ -22,6 +22,8 @@ pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not installed"
     (["serve", "--workers", "0"], "expected a positive integer"),
     (["serve", "--model", "nope"], "no model file or shipped model named 'nope'"),
     (["serve", "--model", "seed", "--model", "seed"], "two models are both named 'seed'"),
+    (["serve", "--allow-origin", "localhost:3000"], "expected an origin like http://localhost:3000"),
+    (["serve", "--allow-origin", "http://localhost:3000/page"], "expected an origin like"),
 ])
 def test_serve_user_errors_exit_2(capsys, argv, message):
     assert main(argv) == 2
@@ -56,7 +58,8 @@ def free_port() -> int:
 def test_digitnet_serve_runs_a_server(mnist, workers):
     port = free_port()
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", str(workers)],
+    proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--port", str(port), "--workers", str(workers),
+                             "--allow-origin", "http://localhost:3000"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -75,6 +78,10 @@ def test_digitnet_serve_runs_a_server(mnist, workers):
         req = urllib.request.Request(url + "/api/predict", body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             assert json.load(r)["label"] == int(mnist.test.labels[0])
+        for origin, allowed in (("http://localhost:3000", True), ("https://elsewhere.example", False)):
+            req = urllib.request.Request(url + "/healthz", headers={"Origin": origin})
+            with urllib.request.urlopen(req, timeout=5) as r:    # --allow-origin reached every worker
+                assert (r.headers.get("access-control-allow-origin") == origin) == allowed
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..errors import DigitnetError
 from ._args import port, positive_int
@@ -22,7 +23,7 @@ def add_parser(sub, fmt) -> None:
         metavar="M",
         default=argparse.SUPPRESS,
         help="model file or shipped model name; repeat to offer several (the first is the "
-        "default); default: every shipped model, seed first",
+        "default); default: every shipped model, the reader first",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sv.add_argument("--port", type=port, default=8000, help="TCP port")
@@ -33,6 +34,14 @@ def add_parser(sub, fmt) -> None:
         help="server processes sharing the port (one per CPU core uses them all)",
     )
     sv.add_argument("--access-log", action="store_true", help="log every request")
+    sv.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        type=origin,
+        help="let web pages from ORIGIN (e.g. http://localhost:3000; * for any) call the API from a browser "
+        "(CORS); repeatable; default: only the server's own page",
+    )
     sv.add_argument(
         "--collect",
         metavar="DIR",
@@ -61,5 +70,13 @@ def run(args) -> int:
         access_log=args.access_log,
         workers=args.workers,
         collect=args.collect,
+        cors_origins=args.allow_origin,
     )
     return 0
+
+
+def origin(text: str) -> str:
+    """An origin as browsers send it (scheme://host[:port], nothing after), or ``*``: a typo would match nothing."""
+    if text == "*" or re.fullmatch(r"https?://[^/\s?#]+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected an origin like http://localhost:3000 (or *), got {text[:60]!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 SPECS_ENV = "DIGITNET_SERVE_MODELS"  # how `serve --workers N` tells its worker processes what to load
 COLLECT_ENV = "DIGITNET_SERVE_COLLECT"  # ... and where to collect drawings (serve --collect)
+CORS_ENV = "DIGITNET_SERVE_CORS"  # ... and which other sites' pages may call the API (serve --allow-origin)
 
 
 def serve(
@@ -17,6 +18,7 @@ def serve(
     workers: int = 1,
     limits=None,
     collect=None,
+    cors_origins: list[str] | None = None,
 ) -> None:
     """Load the models named in ``specs`` (default: all shipped) and serve the app until interrupted.
 
@@ -26,6 +28,7 @@ def serve(
     ``limits`` (a :class:`digitnet.web.server.ServerLimits`) bounds what each client may hold.
     The port is bound before anything is announced: a taken port is a DigitnetError.
     ``collect``: a folder for corrected drawings (``serve --collect``); None: nothing is written.
+    ``cors_origins``: other sites whose pages may call the API (``serve --allow-origin``); None: none.
     """
     import json
     import os
@@ -58,7 +61,10 @@ def serve(
         try:
             announce(sock.getsockname()[1])
             config = uvicorn_config(
-                create_app(models, collect=collect), limits, access_log=access_log, log_level="info"
+                create_app(models, collect=collect, cors_origins=cors_origins),
+                limits,
+                access_log=access_log,
+                log_level="info",
             )
             uvicorn.Server(config).run(sockets=[sock])
         finally:
@@ -67,6 +73,7 @@ def serve(
     os.environ[SPECS_ENV] = json.dumps([str(s) for s in specs] if specs else [])
     if collect is not None:
         os.environ[COLLECT_ENV] = str(collect)
+    os.environ[CORS_ENV] = json.dumps(cors_origins or [])
     config = uvicorn_config(
         "digitnet.web:app_from_env", limits, factory=True, workers=workers, access_log=access_log, log_level="info"
     )
@@ -87,5 +94,7 @@ def app_from_env():
 
         threadpool_limits(limits=1, user_api="blas")
     return create_app(
-        load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None), collect=os.environ.get(COLLECT_ENV) or None
+        load_models(json.loads(os.environ.get(SPECS_ENV, "[]")) or None),
+        collect=os.environ.get(COLLECT_ENV) or None,
+        cors_origins=json.loads(os.environ.get(CORS_ENV, "[]")) or None,
     )

@@ -73,6 +73,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 IMAGE_TYPES = ("image/", "application/octet-stream")
+# An image body sent without its type: no Content-Type (Python's requests.post(url, data=f)), or the form type
+# curl --data-binary gives by default. It is read as an image when it starts as one (PNG, JPEG, GIF, BMP,
+# TIFF, WebP); any other such body is still a 415.
+UNTYPED = ("", "application/x-www-form-urlencoded")
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
 
 def load_models(specs: list[str] | None = None) -> dict[str, Sequential]:
@@ -259,7 +264,7 @@ def create_app(
             k = parse_top_k(fields.get("top_k", top_k or 3))
             as_number = parse_flag(fields.get("split", split), "split")
             x, proba, digits = await decode(fields["file"], net, as_number)  # uint8 (28, 28)
-        elif kind.startswith(IMAGE_TYPES):
+        elif kind.startswith(IMAGE_TYPES) or (kind in UNTYPED and body.startswith(IMAGE_SIGNATURES)):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
             x, proba, digits = await decode(body, net, split)
