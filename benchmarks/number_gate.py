@@ -1,15 +1,15 @@
-"""Which uploads does the web API segment? The price and the safety of ``needs_number_reading``.
+"""Which images are segmented? The price and the safety of ``needs_number_reading``.
 
-Segmenting an image (reading it as a number) costs several times reading it whole, so the
-API segments an upload only when the model may be looking at several digits
-(:func:`digitnet.web.numbers.needs_number_reading`). This counts, for the default reader:
+Segmenting an image (reading it as a number) costs several times reading it whole, so
+``digitnet predict`` and the web API segment an image only when the model may be looking at
+several digits (:func:`digitnet.segment.needs_number_reading`). This counts, for the default reader:
 
 * drawings of MNIST test digits as the drawing page uploads them (a 280 px drawing cropped to
   its ink, at most 128 px): how many are read under ``SURE``, and how many of those are segmented;
 * rows of 2-3 MNIST test digits (spaced, close, touching, overlapping, as in
   ``benchmarks/written_numbers.py``) and 2-3 digits squeezed into one image (as in
-  ``benchmarks/real_digits.py``): how many ``digitnet predict`` reads as clearly several digits
-  (it always segments), and how many of those the API's rule also segments.
+  ``benchmarks/real_digits.py``): how many :func:`digitnet.segment.read_number`, segmenting
+  every image, reads as clearly several digits, and how many of those the rule also segments.
 
     python benchmarks/number_gate.py [--model reader] [--n 1000] [--rows 150]
 """
@@ -34,7 +34,7 @@ import written_numbers  # noqa: E402
 import digitnet  # noqa: E402
 from digitnet.preprocess import to_mnist  # noqa: E402
 from digitnet.segment import read_number  # noqa: E402
-from digitnet.web.numbers import SURE, needs_number_reading  # noqa: E402
+from digitnet.segment import SURE, needs_number_reading  # noqa: E402
 
 
 def count(net, images) -> dict:
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
         sets[f"rows of 2-3 digits, {spacing}"] = [written_numbers.make_row(test, int(r.integers(2, 4)), spacing, r)[0]
                                                   for _ in range(args.rows)]
     print(f"model {args.model}: python benchmarks/number_gate.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    print(f"| set | images | read under {SURE} whole | segmented by the API | clearly several (predict) "
-          "| of those segmented by the API |")
+    print(f"| set | images | read under {SURE} whole | segmented by the rule | clearly several (every image "
+          "segmented) | of those segmented by the rule |")
     print("|---|---|---|---|---|---|")
     for name, images in sets.items():
         c = count(net, images)

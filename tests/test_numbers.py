@@ -141,8 +141,29 @@ def test_api_with_the_reader_skips_segmenting_only_a_sure_single_digit(files, mn
     assert split["number"] == str(mnist.test.labels[4]) and calls   # asked to split: always segmented
 
 
+def test_cli_with_the_reader_segments_only_what_may_be_several_digits(capsys, files, mnist, monkeypatch):
+    """As the API: a sure single digit is read whole only (its box from the whole reading); a number still is one."""
+    from digitnet import segment
+    calls = []
+    real = segment.read_number
+    monkeypatch.setattr(segment, "read_number", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, out, _ = run(capsys, "predict", "--json", files / "single.png")
+    entry = json.loads(out)
+    assert entry["label"] == mnist.test.labels[4] and "digits" not in entry and not calls
+    x0, y0, x1, y1 = entry["box"]                    # the 28x28 digit padded by 12 and scaled from 52 to 120 px
+    ink = np.nonzero(np.pad(mnist.test.images[4], 12) > 0)
+    want_box = (ink[1].min() * 120 / 52, ink[0].min() * 120 / 52, (ink[1].max() + 1) * 120 / 52,
+                (ink[0].max() + 1) * 120 / 52)
+    assert np.allclose((x0, y0, x1, y1), want_box, atol=4), (entry["box"], want_box)
+    _, out, _ = run(capsys, "predict", "--json", files / "number.png")
+    assert json.loads(out)["number"] == want(mnist, [0, 1, 2, 3]) and calls
+    calls.clear()
+    _, out, _ = run(capsys, "predict", "--json", "--split", files / "single.png")
+    assert json.loads(out)["number"] == str(mnist.test.labels[4]) and calls   # asked to split: always segmented
+
+
 def test_the_api_segments_only_what_may_be_several_digits():
-    from digitnet.web.numbers import SURE, WIDE_INK, needs_number_reading
+    from digitnet.segment import SURE, WIDE_INK, needs_number_reading
 
     reader, cnn = digitnet.load("reader"), digitnet.load("cnn")
     square, wide = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)

@@ -427,3 +427,18 @@ def test_stroke_width_is_twice_the_area_over_the_boundary(rng):
         boundary = sum(m[y, x] and not (0 < y < h - 1 and 0 < x < w - 1 and m[y - 1, x] and m[y + 1, x]
                                         and m[y, x - 1] and m[y, x + 1]) for y in range(h) for x in range(w))
         assert _stroke_width(m) == (2.0 * m.sum() / boundary if boundary else 1.0)
+
+
+@pytest.mark.parametrize("canvas, at, side", [((200, 160), (30, 20), 100),      # one look at the whole image
+                                              ((2000, 1500), (1400, 900), 90)])  # a small digit: a second, closer look
+def test_to_mnist_and_box_finds_the_digit_in_the_image(mnist, canvas, at, side):
+    from digitnet.preprocess import to_mnist, to_mnist_and_box
+    digit = mnist.test.images[0]                                   # a 7
+    page = Image.new("L", canvas, 255)
+    page.paste(Image.fromarray(255 - digit).resize((side, side), Image.BICUBIC), at)
+    x, box = to_mnist_and_box(page)
+    assert np.array_equal(x, to_mnist(page))
+    rows, cols = np.nonzero(digit.any(axis=1))[0], np.nonzero(digit.any(axis=0))[0]
+    f = side / 28
+    want = (at[0] + cols[0] * f, at[1] + rows[0] * f, at[0] + (cols[-1] + 1) * f, at[1] + (rows[-1] + 1) * f)
+    assert np.allclose(box, want, atol=0.06 * side), (box, want)

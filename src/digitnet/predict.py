@@ -158,10 +158,21 @@ def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> lis
 
 
 def _number_item(img, name: str, split: bool, models) -> Item:
-    """One image read as a number (``split``, or clearly several digits), else as one digit."""
-    from .preprocess import to_mnist
-    from .segment import read_number
+    """One image read as a number (``split``, or clearly several digits), else as one digit.
 
+    Without ``split``, one model reads the image whole first, and only an image it may be reading
+    several digits in (:func:`digitnet.segment.needs_number_reading`, as the web API decides) is
+    segmented: most images are one digit, and segmenting costs several times a whole reading.
+    """
+    from .preprocess import to_mnist_and_box
+    from .segment import needs_number_reading, read_number
+
+    whole = None
+    if not split and len(models) == 1:
+        whole = to_mnist_and_box(img)
+        digit = whole[0]
+        if not needs_number_reading(models[0], models[0].predict_proba(digit[None])[0], digit):
+            return Item(name, [digit], boxes=[whole[1]])
     try:
         reading = read_number(img, models if len(models) > 1 else models[0])
     except DigitnetError:
@@ -170,19 +181,8 @@ def _number_item(img, name: str, split: bool, models) -> Item:
         reading = None  # e.g. too many pieces of ink for a number: read it as one digit
     if reading is not None and (split or reading.clearly_several):
         return Item(name, reading.digits, split=True, boxes=reading.boxes)
-    whole = (
-        []
-        if reading is None
-        else [
-            (
-                min(b[0] for b in reading.boxes),
-                min(b[1] for b in reading.boxes),
-                max(b[2] for b in reading.boxes),
-                max(b[3] for b in reading.boxes),
-            )
-        ]
-    )
-    return Item(name, [to_mnist(img)], boxes=whole)
+    digit, box = whole or to_mnist_and_box(img)
+    return Item(name, [digit], boxes=[box])
 
 
 def classify(items: list[Item], models, always_answer: bool = False) -> None:

@@ -569,8 +569,14 @@ def to_mnist(img) -> np.ndarray:
     DigitnetError
         When the input is not an image, too large, or blank.
     """
+    return to_mnist_and_box(img)[0]
+
+
+def to_mnist_and_box(img) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """:func:`to_mnist`'s digit, and the box ``(x0, y0, x1, y1)`` of its ink in the image's pixels (x1, y1 past it)."""
     img = upright(img)
     ink = _digit_ink(img, DIGIT_WORK_SIZE)
+    region = (0, 0, img.width, img.height)  # the part of the image ``ink`` shows
     # A digit small in a large image (a photo of a page) came out only a few pixels tall at the
     # working size: look again at just its part of the image, at the full working size.
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
@@ -578,15 +584,25 @@ def to_mnist(img) -> np.ndarray:
     if max(img.size) > DIGIT_WORK_SIZE and extent < DIGIT_WORK_SIZE // 2:
         f = max(img.size) / max(ink.shape)  # original pixels per working pixel
         margin = (extent - 1) // 4 + 2
-        box = (
+        crop = (
             max(0, int((cols[0] - margin) * f)),
             max(0, int((rows[0] - margin) * f)),
             min(img.width, int((cols[-1] + 1 + margin) * f) + 1),
             min(img.height, int((rows[-1] + 1 + margin) * f) + 1),
         )
         with contextlib.suppress(DigitnetError):  # the crop alone looks blank: keep the first look
-            ink = _digit_ink(img.crop(box), DIGIT_WORK_SIZE)
-    return fit_mnist(ink)
+            ink, region = _digit_ink(img.crop(crop), DIGIT_WORK_SIZE), crop
+    digit = fit_mnist(ink)  # raises for blank ink, before the box needs any
+    x0, y0, x1, y1 = region
+    fx, fy = (x1 - x0) / ink.shape[1], (y1 - y0) / ink.shape[0]  # image pixels per working pixel
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    box = (
+        x0 + int(cols[0] * fx),
+        y0 + int(rows[0] * fy),
+        min(x1, x0 + math.ceil((cols[-1] + 1) * fx)),
+        min(y1, y0 + math.ceil((rows[-1] + 1) * fy)),
+    )
+    return digit, box
 
 
 def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import DigitnetError
 from ..preprocess import open_image, to_mnist
-from ..reject import decide, refused, top_classes
-from ..segment import read_number
+from ..reject import decide, top_classes
+from ..segment import needs_number_reading, read_number
 
 FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -33,40 +33,6 @@ def parse_flag(value, name: str) -> bool:
     if key not in FLAG_VALUES:
         raise DigitnetError(f"{name} must be true or false, got {str(value)[:20]!r}")
     return FLAG_VALUES[key]
-
-
-# see needs_number_reading. Trained with label smoothing 0.1, the reader aims at about 0.91 for a clean digit,
-# so 0.9 would call a third of clean drawings unsure; images of several digits stay far below 0.85.
-SURE = 0.85
-# A digit is seldom wider than tall; a line of two or more digits is (two touching digits about 1.3 times).
-WIDE_INK = 1.15
-
-
-def ink_aspect(seen: np.ndarray) -> float:
-    """Width / height of the ink of a 28x28 digit as the network saw it (the framing keeps the aspect)."""
-    ink = seen > 64
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    if rows.size == 0:
-        return 1.0
-    return float((cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1))
-
-
-def needs_number_reading(net, proba: np.ndarray, seen: np.ndarray) -> bool:
-    """Whether an image read whole (``proba``, framed as ``seen``) may be several digits, worth segmenting.
-
-    A model without a "not a digit" output reads a row of digits as one confident digit, so for it
-    every image is read as a number too. A model with one was trained to refuse several digits in one
-    box: the image is segmented when that model refuses it whole, or is unsure of it (best digit under
-    ``SURE``) and its ink is wider than tall (``WIDE_INK``). A sure digit, or an unsure one no wider
-    than a digit, is one digit. Segmenting costs several times the whole image's reading, and most
-    images sent to the page are one digit, some of them drawn sloppily.
-    """
-    reject = getattr(net, "reject_class", None)
-    if reject is None:
-        return True
-    if refused(proba[None], reject, net.meta.get("reject_threshold", 0.0))[0]:
-        return True
-    return bool(np.delete(proba, reject).max() < SURE and ink_aspect(seen) >= WIDE_INK)
 
 
 def read_image(data: bytes, max_pixels: int, net, split: bool) -> tuple[np.ndarray, np.ndarray, list[dict] | None]:
