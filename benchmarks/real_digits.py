@@ -50,6 +50,7 @@ Writes ``real_digits-<model>.json`` and ``.md`` and prints the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import io
 import json
@@ -65,6 +66,7 @@ from PIL import Image, ImageDraw, ImageFont
 import digitnet
 from digitnet.preprocess import split_digits, to_mnist
 from digitnet.reject import refused as refused_mask
+from digitnet.segment import needs_number_reading
 
 FONT_DIRS = ["/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "/System/Library/Fonts",
              "C:/Windows/Fonts", str(Path.home() / ".fonts")]
@@ -476,8 +478,10 @@ def writer_rows(model, seed: int) -> list[dict]:
 def predict_answers(model, images) -> tuple[list[bool], list[bool]]:
     """Per image: does ``digitnet predict`` (no ``--split``) answer "not a digit", and does it read a number?
 
-    As the command does, an image that clearly holds several digits is read as a
-    number (not refused); any other is read whole. Blank images are left out.
+    As the command does, an image the model may be reading several digits in
+    (:func:`digitnet.segment.needs_number_reading`) is segmented, and read as a
+    number (not refused) when it clearly holds several digits; any other is read
+    whole. Blank images are left out.
     """
     out, numbers = [], []
     for img in images:
@@ -485,10 +489,10 @@ def predict_answers(model, images) -> tuple[list[bool], list[bool]]:
             x = to_mnist(img)
         except digitnet.DigitnetError:
             continue
-        try:
-            several = digitnet.read_number(img, model).clearly_several
-        except digitnet.DigitnetError:  # too many pieces of ink for a number: read whole
-            several = False
+        several = False
+        if needs_number_reading(model, model.predict_proba(x[None])[0], x):
+            with contextlib.suppress(digitnet.DigitnetError):  # too many pieces of ink for a number: read whole
+                several = digitnet.read_number(img, model).clearly_several
         out.append(not several and bool(answers(model, x[None])[1][0]))
         numbers.append(several)
     return out, numbers

@@ -36,6 +36,7 @@ from .. import __version__
 from ..errors import DigitnetError
 from ..nn.model import Sequential
 from ..reject import answer_columns, decide
+from ..segment import needs_number_reading
 from . import docs, schema
 from .collect import CollectFailed, CollectionFull, Collector
 from .inputs import (
@@ -49,7 +50,6 @@ from .inputs import (
 )
 from .limits import BodyLimitMiddleware, DisconnectLogMiddleware, HeadMiddleware
 from .numbers import (
-    needs_number_reading,
     number_fields,
     parse_flag,
     read_as_number,
@@ -231,7 +231,7 @@ def create_app(
     async def predict(request: Request):
         # Query parameters are read here, not declared as FastAPI parameters: FastAPI's per-request
         # parameter solving cost more than a quarter of a JSON prediction's CPU. They are documented
-        # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() like the body's fields.
+        # in schema.PREDICT_QUERY and checked by pick() / parse_top_k() / parse_flag() like the body's fields.
         query = request.query_params
         model, top_k, digits, proba = query.get("model"), query.get("top_k"), None, None
         split = parse_flag(query.get("split"), "split")  # checked whatever the body: a bad value is a 422
