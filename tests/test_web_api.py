@@ -441,8 +441,9 @@ def test_a_small_drawing_is_read_on_the_event_loop_and_the_rest_in_the_decoding_
         r = client.post("/api/predict", content=bomb, headers={"Content-Type": "image/png"})
     assert r.status_code == 422 and "too large" in r.json()["detail"] and ran == []   # refused from its header, here
     r = client.post("/api/predict", content=b"\x89PNG\r\n\x1a\n not really", headers={"Content-Type": "image/png"})
-    assert r.status_code == 422 and ran == ["read_image"]                    # unreadable: the careful way
-    assert inputs.header_pixels(b"") is None and inputs.INLINE_PIXELS == 128 * 128
+    assert r.status_code == 422 and "not a readable image (not PNG, JPEG" in r.json()["detail"] and ran == []
+    assert inputs.header_pixels(b"\x89PNG\r\n\x1a\n not really") == 0                 # no header found: at once, here
+    assert inputs.header_pixels(b"") == 0 and inputs.INLINE_PIXELS == 128 * 128
     ran.clear()
     seed = TestClient(create_app({"seed": digitnet.load("seed")}))              # no "not a digit": read as a number
     r = seed.post("/api/predict", content=png(seven.resize((128, 128))), headers={"Content-Type": "image/png"})

@@ -25,6 +25,7 @@ overlap or are drawn in several strokes come out right.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -76,7 +77,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: not the user's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=image_formats())
             w, h = img.size
             if w * h > max_pixels or w < 1 or h < 1:
                 raise DigitnetError(f"{name}: image is {w}x{h} pixels; at most {max_pixels:,} pixels are accepted")
@@ -94,8 +95,9 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
     except DigitnetError:
         raise  # the checks above: a ValueError too, so keep its message from the clause below
+    except UnidentifiedImageError:
+        raise DigitnetError(f"{name}: not a readable image (not {FORMAT_NAMES})") from None
     except (
-        UnidentifiedImageError,
         OSError,
         SyntaxError,
         ValueError,
@@ -114,6 +116,21 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
 
 
 MAX_FILE_BYTES = 64 * 2**20  # an image file larger than this is refused before it is read
+# The formats read: what cameras, scanners, drawing programs and browsers write (JPEG includes a phone's MPO).
+# Pillow can open some forty more, each a decoder a hostile file could aim at; none is needed.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF, WebP or PNM"
+
+
+@functools.cache
+def image_formats() -> tuple[str, ...]:
+    """``FORMATS`` that this Pillow can open (a Pillow built without WebP has no WEBP opener)."""
+    from PIL import Image
+
+    Image.init()
+    return tuple(f for f in FORMATS if f in Image.OPEN)
+
+
 MAX_JPEG_SCANS = 100  # progressive JPEGs have about 10 scans; each one costs a pass over the image
 # Modes to_grey turns into grey levels; LAB, HSV and the rest are refused.
 MODES = {

@@ -198,9 +198,10 @@ def create_app(
 
         A small image (the page's drawing of a digit) is read here, on the event loop: its reading as
         one digit takes a few ms; so is one whose header claims too many pixels (refused before any
-        decoding). Everything that may take longer, a larger image, a file Pillow cannot make sense
-        of, or reading a small image as a number, goes to the decoding threads and their deadline;
-        so does every image for a model without a "not a digit" output, which reads each as a number.
+        decoding), and bytes in no format digitnet reads (refused as they were when the header was
+        looked for). Everything that may take longer, a larger image (readable or not), or reading a
+        small image as a number, goes to the decoding threads and their deadline; so does every image
+        for a model without a "not a digit" output, which reads each as a number.
         """
         check_image_bytes(data)  # refuses a JPEG scan bomb here, before it takes a thread
         pixels = header_pixels(data)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DigitnetError
-from ..preprocess import check_jpeg_scans, open_image, to_mnist
+from ..preprocess import check_jpeg_scans, image_formats, open_image, to_mnist
 
 if TYPE_CHECKING:  # a name python-multipart defines for type checkers only
     from python_multipart.multipart import MultipartCallbacks
@@ -72,20 +72,23 @@ BOMB_PIXELS = 2**62  # header_pixels of an image past Pillow's own limit
 def header_pixels(data: bytes) -> int | None:
     """The pixel count the image's header claims (read, not decoded); None when Pillow cannot read it.
 
-    Past Pillow's own limit on claimed sizes (a decompression bomb), a count larger than any image's.
+    Past Pillow's own limit on claimed sizes (a decompression bomb), a count larger than any image's;
+    0 for bytes in no format digitnet reads (open_image refuses them at once, without a thread).
     """
     import io
     import warnings
 
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a huge claimed size warns; open_image refuses it
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=image_formats()) as img:
                 w, h = img.size
     except Image.DecompressionBombError:
         return BOMB_PIXELS
+    except UnidentifiedImageError:
+        return 0
     except Exception:  # whatever Pillow makes of a broken file: open_image says what is wrong
         return None
     return w * h
