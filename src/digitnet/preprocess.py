@@ -120,17 +120,6 @@ MAX_FILE_BYTES = 64 * 2**20  # an image file larger than this is refused before 
 # Pillow can open some forty more, each a decoder a hostile file could aim at; none is needed.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM")
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF, WebP or PNM"
-
-
-@functools.cache
-def image_formats() -> tuple[str, ...]:
-    """``FORMATS`` that this Pillow can open (a Pillow built without WebP has no WEBP opener)."""
-    from PIL import Image
-
-    Image.init()
-    return tuple(f for f in FORMATS if f in Image.OPEN)
-
-
 MAX_JPEG_SCANS = 100  # progressive JPEGs have about 10 scans; each one costs a pass over the image
 # Modes to_grey turns into grey levels; LAB, HSV and the rest are refused.
 MODES = {
@@ -153,6 +142,15 @@ MODES = {
     "I;16N",
     "F",
 }
+
+
+@functools.cache
+def image_formats() -> tuple[str, ...]:
+    """``FORMATS`` that this Pillow can open (a Pillow built without WebP has no WEBP opener)."""
+    from PIL import Image
+
+    Image.init()
+    return tuple(f for f in FORMATS if f in Image.OPEN)
 
 
 def _read_limited(source, name) -> bytes:
