@@ -147,3 +147,24 @@ def test_batch_goes_on_past_bad_inputs(capsys, tmp_path):
     assert err.count("digitnet: error:") == 3 and "2 of 4 inputs could not be read" in err
     code, out, err = run(capsys, "predict", *args)
     assert code == 2 and len(out.splitlines()) == 2 and "Traceback" not in err
+
+
+def test_answers_are_printed_as_the_inputs_are_read(capsys, monkeypatch, folder, mnist):
+    """A chunk of inputs is read, answered and printed before the next chunk is read."""
+    from digitnet import predict
+    from digitnet.cli import predict as cli_predict
+    monkeypatch.setattr(cli_predict, "ANSWER_CHUNK", 2)
+    lines_before, total = [], [0]
+    real = predict._read_one
+
+    def reading(*args, **kwargs):
+        total[0] += capsys.readouterr().out.count("\n")
+        lines_before.append(total[0])               # answers printed before this input was read
+        return real(*args, **kwargs)
+    monkeypatch.setattr(predict, "_read_one", reading)
+    from digitnet.cli import main
+    code = main(["predict", "--json", str(folder)])
+    rest = capsys.readouterr().out
+    assert code == 0 and lines_before == [0, 0, 2, 2, 4, 4]
+    assert total[0] + rest.count("\n") == 6
+    assert json.loads(rest.splitlines()[-1])["label"] == mnist.test.labels[5]

@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,20 +115,29 @@ def read_items(
     :func:`digitnet.segment.read_number`: with ``split`` always as a number,
     without it as a number when the image clearly holds several digits.
     """
-    items: list[Item] = []
+    return list(iter_items(files, split, keep_source, stdin, keep_going, models))
+
+
+def iter_items(
+    files: list[str], split: bool = False, keep_source: bool = False, stdin=None, keep_going: bool = False, models=None
+) -> Iterator[Item]:
+    """:func:`read_items` one input at a time, in the order given: a caller can answer some before reading the rest."""
+    count = 0
     for pattern in files:  # in the order given, each bad input where it was named
         errors: list[tuple[str, str]] = []
         for f in expand([pattern], errors if keep_going else None):
             try:
-                items += _read_one(f, split, keep_source, stdin, models)
+                items = _read_one(f, split, keep_source, stdin, models)
             except DigitnetError as exc:
                 if not keep_going:
                     raise
-                items.append(Item(f if f != "-" else "<stdin>", [], error=str(exc)))
-        items += [Item(name, [], error=msg) for name, msg in errors]
-        if len(items) > MAX_INPUTS:
+                items = [Item(f if f != "-" else "<stdin>", [], error=str(exc))]
+            count += len(items)
+            yield from items
+        count += len(errors)
+        yield from (Item(name, [], error=msg) for name, msg in errors)
+        if count > MAX_INPUTS:
             raise DigitnetError(f"more than {MAX_INPUTS:,} inputs; give fewer at a time")
-    return items
 
 
 def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> list[Item]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 from ..errors import DigitnetError
@@ -55,7 +56,7 @@ def add_parser(sub, fmt) -> None:
 
 def run(args) -> int:
     from .. import io
-    from ..predict import classify, format_item, kaggle_submission, read_items, save_seen
+    from ..predict import classify, format_item, iter_items, kaggle_submission, save_seen
 
     models = [io.load(m) for m in (args.model or [DEFAULT_MODEL])]
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
@@ -65,34 +66,44 @@ def run(args) -> int:
         )
     # A submission needs every row: there the first bad input stops the command. Otherwise each bad
     # input gets its own line and the rest go on; the exit status says whether any failed.
-    items = read_items(
+    items = iter_items(
         args.files, split=args.split, keep_source=bool(args.show), keep_going=not args.kaggle_submission, models=models
     )
-    classify(items, models, always_answer=args.always_answer)
     if args.kaggle_submission:
-        out = kaggle_submission(items, args.kaggle_submission)
-        print(f"wrote {len(items):,} predictions to {out} (ImageId,Label)")
+        rows = list(items)
+        classify(rows, models, always_answer=args.always_answer)
+        out = kaggle_submission(rows, args.kaggle_submission)
+        print(f"wrote {len(rows):,} predictions to {out} (ImageId,Label)")
         return 0
     classes = models[0].classes
     if any(m.classes != classes for m in models[1:]):
         raise DigitnetError("the models of an ensemble must have the same classes in the same order")
     reject = models[0].reject_class
     k = min(args.top_k, len(classes) - (reject is not None))
-    failed = [it for it in items if it.error is not None]
-    for it in items:
-        if it.error is not None:  # on stderr always; with --json also as a JSON line
-            print(f"digitnet: error: {it.error}", file=sys.stderr)
-        if it.error is None or args.json:
-            print(format_item(it, k, args.json, classes, reject), flush=True)
-    if args.show and len(failed) < len(items):
-        written = save_seen(items, args.show)
+    # Answers are printed a chunk of inputs at a time, as they are read: a folder of thousands of
+    # images shows its first lines at once, and a pipe can use them while the rest are read.
+    n = failed = 0
+    shown = []  # --show draws every input at the end
+    while batch := list(itertools.islice(items, ANSWER_CHUNK)):
+        classify(batch, models, always_answer=args.always_answer)
+        for it in batch:
+            if it.error is not None:  # on stderr always; with --json also as a JSON line
+                print(f"digitnet: error: {it.error}", file=sys.stderr)
+            if it.error is None or args.json:
+                print(format_item(it, k, args.json, classes, reject), flush=True)
+        n, failed = n + len(batch), failed + sum(it.error is not None for it in batch)
+        if args.show:
+            shown += batch
+    if args.show and failed < n:
+        written = save_seen(shown, args.show)
         plural = "s" if len(written) != 1 else ""
         print(f"saved {len(written)} picture{plural} of what the network saw in {args.show}", file=sys.stderr)
     if failed:
-        if len(items) > 1:
-            print(f"digitnet: error: {len(failed)} of {len(items)} inputs could not be read", file=sys.stderr)
+        if n > 1:
+            print(f"digitnet: error: {failed} of {n} inputs could not be read", file=sys.stderr)
         return EXIT_FAILED
     return 0
 
 
 EXIT_FAILED = 2
+ANSWER_CHUNK = 256  # inputs read, then answered together (one batch through the network)
