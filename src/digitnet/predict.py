@@ -103,25 +103,19 @@ def _glob(pat: str):
         yield f
 
 
-def read_items(
-    files: list[str], split: bool = False, keep_source: bool = False, stdin=None, keep_going: bool = False, models=None
-) -> list[Item]:
-    """Load and preprocess every input; CSV files give one item per row.
-
-    ``keep_source`` keeps each decoded image (for :func:`save_seen`); otherwise
-    only the 28x28 digits stay in memory. With ``keep_going`` an input that
-    cannot be read becomes an item with ``error`` set and the rest are read;
-    otherwise the first such input raises. With ``models``, images are read by
-    :func:`digitnet.segment.read_number`: with ``split`` always as a number,
-    without it as a number when the image clearly holds several digits.
-    """
-    return list(iter_items(files, split, keep_source, stdin, keep_going, models))
-
-
 def iter_items(
     files: list[str], split: bool = False, keep_source: bool = False, stdin=None, keep_going: bool = False, models=None
 ) -> Iterator[Item]:
-    """:func:`read_items` one input at a time, in the order given: a caller can answer some before reading the rest."""
+    """Load and preprocess every input, one at a time in the order given; CSV files give one item per row.
+
+    A caller can answer some inputs before the rest are read. ``keep_source``
+    keeps each decoded image (for :func:`save_seen`); otherwise only the 28x28
+    digits stay in memory. With ``keep_going`` an input that cannot be read
+    becomes an item with ``error`` set and the rest are read; otherwise the
+    first such input raises. With ``models``, images are read as numbers where
+    they may hold several digits (see :func:`_number_item`): with ``split``
+    always.
+    """
     count = 0
     for pattern in files:  # in the order given, each bad input where it was named
         errors: list[tuple[str, str]] = []
