@@ -158,6 +158,11 @@ def test_cli_with_the_reader_segments_only_what_may_be_several_digits(capsys, fi
     _, out, _ = run(capsys, "predict", "--json", files / "number.png")
     assert json.loads(out)["number"] == want(mnist, [0, 1, 2, 3]) and calls
     calls.clear()
+    _, out, _ = run(capsys, "predict", "--json", "--model", "reader", "--model", "reader", files / "single.png")
+    assert json.loads(out)["label"] == mnist.test.labels[4] and not calls         # an ensemble decides the same way
+    _, out, _ = run(capsys, "predict", "--json", "--model", "reader", "--model", "reader", files / "number.png")
+    assert json.loads(out)["number"] == want(mnist, [0, 1, 2, 3]) and calls
+    calls.clear()
     _, out, _ = run(capsys, "predict", "--json", "--split", files / "single.png")
     assert json.loads(out)["number"] == str(mnist.test.labels[4]) and calls   # asked to split: always segmented
 

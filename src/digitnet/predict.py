@@ -164,18 +164,22 @@ def _read_one(f: str, split: bool, keep_source: bool, stdin, models=None) -> lis
 def _number_item(img, name: str, split: bool, models) -> Item:
     """One image read as a number (``split``, or clearly several digits), else as one digit.
 
-    Without ``split``, one model reads the image whole first, and only an image it may be reading
-    several digits in (:func:`digitnet.segment.needs_number_reading`, as the web API decides) is
-    segmented: most images are one digit, and segmenting costs several times a whole reading.
+    Without ``split``, the model (or the ensemble, averaged) reads the image whole first, and only
+    an image it may be reading several digits in (:func:`digitnet.segment.needs_number_reading`, as
+    the web API decides) is segmented: most images are one digit, and segmenting costs several times
+    a whole reading.
     """
+    from .metrics import predict_proba
     from .preprocess import to_mnist_and_box
     from .segment import needs_number_reading, read_number
 
     whole = None
-    if not split and len(models) == 1:
+    if not split and len({m.reject_class for m in models}) == 1:  # classify() refuses mixed ensembles
         whole = to_mnist_and_box(img)
         digit = whole[0]
-        if not needs_number_reading(models[0], models[0].predict_proba(digit[None])[0], digit):
+        proba = predict_proba(models if len(models) > 1 else models[0], digit[None])[0]
+        threshold = max(m.meta.get("reject_threshold", 0.0) for m in models)  # as classify() decides
+        if not needs_number_reading(models[0], proba, digit, threshold):
             return Item(name, [digit], boxes=[whole[1]])
     try:
         reading = read_number(img, models if len(models) > 1 else models[0])

@@ -701,7 +701,7 @@ def ink_aspect(seen: np.ndarray) -> float:
     return float((cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1))
 
 
-def needs_number_reading(net, proba: np.ndarray, seen: np.ndarray) -> bool:
+def needs_number_reading(net, proba: np.ndarray, seen: np.ndarray, threshold: float | None = None) -> bool:
     """Whether an image read whole (``proba``, framed as ``seen``) may be several digits, worth segmenting.
 
     A model without a "not a digit" output reads a row of digits as one confident digit, so for it
@@ -709,11 +709,14 @@ def needs_number_reading(net, proba: np.ndarray, seen: np.ndarray) -> bool:
     box: the image is segmented when that model refuses it whole, or is unsure of it (best digit under
     ``SURE``) and its ink is wider than tall (``WIDE_INK``). A sure digit, or an unsure one no wider
     than a digit, is one digit. Segmenting costs several times the whole image's reading, and most
-    images are one digit, some of them drawn sloppily.
+    images are one digit, some of them drawn sloppily. ``threshold``: the refusal threshold, when not
+    ``net``'s own (an ensemble's is its models' highest).
     """
     reject = getattr(net, "reject_class", None)
     if reject is None:
         return True
-    if refused_mask(proba[None], reject, net.meta.get("reject_threshold", 0.0))[0]:
+    if threshold is None:
+        threshold = net.meta.get("reject_threshold", 0.0)
+    if refused_mask(proba[None], reject, threshold)[0]:
         return True
     return bool(np.delete(proba, reject).max() < SURE and ink_aspect(seen) >= WIDE_INK)
