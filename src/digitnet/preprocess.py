@@ -584,14 +584,28 @@ def to_mnist(img) -> np.ndarray:
     DigitnetError
         When the input is not an image, too large, or blank.
     """
-    return to_mnist_and_box(img)[0]
+    return fit_mnist(_located_ink(img)[0])
 
 
 def to_mnist_and_box(img) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """:func:`to_mnist`'s digit, and the box ``(x0, y0, x1, y1)`` of its ink in the image's pixels (x1, y1 past it)."""
+    ink, (x0, y0, x1, y1) = _located_ink(img)
+    digit = fit_mnist(ink)  # raises for blank ink, before the box needs any
+    fx, fy = (x1 - x0) / ink.shape[1], (y1 - y0) / ink.shape[0]  # image pixels per working pixel
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    box = (
+        x0 + int(cols[0] * fx),
+        y0 + int(rows[0] * fy),
+        min(x1, x0 + math.ceil((cols[-1] + 1) * fx)),
+        min(y1, y0 + math.ceil((rows[-1] + 1) * fy)),
+    )
+    return digit, box
+
+
+def _located_ink(img) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """One digit's ink at the working size, and the part ``(x0, y0, x1, y1)`` of the image it shows."""
     img = upright(img)
     ink = _digit_ink(img, DIGIT_WORK_SIZE)
-    region = (0, 0, img.width, img.height)  # the part of the image ``ink`` shows
     # A digit small in a large image (a photo of a page) came out only a few pixels tall at the
     # working size: look again at just its part of the image, at the full working size.
     rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
@@ -606,18 +620,8 @@ def to_mnist_and_box(img) -> tuple[np.ndarray, tuple[int, int, int, int]]:
             min(img.height, int((rows[-1] + 1 + margin) * f) + 1),
         )
         with contextlib.suppress(DigitnetError):  # the crop alone looks blank: keep the first look
-            ink, region = _digit_ink(img.crop(crop), DIGIT_WORK_SIZE), crop
-    digit = fit_mnist(ink)  # raises for blank ink, before the box needs any
-    x0, y0, x1, y1 = region
-    fx, fy = (x1 - x0) / ink.shape[1], (y1 - y0) / ink.shape[0]  # image pixels per working pixel
-    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-    box = (
-        x0 + int(cols[0] * fx),
-        y0 + int(rows[0] * fy),
-        min(x1, x0 + math.ceil((cols[-1] + 1) * fx)),
-        min(y1, y0 + math.ceil((rows[-1] + 1) * fy)),
-    )
-    return digit, box
+            return _digit_ink(img.crop(crop), DIGIT_WORK_SIZE), crop
+    return ink, (0, 0, img.width, img.height)
 
 
 def split_digits(img, min_gap: float = 0.0) -> list[np.ndarray]:
