@@ -7,7 +7,8 @@ are done or ``--duration`` seconds pass. Each request is drawn from a fixed
 mix (seeded): JSON 28x28 pixels, JSON 784 pixels, a multipart PNG upload and a
 raw PNG body (all valid), and malformed ones (bad JSON, a wrong shape, NaN,
 values out of range, not an image, an unknown model, a decompression bomb, a
-body over the limit by Content-Length).
+body over the limit by Content-Length). ``--only page`` sends only the drawing
+page's own request (a digit's crop as a greyscale PNG, in the page's form).
 
 The client is a minimal HTTP/1.1 client on asyncio streams, so that it costs
 the shared CPU as little as possible. Reports requests/s, predictions/s (valid
@@ -17,6 +18,7 @@ kind, and the server's RSS before and after. Writes ``--out``.json and .md.
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 8 clients, flat out
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --rate 650  # latency at 650 requests/s (520 valid)
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --workers 1 # one server process
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --only page # the drawing page's request alone
     python benchmarks/load_test.py --requests 2000 --clients 4        # quicker
 """
 
@@ -57,9 +59,25 @@ def _png(img) -> bytes:
 DRAWINGS = 200  # different drawings sent as PNG
 
 
+def page_png(img) -> bytes:
+    """The PNG the drawing page makes of a drawing (app.js, greyPNG): 8-bit grey, rows unfiltered, deflated."""
+    import struct
+    import zlib
+
+    a = np.asarray(img.convert("L"))
+    rows = np.concatenate([np.zeros((len(a), 1), np.uint8), a], axis=1)  # filter type 0 before each row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+            + chunk(b"IEND", b""))
+
+
 def as_the_page_sends(canvas, side: int = 128, margin: int = 28):
-    """A drawing as the page uploads it (app.js, inkedPart): RGBA, cropped to the ink plus a stroke's width,
-    scaled to at most ``side`` px."""
+    """A drawing as the page uploads it (app.js, inkedPart): cropped to the ink plus a stroke's width,
+    scaled to at most ``side`` px, greyscale (the page sends it as :func:`page_png`; a canvas's own PNG is RGBA)."""
     from PIL import Image
 
     ink = np.argwhere(np.asarray(canvas.convert("L")) < 250)
@@ -69,7 +87,7 @@ def as_the_page_sends(canvas, side: int = 128, margin: int = 28):
     crop = canvas.crop(box)
     scale = min(1.0, side / max(crop.size))
     size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-    return crop.resize(size, Image.BOX).convert("RGBA")
+    return crop.resize(size, Image.BOX).convert("L")
 
 
 def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, float], set[str]]:
@@ -89,16 +107,24 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
     # drawings of the first DRAWINGS test digits: enough that the few a reader is unsure of (and reads
     # again as a possible number, ~10x the cost) come about as often as among drawn digits (1 in 200
     # here; 5 in 1,000 in benchmarks/number_gate.py)
-    drawings = [_png(as_the_page_sends(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR)))
+    drawings = [as_the_page_sends(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR))
                 for img in test[:DRAWINGS]]
+    pngs = [_png(d.convert("RGBA")) for d in drawings]  # a canvas's PNG, as other clients upload it
+
+    def page_form(png: bytes) -> bytes:  # app.js's FormData for a digit
+        return multipart(png)[: -len(f"--{boundary}--\r\n")] + (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"top_k\"\r\n\r\n3\r\n--{boundary}--\r\n").encode()
+
     kinds = {
         "json_28x28": [_request("/api/predict", json.dumps({"pixels": img.tolist()}).encode(), "application/json")
                        for img in images],
         "json_784": [_request("/api/predict?top_k=5", json.dumps({"pixels": img.ravel().tolist()}).encode(),
                               "application/json") for img in images],
         "multipart_png": [_request("/api/predict", multipart(p), f"multipart/form-data; boundary={boundary}")
-                          for p in drawings],
-        "raw_png": [_request("/api/predict", p, "image/png") for p in drawings],
+                          for p in pngs],
+        "raw_png": [_request("/api/predict", p, "image/png") for p in pngs],
+        "page": [_request("/api/predict", page_form(page_png(d)), f"multipart/form-data; boundary={boundary}")
+                 for d in drawings],
         "bad_json": [_request("/api/predict", b'{"pixels": [1, 2,', "application/json")],
         "wrong_shape": [_request("/api/predict", json.dumps({"pixels": [[0] * 27] * 28}).encode(),
                                  "application/json")],
@@ -115,8 +141,9 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
     }
     mix = {"json_28x28": 0.40, "json_784": 0.15, "multipart_png": 0.15, "raw_png": 0.10,
            "bad_json": 0.03, "wrong_shape": 0.03, "nan": 0.03, "out_of_range": 0.02, "not_an_image": 0.03,
-           "unknown_model": 0.02, "bomb": 0.02, "too_large": 0.02}
-    valid = {"json_28x28", "json_784", "multipart_png", "raw_png"}
+           "unknown_model": 0.02, "bomb": 0.02, "too_large": 0.02,
+           "page": 0.0}  # the drawing page's own request, outside the mix: --only page
+    valid = {"json_28x28", "json_784", "multipart_png", "raw_png", "page"}
     return kinds, mix, valid
 
 
@@ -316,8 +343,9 @@ def main(argv=None) -> int:
     # 500 requests of the mix leave the image path's memory still growing to its working size (the same size
     # 500 image requests alone reach): a 'before' taken then counts that warm-up as growth
     p.add_argument("--warmup", type=int, default=3000, help="requests before measuring (and before RSS 'before')")
-    p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds (e.g. json_28x28 "
-                                                             "raw_png), to see what each one costs")
+    p.add_argument("--only", nargs="+", metavar="KIND", help="send only these request kinds, in equal shares "
+                                                             "(e.g. json_28x28 raw_png), to see what each one costs; "
+                                                             "'page' is the drawing page's own request")
     p.add_argument("--model", default="reader", help="model the started server loads (the default reader, as digitnet serve)")
     p.add_argument("--workers", type=int, default=2, help="server processes (digitnet serve --workers): "
                                                            "one per core of the 2-core machine the targets name")
@@ -331,7 +359,7 @@ def main(argv=None) -> int:
         unknown = set(args.only) - set(mix)
         if unknown:
             p.error(f"unknown kinds {sorted(unknown)}; known: {', '.join(mix)}")
-        mix = {k: v for k, v in mix.items() if k in args.only}
+        mix = dict.fromkeys(args.only, 1.0)  # in equal shares
     proc = None
     url = args.url
     if url is None:

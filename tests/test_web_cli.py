@@ -90,19 +90,22 @@ def test_digitnet_serve_runs_a_server(mnist, workers):
         assert out.decode().count("Started server process") == workers, out.decode()
 
 
-def test_the_load_test_script_runs(tmp_path):
+@pytest.mark.parametrize("only", [[], ["page", "too_large"]])
+def test_the_load_test_script_runs(tmp_path, only):
     """benchmarks/load_test.py in miniature: it must work, whatever the timings (none are asserted)."""
     from pathlib import Path
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"
     out = tmp_path / "load"
     done = subprocess.run([sys.executable, str(script), "--requests", "300", "--warmup", "20", "--clients", "4",
-                           "--workers", "2", "--out", str(out)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                           "--workers", "2", "--out", str(out)] + (["--only", *only] if only else []),
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.with_suffix(".json").read_text())
     s = report["summary"]
     assert s["requests"] == 300 and s["server_5xx"] == 0 and s["client_errors"] == 0 and not s["unexpected"]
-    assert set(s["by_kind"]["json_28x28"]) == {"200"} and set(s["by_kind"]["too_large"]) == {"413"}
+    assert set(s["by_kind"]) == set(only or [k for k, share in report["mix"].items() if share])
+    assert set(s["by_kind"]["json_28x28" if not only else "page"]) == {"200"}
+    assert set(s["by_kind"]["too_large"]) == {"413"}
     assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
     assert report["workers"] == 2 and report["server_cpu_ms_per_request"] > 0
 

@@ -181,6 +181,30 @@ def open_page(browser, server, **context):
     return ctx, page, requests
 
 
+def record_uploads(page):
+    """From now on the page's uploads are listed in ``window.uploads``: [file name, size, first 26 bytes as text]."""
+    page.evaluate("""() => {
+        window.uploads = [];
+        const send = window.fetch;
+        window.fetch = async (url, options) => {
+            const file = options && options.body instanceof FormData ? options.body.get("file") : null;
+            if (file) {
+                const head = new Uint8Array(await file.slice(0, 26).arrayBuffer());
+                window.uploads.push([file.name, file.size, String.fromCharCode(...head)]);
+            }
+            return send(url, options);
+        };
+    }""")
+
+
+def png_header(upload) -> tuple[int, int, int, int]:
+    """An upload's PNG width, height, bit depth and colour type (from record_uploads' first bytes)."""
+    name, size, head = upload
+    data = head.encode("latin-1")
+    assert name == "digit.png" and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", upload
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), data[24], data[25]
+
+
 def only_the_app(requests, server):
     return [u for u in requests if not (u.startswith(server + "/") or u.startswith("data:"))]
 
@@ -248,6 +272,19 @@ def test_drawing_digits_in_a_real_browser(browser, server):
         })()""")
         assert max(w, h) <= DIGIT_WORK_SIZE and w < h / 2, (w, h)
         assert 0 < dark < 0.5 * w * h
+        # ... sent as an 8-bit greyscale PNG of that crop; the canvas's own RGBA PNG where the browser has no
+        # CompressionStream
+        page.keyboard.press("Escape")
+        record_uploads(page)
+        draw(page, DIGITS["1"])
+        assert settled_label(page) == "1"
+        assert png_header(page.evaluate("uploads")[-1]) == (w, h, 8, 0)  # colour type 0: grey
+        page.keyboard.press("Escape")
+        page.evaluate("delete window.CompressionStream")
+        draw(page, DIGITS["1"])
+        assert settled_label(page) == "1"
+        assert png_header(page.evaluate("uploads")[-1]) == (w, h, 8, 6)  # colour type 6: RGBA
+        assert settled_label(page) == "1"
         # switching the model asks again, and the answer names the model
         assert "reader" in page.locator("#confidence").text_content()
         page.select_option("#model", "untrained")

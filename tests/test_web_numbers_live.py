@@ -8,7 +8,8 @@ uvicorn = pytest.importorskip("uvicorn", reason="the web extra (uvicorn) is not 
 import digitnet  # noqa: E402
 from digitnet.web.app import create_app  # noqa: E402
 from helpers import live_server  # noqa: E402
-from test_web_live import ARTIFACTS, DIGITS, browser, chromium, draw, only_the_app, open_page  # noqa: E402, F401
+from test_web_live import (  # noqa: E402, F401
+    ARTIFACTS, DIGITS, browser, chromium, draw, only_the_app, open_page, png_header, record_uploads)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,11 @@ def test_number_mode_reads_a_row_of_digits(browser, server):
         assert page.locator("#number").is_visible()
         box = page.locator("#pad").bounding_box()
         assert 2.9 < box["width"] / box["height"] < 3.1
+        record_uploads(page)
         draw(page, in_slot(DIGITS["1"], 0) + in_slot(DIGITS["7"], 1) + in_slot(DIGITS["1"], 2))
         settled(page)
+        width, height, depth, colour = png_header(page.evaluate("uploads")[-1])
+        assert width > 2 * height and (depth, colour) == (8, 0)         # the number's crop, greyscale
         assert page.locator("#number-text").get_attribute("data-number") == "171"
         assert page.locator("#digits li").count() == 3
         assert page.locator("#digits li .label").all_text_contents() == ["1", "7", "1"]
