@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     test = digitnet.load_mnist().test
     rng = np.random.default_rng(1)
     idx = rng.choice(len(test), args.n, replace=False)
-    page = [Image.open(io.BytesIO(load_test._png(load_test.as_the_page_sends(
+    page = [Image.open(io.BytesIO(load_test.page_png(load_test.as_the_page_sends(
         Image.fromarray(255 - test.images[i]).resize((280, 280), Image.BILINEAR))))) for i in idx]
     sets = {"page drawings of one digit": page,
             "2-3 digits in one image": [real_digits.several_digits(test, rng) for _ in range(args.rows)]}

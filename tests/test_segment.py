@@ -86,7 +86,7 @@ def test_a_five_in_two_strokes_stays_one_digit(name):
     assert reading.number == "5" and len(reading.boxes) == 1 and not reading.clearly_several
 
 
-@pytest.mark.parametrize("indices", [[14, 39], [29, 57], [2, 74]])
+@pytest.mark.parametrize("indices", [[29, 57], [2, 74]])
 def test_two_touching_ones_are_cut_though_narrower_than_a_digit(mnist, indices):
     """"11" touching is one piece of ink narrower than most single digits: cut only because it reads badly whole."""
     img, _ = row(mnist, indices, spacing=-1)

@@ -34,9 +34,10 @@ from .errors import DigitnetError
 
 FAMILIES = ("letter", "scribble", "shape", "doodle", "noise", "several")
 CANVAS = 84  # drawn at 3x, so anti-aliasing survives the framing
-# Characters a person may write the way they write a digit (0: O o Q D a d, 1: I l i j J | / \\ ! ( ) [ ],
-# 2: Z z ?, 3: { }, 5: S s $, 6: b G h, 8: B &, 9: g q y, 7: T): kept out of the negatives.
-LOOKS_LIKE_A_DIGIT = set("OoQDadIlijJ|/\\!()[]Zz?{}Ss$bGhB&gqyT")
+# Characters a person may write the way they write a digit (0: O o Q D d, 1: I l | / \\ ! ( ) [ ], 2: Z z ?,
+# 3: { }, 5: S s $, 6: b G, 8: B &, 9: g q): kept out of the negatives. Letters only some hands make digit-like
+# (a, h, i, j, J, y, T) are negatives: a model trained so refuses most of them and reads digits as well.
+LOOKS_LIKE_A_DIGIT = set("OoQDdIl|/\\!()[]Zz?{}Ss$bGB&gq")
 LETTERS = "".join(
     c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#%*+=@<>~^" if c not in LOOKS_LIKE_A_DIGIT
 )
