@@ -176,8 +176,9 @@ async function greyPNG(canvas) {
   const zlib = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"));
   const idat = new Uint8Array(await new Response(zlib).arrayBuffer());
   const ihdr = new Uint8Array(13);                        // width, height, depth 8, colour type 0 (grey)
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
+  const header = new DataView(ihdr.buffer);
+  header.setUint32(0, width);
+  header.setUint32(4, height);
   ihdr[8] = 8;
   const signature = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
   return new Blob([signature, pngChunk("IHDR", ihdr), pngChunk("IDAT", idat), pngChunk("IEND", new Uint8Array(0))],
