@@ -177,12 +177,11 @@ def _number_item(img, name: str, split: bool, models) -> Item:
     if not split and len({m.reject_class for m in models}) == 1:  # classify() refuses mixed ensembles
         whole = to_mnist_and_box(img)
         digit = whole[0]
-        proba = predict_proba(models if len(models) > 1 else models[0], digit[None])[0]
-        threshold = max(m.meta.get("reject_threshold", 0.0) for m in models)  # as classify() decides
-        if not needs_number_reading(models[0], proba, digit, threshold):
+        proba = predict_proba(_one_or_ensemble(models), digit[None])[0]
+        if not needs_number_reading(models[0], proba, digit, _ensemble_threshold(models)):
             return Item(name, [digit], boxes=[whole[1]])
     try:
-        reading = read_number(img, models if len(models) > 1 else models[0])
+        reading = read_number(img, _one_or_ensemble(models))
     except DigitnetError:
         if split:
             raise
@@ -210,10 +209,9 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
             "the models of an ensemble must have the same outputs (digits only, or digits and 'not a digit')"
         )
     digits = np.stack([d for it in items for d in it.digits])
-    proba = predict_proba(models if len(models) > 1 else models[0], digits)
+    proba = predict_proba(_one_or_ensemble(models), digits)
     first = models[0]
-    threshold = max(m.meta.get("reject_threshold", 0.0) for m in models)
-    answers = decide(proba, first.classes, first.reject_class, threshold)
+    answers = decide(proba, first.classes, first.reject_class, _ensemble_threshold(models))
     if always_answer:  # the best answer even where the model refuses
         for a in answers:
             a.label, a.reason = a.guess, ""
@@ -222,6 +220,16 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
         it.proba = list(proba[k : k + len(it.digits)])
         it.answers = answers[k : k + len(it.digits)]
         k += len(it.digits)
+
+
+def _one_or_ensemble(models):
+    """The model itself, or the list of models whose probabilities ``predict_proba`` averages."""
+    return models if len(models) > 1 else models[0]
+
+
+def _ensemble_threshold(models) -> float:
+    """The refusal threshold of one model, or of an ensemble: its models' highest."""
+    return max(m.meta.get("reject_threshold", 0.0) for m in models)
 
 
 def _top(p: np.ndarray, k: int, reject_class: int | None = None) -> list[tuple[int, float]]:
