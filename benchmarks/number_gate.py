@@ -11,7 +11,9 @@ several digits (:func:`digitnet.segment.needs_number_reading`). This counts, for
   ``benchmarks/real_digits.py``): how many :func:`digitnet.segment.read_number`, segmenting
   every image, reads as clearly several digits, and how many of those the rule also segments.
 
-    python benchmarks/number_gate.py [--model reader] [--n 1000] [--rows 150]
+    python benchmarks/number_gate.py [--model reader] [--n 1000] [--rows 150] [--out benchmarks/results/number_gate]
+
+The table is printed as it is measured and written to ``OUT.md``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="reader")
     ap.add_argument("--n", type=int, default=1000, help="page drawings")
     ap.add_argument("--rows", type=int, default=150, help="rows per spacing, and images of several digits")
+    ap.add_argument("--out", default=str(HERE / "results" / "number_gate"), help="results path without extension")
     args = ap.parse_args(argv)
     net = digitnet.load(args.model)
     test = digitnet.load_mnist().test
@@ -72,14 +75,19 @@ def main(argv=None) -> int:
         r = np.random.default_rng([0, k])
         sets[f"rows of 2-3 digits, {spacing}"] = [written_numbers.make_row(test, int(r.integers(2, 4)), spacing, r)[0]
                                                   for _ in range(args.rows)]
-    print(f"model {args.model}: python benchmarks/number_gate.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    print(f"| set | images | read under {SURE} whole | segmented by the rule | clearly several (every image "
-          "segmented) | of those segmented by the rule |")
-    print("|---|---|---|---|---|---|")
+    lines = [f"model {args.model}: python benchmarks/number_gate.py " + " ".join(sys.argv[1:] if argv is None else argv),
+             f"| set | images | read under {SURE} whole | segmented by the rule | clearly several (every image "
+             "segmented) | of those segmented by the rule |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines))
     for name, images in sets.items():
         c = count(net, images)
-        print(f"| {name} | {c['images']} | {c['unsure']} | {c['segmented']} | {c['clearly_several']} "
-              f"| {c['several_and_segmented']} |", flush=True)
+        lines.append(f"| {name} | {c['images']} | {c['unsure']} | {c['segmented']} | {c['clearly_several']} "
+                     f"| {c['several_and_segmented']} |")
+        print(lines[-1], flush=True)
+    out = Path(args.out).with_suffix(".md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
     return 0
 
 

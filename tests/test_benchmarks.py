@@ -277,3 +277,19 @@ def test_ab_reads_every_figure_of_the_tiny_run_and_flags_only_a_real_slowdown(ti
     drift["cases"]["infer_b1"]["seconds_per_call"] = {k: v * 1.2 for k, v in drift["cases"]["infer_b1"]["seconds_per_call"].items()}
     rows = {r["figure"]: r for r in compare([results], [drift], max_slower=0.05)}
     assert not rows["infer_b1: seconds_per_call"]["slower"] or "ratio_vs_reference" not in rows["infer_b1: seconds_per_call"]
+
+
+def test_number_gate_writes_its_table(tmp_path):
+    """benchmarks/number_gate.py at a few images per set: one row per set, counts that add up, in OUT.md."""
+    out = tmp_path / "gate"
+    proc = subprocess.run([sys.executable, "benchmarks/number_gate.py", "--n", "6", "--rows", "3", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "gate.md").read_text().splitlines()
+    assert lines[0].startswith("model reader: python benchmarks/number_gate.py --n 6")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:]]
+    assert [r[0] for r in rows][:2] == ["page drawings of one digit", "2-3 digits in one image"] and len(rows) == 6
+    for name, images, unsure, segmented, several, both in rows:
+        assert int(images) == (6 if name.startswith("page") else 3)
+        assert int(images) >= int(unsure) >= int(segmented) >= int(both) and int(several) >= int(both)
+    assert proc.stdout.strip() == "\n".join(lines)
