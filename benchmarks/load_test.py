@@ -11,15 +11,19 @@ body over the limit by Content-Length). ``--only page`` sends only the drawing
 page's own request (a digit's crop as a greyscale PNG, in the page's form).
 
 The client is a minimal HTTP/1.1 client on asyncio streams, so that it costs
-the shared CPU as little as possible. Reports requests/s, predictions/s (valid
-requests answered 200), p50/p90/p99/max latency, status counts by request
-kind, and the server's RSS before and after. Writes ``--out``.json and .md.
+the shared CPU as little as possible. ``--client wrk`` sends the same requests
+with wrk (``apt-get install wrk``), a C client that costs the server's cores
+far less again; it runs for ``--duration`` seconds, and gives latency
+percentiles over all requests, not per kind. Reports requests/s, predictions/s
+(valid requests answered 200), p50/p90/p99/max latency, status counts by
+request kind, and the server's RSS before and after. Writes ``--out``.json and .md.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py              # 10,000 requests, 8 clients, flat out
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --rate 650  # latency at 650 requests/s (520 valid)
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --workers 1 # one server process
     OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --only page # the drawing page's request alone
     python benchmarks/load_test.py --requests 2000 --clients 4        # quicker
+    OPENBLAS_NUM_THREADS=1 python benchmarks/load_test.py --client wrk --duration 20 --only page
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ import json
 import os
 import platform
 import random
+import resource
+import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -206,6 +213,89 @@ async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed, rate=
     return results, time.perf_counter() - t0
 
 
+# --------------------------------------------------------------------------- wrk client
+# One connection per wrk thread, one request at a time: each response answers the thread's latest
+# request(), so each status can be put down to its request's kind (wrk also calls request() once to
+# check the script, a request never sent). The requests cycle through a seeded schedule drawn from
+# the mix; done() writes the counts and latency percentiles as JSON.
+WRK_SCRIPT = r"""
+local kinds, reqs, order = {kinds}, {reqs}, {order}
+local threads = {{}}
+function setup(thread) thread:set("offset", #threads * 7919); table.insert(threads, thread) end
+function init(args) i, last, counts = offset, nil, {{}} end
+function request()
+  i = i % #order + 1
+  last = order[i]
+  return reqs[last]
+end
+function response(status, headers, body)
+  local key = kinds[last] .. " " .. status
+  counts[key] = (counts[key] or 0) + 1
+end
+function done(summary, latency, requests)
+  local f = io.open({out}, "w")
+  f:write("{{\"duration_us\": ", summary.duration, ", \"requests\": ", summary.requests, ", \"errors\": {{")
+  local e = summary.errors
+  f:write("\"connect\": ", e.connect, ", \"read\": ", e.read, ", \"write\": ", e.write, ", \"timeout\": ", e.timeout, "}}")
+  f:write(", \"latency_us\": {{\"p50\": ", latency:percentile(50), ", \"p90\": ", latency:percentile(90),
+          ", \"p99\": ", latency:percentile(99), ", \"max\": ", latency.max, "}}, \"counts\": {{")
+  local total, first = {{}}, true
+  for _, t in ipairs(threads) do
+    for key, n in pairs(t:get("counts")) do total[key] = (total[key] or 0) + n end
+  end
+  for key, n in pairs(total) do
+    f:write((first and "" or ", ") .. "\"" .. key .. "\": " .. n); first = false
+  end
+  f:write("}}}}\n")
+  f:close()
+end
+"""
+
+
+# headers that promise a body never sent: wrk checks each request is complete, and refuses to start
+WRK_CANNOT_SEND = {"too_large"}
+
+
+def _lua_string(raw: bytes) -> str:
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in raw) + '"'
+
+
+def run_wrk(url, kinds, mix, n_clients, duration, seed, per_kind=200):
+    """The mix sent by wrk for ``duration`` seconds: (results like run_load's, latency percentiles ms, elapsed).
+
+    ``mix`` may not hold a kind of ``WRK_CANNOT_SEND``.
+    """
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--client wrk: wrk is not installed (apt-get install wrk)")
+    rng = random.Random(seed)
+    names = list(mix)
+    reqs = {k: kinds[k][:per_kind] for k in names}  # a few hundred of each: the script stays a few MB
+    flat = [(k, r) for k in names for r in reqs[k]]
+    first = {}
+    for j, (k, _) in enumerate(flat):
+        first.setdefault(k, j)
+    picks = rng.choices(names, weights=[mix[k] for k in names], k=5000)
+    order = [first[k] + rng.randrange(len(reqs[k])) + 1 for k in picks]  # Lua counts from 1
+    with tempfile.TemporaryDirectory() as tmp:
+        script, out = Path(tmp) / "load.lua", Path(tmp) / "done.json"
+        script.write_text(WRK_SCRIPT.format(
+            kinds="{" + ", ".join(f'"{k}"' for k, _ in flat) + "}",
+            reqs="{" + ",\n".join(_lua_string(r) for _, r in flat) + "}",
+            order="{" + ", ".join(map(str, order)) + "}", out=_lua_string(str(out).encode())))
+        subprocess.run([wrk, "-t", str(n_clients), "-c", str(n_clients), "-d", f"{duration:g}s", "--timeout", "10s",
+                        "-s", str(script), url], check=True, stdout=subprocess.DEVNULL)
+        done = json.loads(out.read_text())
+    results = []
+    for key, n in done["counts"].items():
+        kind, status = key.rsplit(" ", 1)
+        results += [(kind, int(status), None)] * n
+    errors = sum(done["errors"].values())
+    results += [("(connection)", "client error", None)] * errors
+    latency = {k: round(v / 1000, 2) for k, v in done["latency_us"].items()}
+    return results, latency, done["duration_us"] / 1e6
+
+
 # --------------------------------------------------------------------------- server
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants (``--workers N``: uvicorn's worker processes and helpers)."""
@@ -264,9 +354,12 @@ def start_server(model: str, workers: int = 1):
 
 
 # --------------------------------------------------------------------------- report
-def summarise(results, elapsed, valid) -> dict:
-    lat = np.array([r[2] for r in results]) * 1000
-    ok_lat = np.array([r[2] for r in results if r[0] in valid and r[1] == 200]) * 1000
+def summarise(results, elapsed, valid, latency: dict | None = None) -> dict:
+    """Counts and latencies of ``results`` (kind, status, seconds); wrk's own percentiles when ``latency`` is given."""
+    timed = latency is None
+    lat = np.array([r[2] for r in results]) * 1000 if timed else np.array([])
+    ok_lat = np.array([r[2] for r in results if r[0] in valid and r[1] == 200]) * 1000 if timed else np.array([])
+    n_ok = sum(1 for r in results if r[0] in valid and r[1] == 200)
     by_kind: dict[str, dict[str, int]] = {}
     for kind, status, _ in results:
         by_kind.setdefault(kind, {}).setdefault(str(status), 0)
@@ -276,13 +369,13 @@ def summarise(results, elapsed, valid) -> dict:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
     pct = (lambda a, q: round(float(np.percentile(a, q)), 2) if len(a) else None)
     kind_ms = {k: {"p50": pct(a, 50), "p99": pct(a, 99)} for k in by_kind
-               for a in [np.array([r[2] for r in results if r[0] == k]) * 1000]}
+               for a in [np.array([r[2] for r in results if r[0] == k]) * 1000 if timed else np.array([])]}
     wrong = {k: v for k, v in by_kind.items() if (k in valid) != (set(v) == {"200"})}
     return {
         "requests": len(results), "elapsed_s": round(elapsed, 3),
         "requests_per_s": round(len(results) / elapsed, 1),
-        "predictions_per_s": round(len(ok_lat) / elapsed, 1),
-        "latency_ms": {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": pct(lat, 100)},
+        "predictions_per_s": round(n_ok / elapsed, 1),
+        "latency_ms": latency or {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": pct(lat, 100)},
         "valid_latency_ms": {"p50": pct(ok_lat, 50), "p99": pct(ok_lat, 99)},
         "status_counts": dict(sorted(statuses.items())),
         "server_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
@@ -297,6 +390,7 @@ def markdown(r: dict) -> str:
     workers = f" --workers {r['workers']}" if r.get("workers", 1) > 1 else ""
     lines = [f"# Load test: `digitnet serve --model {r['model']}{workers}`", "",
              f"`{r['command']}` on {r['machine']}; {r['clients']} concurrent clients"
+             f"{' (wrk, one connection per thread)' if r.get('client') == 'wrk' else ''}"
              f"{', open loop at %g requests/s' % r['rate'] if r['rate'] else ', closed loop'}, {s['requests']:,} requests "
              f"({r['malformed_share'] * 100:.0f} % malformed), {s['elapsed_s']} s.", "",
              "| measure | value | target | met |", "|---|---|---|---|"]
@@ -321,14 +415,24 @@ def markdown(r: dict) -> str:
     checks.append(("machine load average (1 min) after the run", r["load_average_after"], "", None))
     for name, value, target, met in checks:
         lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
-    lines += ["", "Status codes and latency by request kind:", "", "| kind | statuses | p50 ms | p99 ms |",
-              "|---|---|---|---|"]
-    lines += [f"| {k} | {', '.join(f'{c}: {n}' for c, n in sorted(v.items()))} | "
-              f"{s['latency_ms_by_kind'][k]['p50']} | {s['latency_ms_by_kind'][k]['p99']} |"
-              for k, v in sorted(s["by_kind"].items())]
+    if r.get("client") == "wrk":  # wrk's percentiles are over all requests
+        lines += ["", "Status codes by request kind:", "", "| kind | statuses |", "|---|---|"]
+        lines += [f"| {k} | {', '.join(f'{c}: {n}' for c, n in sorted(v.items()))} |"
+                  for k, v in sorted(s["by_kind"].items())]
+    else:
+        lines += ["", "Status codes and latency by request kind:", "", "| kind | statuses | p50 ms | p99 ms |",
+                  "|---|---|---|---|"]
+        lines += [f"| {k} | {', '.join(f'{c}: {n}' for c, n in sorted(v.items()))} | "
+                  f"{s['latency_ms_by_kind'][k]['p50']} | {s['latency_ms_by_kind'][k]['p99']} |"
+                  for k, v in sorted(s["by_kind"].items())]
     if s["unexpected"]:
         lines += ["", f"**Unexpected answers**: {json.dumps(s['unexpected'])}"]
     return "\n".join(lines) + "\n"
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (wrk), user and system."""
+    return sum(os.times()[:2]) + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
 
 
 def main(argv=None) -> int:
@@ -349,17 +453,27 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="reader", help="model the started server loads (the default reader, as digitnet serve)")
     p.add_argument("--workers", type=int, default=2, help="server processes (digitnet serve --workers): "
                                                            "one per core of the 2-core machine the targets name")
+    p.add_argument("--client", choices=["asyncio", "wrk"], default="asyncio",
+                   help="who sends the measured requests: the built-in client (--requests, per-kind latency) "
+                        "or wrk for --duration seconds (lighter on the cores the server shares)")
     p.add_argument("--url", help="test this running server instead of starting one (no RSS then)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE / "results" / "load_test"), help="results path without extension")
     args = p.parse_args(argv)
 
+    if args.client == "wrk" and args.rate:
+        p.error("--rate: an open loop needs the built-in client (--client asyncio)")
     kinds, mix, valid = build_requests(args.seed)
     if args.only:
         unknown = set(args.only) - set(mix)
         if unknown:
             p.error(f"unknown kinds {sorted(unknown)}; known: {', '.join(mix)}")
-        mix = dict.fromkeys(args.only, 1.0)  # in equal shares
+        mix = dict.fromkeys(args.only, 1 / len(args.only))  # in equal shares
+    if args.client == "wrk":
+        mix = {k: v for k, v in mix.items() if k not in WRK_CANNOT_SEND}
+        if not mix:
+            p.error(f"--client wrk cannot send {', '.join(sorted(WRK_CANNOT_SEND))}")
+        mix = {k: v / sum(mix.values()) for k, v in mix.items()}
     proc = None
     url = args.url
     if url is None:
@@ -368,21 +482,26 @@ def main(argv=None) -> int:
         asyncio.run(run_load(url, kinds, mix, args.warmup, args.clients, args.duration, args.seed + 1))
         before = rss_mb(proc.pid) if proc else None
         cpu_before = cpu_s(proc.pid) if proc else None
-        own_before = sum(os.times()[:2])
-        results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
-                                                args.seed, args.rate))
+        own_before = _own_cpu_s()
+        latency = None
+        if args.client == "wrk":
+            results, latency, elapsed = run_wrk(url, kinds, mix, args.clients, args.duration, args.seed)
+        else:
+            results, elapsed = asyncio.run(run_load(url, kinds, mix, args.requests, args.clients, args.duration,
+                                                    args.seed, args.rate))
         after = rss_mb(proc.pid) if proc else None
         cpu_used = cpu_s(proc.pid) - cpu_before if proc else None
-        own_used = sum(os.times()[:2]) - own_before
+        own_used = _own_cpu_s() - own_before
         alive = proc is None or proc.poll() is None
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
-    summary = summarise(results, elapsed, valid)
+    summary = summarise(results, elapsed, valid, latency)
     report = {
         "command": "python benchmarks/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model, "workers": args.workers, "clients": args.clients, "rate": args.rate, "warmup": args.warmup,
+        "client": args.client,
         "malformed_share": round(sum(v for k, v in mix.items() if k not in valid), 3), "mix": mix,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "server_alive_after": alive, "targets": TARGETS, "summary": summary,

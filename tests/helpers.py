@@ -1,7 +1,10 @@
 """Small helpers shared by several test modules."""
 
 import contextlib
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -99,3 +102,20 @@ def live_server(app, **config):
         srv.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def debian_package(package: str, present) -> None:
+    """Install Debian's ``package`` with apt-get unless ``present()``; skip, saying why, when that is impossible."""
+    import pytest
+
+    if present():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"{package} is missing and cannot be installed (not root or no apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", package]):
+        done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            pytest.skip(f"could not install {package} with {' '.join(cmd)}: {done.stderr.strip()[-300:]}")
+    if not present():
+        pytest.skip(f"apt-get installed {package} but what the tests need is still missing")

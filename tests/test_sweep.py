@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run, write_npz
+from helpers import debian_package, run, write_npz
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
 
@@ -418,16 +418,7 @@ def _pg_bin() -> Path | None:
 def postgres():
     """URL of a throwaway PostgreSQL server on a free loopback port, stopped and deleted afterwards."""
     pytest.importorskip("psycopg", reason="the sweep extra's PostgreSQL driver (psycopg) is not installed")
-    if _pg_bin() is None:
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.skip("PostgreSQL (initdb) is missing and cannot be installed (not root or no apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
-            done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                pytest.skip(f"could not install postgresql with {' '.join(cmd)}: {done.stderr.strip()[-300:]}")
-        if _pg_bin() is None:
-            pytest.skip("apt-get installed postgresql but initdb is still missing")
+    debian_package("postgresql", lambda: _pg_bin() is not None)
     bin_dir, port = _pg_bin(), _free_port()
     root = Path(tempfile.mkdtemp(prefix="digitnet-pg-"))
     as_user = []

@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import pytest
+from helpers import debian_package
 
 from digitnet.cli import main
 
@@ -108,6 +109,26 @@ def test_the_load_test_script_runs(tmp_path, only):
     assert set(s["by_kind"]["too_large"]) == {"413"}
     assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
     assert report["workers"] == 2 and report["server_cpu_ms_per_request"] > 0
+
+
+def test_the_load_test_script_runs_with_wrk(tmp_path):
+    """--client wrk (installed with apt-get when missing): the mix minus what wrk cannot send, statuses by kind."""
+    import shutil
+    from pathlib import Path
+    debian_package("wrk", lambda: shutil.which("wrk") is not None)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "load_test.py"
+    out = tmp_path / "load"
+    done = subprocess.run([sys.executable, str(script), "--client", "wrk", "--duration", "2", "--warmup", "20",
+                           "--clients", "4", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    s = report["summary"]
+    assert report["client"] == "wrk" and "too_large" not in report["mix"] and sum(report["mix"].values()) > 0.999
+    assert s["requests"] > 50 and s["server_5xx"] == 0 and s["client_errors"] == 0 and not s["unexpected"]
+    assert set(s["by_kind"]["json_28x28"]) == {"200"} and set(s["by_kind"]["bad_json"]) == {"422"}
+    assert s["predictions_per_s"] > 0 and 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
+    assert "(wrk, one connection per thread)" in out.with_suffix(".md").read_text()
 
 
 def test_serve_with_workers_on_a_taken_port_is_one_line(capsys):

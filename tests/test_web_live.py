@@ -7,9 +7,7 @@ is impossible. Screenshots go to artifacts/ (git-ignored).
 """
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +21,7 @@ from digitnet import MLP  # noqa: E402
 from digitnet.preprocess import DIGIT_WORK_SIZE  # noqa: E402
 from digitnet.web import app as web_app_module  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
-from helpers import live_server  # noqa: E402
+from helpers import debian_package, live_server  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -104,16 +102,7 @@ def test_stalled_and_abandoned_requests_do_not_block_others(server):
 def chromium():
     """Path of Debian's chromium, installed with apt-get when missing (and we may)."""
     pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
-    if not os.path.exists(CHROMIUM):
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            pytest.skip(f"{CHROMIUM} is missing and cannot be installed (not root or no apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                pytest.skip(f"could not install chromium with {' '.join(cmd)}: {done.stderr.strip()[-300:]}")
-        if not os.path.exists(CHROMIUM):
-            pytest.skip(f"apt-get installed chromium but {CHROMIUM} is still missing")
+    debian_package("chromium", lambda: os.path.exists(CHROMIUM))
     return CHROMIUM
 
 
