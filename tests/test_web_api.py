@@ -448,3 +448,13 @@ def test_a_small_drawing_is_read_on_the_event_loop_and_the_rest_in_the_decoding_
     seed = TestClient(create_app({"seed": digitnet.load("seed")}))              # no "not a digit": read as a number
     r = seed.post("/api/predict", content=png(seven.resize((128, 128))), headers={"Content-Type": "image/png"})
     assert r.status_code == 200 and ran == ["read_image"]
+
+
+def test_answers_are_json_with_the_values_the_json_module_writes():
+    from digitnet.web.app import Answer
+
+    content = {"label": None, "probabilities": [1e-06, 2.5e-05, 0.5, 1.0], "class": "é", "image": [[0, 255]],
+               "top_k": [{"label": 3, "probability": 0.999999}]}
+    body = Answer(content).body
+    assert json.loads(body) == content == json.loads(json.dumps(content))
+    assert Answer({"p": [float("nan"), float("inf")]}).body == b'{"p":[null,null]}'   # JSON has neither
