@@ -44,6 +44,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import DigitnetError
 from .preprocess import as_ink, fit_mnist, ink_parts, keep_parts, upright
@@ -235,8 +236,6 @@ def cut_columns(mask: np.ndarray, line_h: float) -> list[int]:
 
 def around_min_max(signal: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Per position c: min and max of ``signal`` over the ``window`` values on each side of c (c itself left out)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     n = len(signal)
     out = []
     for pad, reduce in ((np.inf, np.min), (-np.inf, np.max)):  # padding that never wins the reduction
@@ -266,14 +265,14 @@ def cut_paths(mask: np.ndarray, cuts: list[int], line_h: float) -> list[np.ndarr
         hi = min(c + reach + 1, (c + bounds[k + 2] + 1) // 2, w)
         cols = np.arange(lo, hi)
         cost = mask[:, lo:hi].astype(np.float64) + SEAM_DRIFT * np.abs(cols - c)
-        total = cost[0].copy()
+        padded = np.full(hi - lo + 2, np.inf)  # the best path's cost to each column, and no way in at the ends
+        padded[1:-1] = cost[0]
+        above = sliding_window_view(padded, 3)  # per column: the costs up-left, up, up-right
         step = np.zeros((h, hi - lo), np.int8)  # -1, 0, +1: where each row's best path came from
         for y in range(1, h):
-            left = np.r_[np.inf, total[:-1]]
-            right = np.r_[total[1:], np.inf]
-            choice = np.argmin(np.stack([left, total, right]), axis=0)
-            step[y] = choice - 1
-            total = np.choose(choice, [left, total, right]) + cost[y]
+            np.subtract(above.argmin(axis=1), 1, out=step[y], casting="unsafe")  # ties: leftmost
+            padded[1:-1] = above.min(axis=1) + cost[y]
+        total = padded[1:-1]
         x = int(np.argmin(total))
         path = np.empty(h, np.intp)
         for y in range(h - 1, -1, -1):
