@@ -216,13 +216,21 @@ async def run_load(url, kinds, mix, n_requests, n_clients, duration, seed, rate=
 # --------------------------------------------------------------------------- wrk client
 # One connection per wrk thread, one request at a time: each response answers the thread's latest
 # request(), so each status can be put down to its request's kind (wrk also calls request() once to
-# check the script, a request never sent). The requests cycle through a seeded schedule drawn from
-# the mix; done() writes the counts and latency percentiles as JSON.
+# check the script, a request never sent). Each thread reads the raw requests from one file; they
+# cycle through a seeded schedule drawn from the mix as the built-in client draws it; done() writes
+# the counts and latency percentiles as JSON.
 WRK_SCRIPT = r"""
-local kinds, reqs, order = {kinds}, {reqs}, {order}
+local kinds, starts, order = {kinds}, {starts}, {order}
 local threads = {{}}
 function setup(thread) thread:set("offset", #threads * 7919); table.insert(threads, thread) end
-function init(args) i, last, counts = offset, nil, {{}} end
+function init(args)
+  local f = io.open({data}, "rb")
+  local data = f:read("*a")
+  f:close()
+  reqs = {{}}
+  for j = 1, #kinds do reqs[j] = data:sub(starts[j] + 1, starts[j + 1]) end
+  i, last, counts = offset, nil, {{}}
+end
 function request()
   i = i % #order + 1
   last = order[i]
@@ -260,7 +268,7 @@ def _lua_string(raw: bytes) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in raw) + '"'
 
 
-def run_wrk(url, kinds, mix, n_clients, duration, seed, per_kind=200):
+def run_wrk(url, kinds, mix, n_clients, duration, seed, schedule=20_000):
     """The mix sent by wrk for ``duration`` seconds: (results like run_load's, latency percentiles ms, elapsed).
 
     ``mix`` may not hold a kind of ``WRK_CANNOT_SEND``.
@@ -270,19 +278,20 @@ def run_wrk(url, kinds, mix, n_clients, duration, seed, per_kind=200):
         raise SystemExit("--client wrk: wrk is not installed (apt-get install wrk)")
     rng = random.Random(seed)
     names = list(mix)
-    reqs = {k: kinds[k][:per_kind] for k in names}  # a few hundred of each: the script stays a few MB
-    flat = [(k, r) for k in names for r in reqs[k]]
+    flat = [(k, r) for k in names for r in kinds[k]]
     first = {}
     for j, (k, _) in enumerate(flat):
         first.setdefault(k, j)
-    picks = rng.choices(names, weights=[mix[k] for k in names], k=5000)
-    order = [first[k] + rng.randrange(len(reqs[k])) + 1 for k in picks]  # Lua counts from 1
+    picks = rng.choices(names, weights=[mix[k] for k in names], k=schedule)
+    order = [first[k] + rng.randrange(len(kinds[k])) + 1 for k in picks]  # Lua counts from 1
+    starts = np.cumsum([0] + [len(r) for _, r in flat])
     with tempfile.TemporaryDirectory() as tmp:
-        script, out = Path(tmp) / "load.lua", Path(tmp) / "done.json"
+        script, data, out = Path(tmp) / "load.lua", Path(tmp) / "requests.bin", Path(tmp) / "done.json"
+        data.write_bytes(b"".join(r for _, r in flat))
         script.write_text(WRK_SCRIPT.format(
             kinds="{" + ", ".join(f'"{k}"' for k, _ in flat) + "}",
-            reqs="{" + ",\n".join(_lua_string(r) for _, r in flat) + "}",
-            order="{" + ", ".join(map(str, order)) + "}", out=_lua_string(str(out).encode())))
+            starts="{" + ", ".join(map(str, starts)) + "}", order="{" + ", ".join(map(str, order)) + "}",
+            data=_lua_string(str(data).encode()), out=_lua_string(str(out).encode())))
         subprocess.run([wrk, "-t", str(n_clients), "-c", str(n_clients), "-d", f"{duration:g}s", "--timeout", "10s",
                         "-s", str(script), url], check=True, stdout=subprocess.DEVNULL)
         done = json.loads(out.read_text())
