@@ -76,9 +76,12 @@ PAGE_HEADERS = {
 IMAGE_TYPES = ("image/", "application/octet-stream")
 # An image body sent without its type: no Content-Type (Python's requests.post(url, data=f)), or the form type
 # curl --data-binary gives by default. It is read as an image when it starts as one (PNG, JPEG, GIF, BMP,
-# TIFF, WebP); any other such body is still a 415.
+# TIFF, WebP, PBM/PGM/PPM: preprocess.FORMATS); any other such body is still a 415.
 UNTYPED = ("", "application/x-www-form-urlencoded")
-IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+NETPBM_SIGNATURES = tuple(b"P%d%c" % (n, space) for n in range(1, 7) for space in b" \t\r\n")
+IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+) + NETPBM_SIGNATURES
 
 
 class Answer(JSONResponse):
