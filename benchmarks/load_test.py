@@ -12,9 +12,10 @@ page's own request (a digit's crop as a greyscale PNG, in the page's form).
 
 The client is a minimal HTTP/1.1 client on asyncio streams, so that it costs
 the shared CPU as little as possible. ``--client wrk`` sends the same requests
-with wrk (``apt-get install wrk``), a C client that costs the server's cores
-far less again; it runs for ``--duration`` seconds, and gives latency
-percentiles over all requests, not per kind. Reports requests/s, predictions/s
+with wrk (``apt-get install wrk``), a C client that takes about two thirds of
+its CPU a request; it runs for ``--duration`` seconds, leaves out the body over
+the limit (wrk sends only complete requests), and gives latency percentiles
+over all requests, not per kind. Reports requests/s, predictions/s
 (valid requests answered 200), p50/p90/p99/max latency, status counts by
 request kind, and the server's RSS before and after. Writes ``--out``.json and .md.
 
@@ -39,8 +40,8 @@ import resource
 import shutil
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
