@@ -408,9 +408,13 @@ def column_group(prims: list[Primitive], component: int) -> list[Primitive]:
     return [p for p in prims if p.component in group]
 
 
-def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
-    """Boolean image of the pixels of some primitives."""
-    mask = np.zeros(labels.shape, bool)
+def piece_mask(prims: list[Primitive], labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Boolean image of the pixels of some primitives, over the columns they span, and the first of those columns.
+
+    Only those columns: a line holds many pieces, each a few digits wide at most.
+    """
+    x_lo, x_hi = min(p.x0 for p in prims), max(p.x1 for p in prims)
+    mask = np.zeros((labels.shape[0], x_hi - x_lo), bool)
     for p in prims:
         part = labels[:, p.x0 : p.x1] == p.component
         xx = np.arange(p.x0, p.x1)
@@ -418,8 +422,8 @@ def piece_mask(prims: list[Primitive], labels: np.ndarray) -> np.ndarray:
             part &= xx >= p.left[:, None]
         if p.right is not None:
             part &= xx < p.right[:, None]
-        mask[:, p.x0 : p.x1] |= part
-    return mask
+        mask[:, p.x0 - x_lo : p.x1 - x_lo] |= part
+    return mask, x_lo
 
 
 # --------------------------------------------------------------------------- 2. scoring
@@ -468,7 +472,7 @@ class Scorer:
 
 def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> float:
     """The shape part of a piece's score (<= 0): too wide, too short, or parts far apart."""
-    mask = piece_mask(prims, labels)
+    mask, _ = piece_mask(prims, labels)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     score = -WIDE_COST * max(0.0, w / line_h - WIDE)
@@ -537,10 +541,11 @@ def piece_image(
     prims: list[Primitive], labels: np.ndarray, ink: np.ndarray
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A piece as the network sees it, (28, 28) uint8, and its box (x0, y0, x1, y1) in working pixels."""
-    mask = piece_mask(prims, labels)
+    mask, x_lo = piece_mask(prims, labels)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return fit_mnist((ink * mask)[y0:y1, x0:x1]), (x0, y0, x1, y1)
+    crop = ink[y0:y1, x_lo + x0 : x_lo + x1] * mask[y0:y1, x0:x1]
+    return fit_mnist(crop), (x_lo + x0, y0, x_lo + x1, y1)
 
 
 # --------------------------------------------------------------------------- 3. the search
