@@ -470,11 +470,12 @@ class Scorer:
         return out
 
 
-def piece_prior(prims: list[Primitive], labels: np.ndarray, line_h: float) -> float:
-    """The shape part of a piece's score (<= 0): too wide, too short, or parts far apart."""
-    mask, _ = piece_mask(prims, labels)
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+def piece_prior(prims: list[Primitive], box: tuple[int, int, int, int], line_h: float) -> float:
+    """The shape part of a piece's score (<= 0): too wide, too short, or parts far apart.
+
+    ``box``: the piece's ink box, as :func:`piece_image` gives it.
+    """
+    h, w = box[3] - box[1], box[2] - box[0]
     score = -WIDE_COST * max(0.0, w / line_h - WIDE)
     score -= SHORT_COST * max(0.0, SHORT - h / line_h)
     spans: dict[int, list[int]] = {}  # each component's columns in the piece
@@ -625,7 +626,7 @@ def _read(ink: np.ndarray, scale: float, scorer: Scorer, max_merge: int, dense=(
         img28, box = piece_image(prims[i:j], labels, ink)
         images.append(img28)
         boxes[i, j] = box
-        priors[i, j] = piece_prior(prims[i:j], labels, line_h)
+        priors[i, j] = piece_prior(prims[i:j], box, line_h)
     # each narrow component with cuts is read whole, with the ink that shares its columns (the bar of a
     # "5" drawn in two strokes): its cuts are allowed only when that does not read as a digit
     narrow = sorted({p.component for p in prims if p.cut_narrow})
