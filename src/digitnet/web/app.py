@@ -80,8 +80,16 @@ IMAGE_TYPES = ("image/", "application/octet-stream")
 UNTYPED = ("", "application/x-www-form-urlencoded")
 NETPBM_SIGNATURES = tuple(b"P%d%c" % (n, space) for n in range(1, 7) for space in b" \t\r\n")
 IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
-) + NETPBM_SIGNATURES
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF",
+    *NETPBM_SIGNATURES,
+)
 
 
 class Answer(JSONResponse):

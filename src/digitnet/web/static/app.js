@@ -26,9 +26,6 @@ const DEBOUNCE_MS = 120;
 // upload that reads the same. A number is cut into digits at up to 1024 px
 // (segment.LINE_WORK_SIZE), more than the wide canvas has: number mode sends the crop unscaled.
 const DIGIT_SIDE = 128;
-// The drawing is black on white (red = green = blue, opaque), so a greyscale PNG of one channel
-// loses nothing: it is smaller than the RGBA PNG a canvas exports, and the server decodes it in
-// less than half the time (decoding was about a tenth of its work for the page's request).
 
 let drawing = false;
 let dirty = false;        // something drawn since the last prediction was requested
@@ -166,6 +163,8 @@ function predict() {
 }
 
 // A canvas as an 8-bit greyscale PNG of its red channel: each row unfiltered, deflated by the browser.
+// The drawing is black on white (red = green = blue, opaque), so one channel loses nothing: the PNG
+// is smaller than the RGBA one a canvas exports, and the server decodes it in less than half the time.
 async function greyPNG(canvas) {
   const { data, width, height } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
   const rows = new Uint8Array((width + 1) * height);      // each row: filter type 0 (none), then its pixels
