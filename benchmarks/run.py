@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported), after a warm-up")
     p.add_argument("--quick", action="store_true", help="3 repeats, 2 cnn epochs on 20,000 images")
     p.add_argument("--tiny", action="store_true", help="a smoke test: 1,024 training images, 2 repeats, 1 cnn epoch")
-    p.add_argument("--cnn-epochs", type=int, default=3, help="epochs of the cnn time-to-99 % runs")
+    p.add_argument("--cnn-epochs", type=int, default=3, help="epochs of the cnn time-to-99 %% runs")
     p.add_argument("--threads", default="auto", metavar="N|auto|blas",
                    help="digitnet's setting, as `digitnet train --threads`: N (its layers split batches over N "
                         "threads, its BLAS on one; torch and the references get N threads too), blas (the "

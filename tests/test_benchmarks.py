@@ -293,3 +293,14 @@ def test_number_gate_writes_its_table(tmp_path):
         assert int(images) == (6 if name.startswith("page") else 3)
         assert int(images) >= int(unsure) >= int(segmented) >= int(both) and int(several) >= int(both)
     assert proc.stdout.strip() == "\n".join(lines)
+
+
+@pytest.mark.parametrize("module", sorted(
+    "benchmarks" if p.stem == "run" else f"benchmarks.{p.stem}"
+    for p in (ROOT / "benchmarks").glob("*.py") if "argparse" in p.read_text()))
+def test_every_benchmark_explains_its_options(module):
+    # argparse formats help strings with %: a bare "99 %" prints the argument's internals instead
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("usage:") and "option_strings" not in proc.stdout
