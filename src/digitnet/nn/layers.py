@@ -114,7 +114,9 @@ class Dense(Layer):
         W, b = self.params["W"], self.params["b"]
         if self.fast and training:
             return _fast.dense_forward(x, W, b, self._work)
-        return x @ W + b  # (B, in) -> (B, out)
+        y = np.dot(x, W)  # (B, in) -> (B, out): x @ W, with less call overhead for one image
+        y += b
+        return y
 
     def backward(self, grad, input_grad=True):
         x, W = self._x, self.params["W"]

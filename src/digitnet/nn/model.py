@@ -219,8 +219,11 @@ class Sequential:
             raise DigitnetError(f"expected images with {self._n_inputs} pixels each, got array of shape {x.shape}")
         if x.dtype != np.uint8:
             return x.astype(self.dtype, copy=False).reshape(shape)
-        out = scratch(self._work, "input", shape, self.dtype) if reuse else np.empty(shape, self.dtype)
-        np.copyto(out, x.reshape(shape), casting="unsafe")  # uint8 -> float, no temporary
+        if reuse:
+            out = scratch(self._work, "input", shape, self.dtype)
+            np.copyto(out, x.reshape(shape), casting="unsafe")  # uint8 -> float, no temporary
+        else:
+            out = x.reshape(shape).astype(self.dtype)
         out *= PIXEL_SCALE
         return out
 
