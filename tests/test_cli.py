@@ -99,6 +99,8 @@ def test_import_pickle(tmp_path, capsys):
     (["train", "--threads", "many"], "expected a positive integer, 'auto' or 'blas'"),
     (["train", "--hidden", "64,x"], "comma-separated layer sizes"),
     (["train", "--lr", "-1"], "positive number"),
+    (["train", "--seed", "-1"], "expected an integer >= 0"),
+    (["train", "--arch", "fc99999999-fc10"], "more than 20,000,000 parameters"),  # refused, not allocated
     (["train", "--data", "/nonexistent/mnist"], "no such file"),
     (["train", "--bogus"], "train: unknown option --bogus"),
     (["predict", "--bogus=1", "x.png"], "predict: unknown option --bogus"),

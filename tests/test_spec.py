@@ -87,6 +87,13 @@ def test_same_seed_same_weights():
     ("[{\"type\": \"Nope\"}]", "unknown layer type 'Nope'"),
     ("[{\"type\": \"Dense\", \"out_features\": 10, \"bogus\": 1}]", "bogus"),
     ("[1, 2", "JSON"),
+    # beyond what a model file may hold (digitnet.model_check): refused before the weights are allocated
+    ("fc99999999-fc10", "more than 20,000,000 parameters"),
+    ("fc30000-relu-fc10", "more than 20,000,000 parameters"),
+    ("[{\"type\": \"Dense\", \"out_features\": 99999999}, {\"type\": \"Dense\", \"out_features\": 10}]",
+     "more than 20,000,000 parameters"),
+    ("conv9999k5-fc10", "5,759,424 values per image"),
+    ("-".join(["relu"] * 300) + "-fc10", "301 layers; a model file holds at most 256"),
 ])
 def test_invalid_specs_name_the_problem(spec, message):
     with pytest.raises(DigitnetError, match=message):

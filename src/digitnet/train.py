@@ -106,6 +106,8 @@ class TrainConfig:
         for name in ("warmup_epochs", "clip_norm", "weight_decay", "patience", "val_size"):
             if getattr(self, name) < 0:
                 raise DigitnetError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise DigitnetError(f"seed must be a non-negative integer, got {self.seed!r}")
         t = self.threads
         if t is not None and t != "auto" and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             raise DigitnetError(f"threads must be a positive integer, 'auto' or None, got {t!r}")

@@ -111,7 +111,7 @@ def add_parser(sub, fmt) -> None:
         default=d.val_size,
         help="training images held out for validation (0: none)",
     )
-    t.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same weights")
+    t.add_argument("--seed", type=_args.nonneg_int, default=d.seed, help="random seed: same seed, same weights")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument(
         "--threads",

@@ -27,15 +27,21 @@ A JSON list of layer configs (what ``Sequential.architecture()`` returns,
 e.g. ``[{"type": "Conv2D", "out_channels": 8, "kernel_size": 3}, ...]``) is
 accepted too; input sizes (``in_features``, ``in_channels``, ``num_features``)
 may be left out.
+
+``build`` refuses a network with more parameters, layers or values per
+image than :mod:`digitnet.model_check` lets a model file hold, before its
+weights are allocated: a run does not train what cannot be loaded again.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from math import prod
 
 import numpy as np
 
+from .. import model_check
 from ..errors import DigitnetError
 from . import activations, conv, norm, regularization
 from .layers import LAYERS, Dense, Layer
@@ -106,12 +112,16 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tupl
     shape: tuple = input_shape or (IMAGE_SHAPE if image else (784,))
     first = shape
     layers: list[Layer] = []
+    budget = _Budget(len(tokens))
     for (kind, g), text in zip(tokens, _token_texts(spec, tokens)):
         try:
             if kind == "dense" and len(shape) != 1:
                 layers.append(conv.Flatten())
                 shape = layers[-1].output_shape(shape)
             layer: Layer
+            if kind in ("dense", "conv"):  # weights and bias, counted before they are allocated
+                n_out, per_out = int(g[0]), shape[0] * (int(g[1]) ** 2 if kind == "conv" else 1) + 1
+                budget.add(n_out * per_out)
             if kind == "dense":
                 layer = Dense(shape[0], int(g[0]), rng=rng, dtype=dtype)
             elif kind == "conv":
@@ -134,10 +144,44 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tupl
             else:  # drop
                 layer = regularization.Dropout(float(g[0]))
             shape = layer.output_shape(shape)
+            budget.outputs(shape)
         except DigitnetError as exc:
             raise DigitnetError(f"layer {text!r} in architecture spec {spec!r}: {exc}") from None
         layers.append(layer)
     return layers, first
+
+
+class _Budget:
+    """The limits a model file must keep to (:mod:`digitnet.model_check`), applied while a network is built."""
+
+    def __init__(self, n_layers: int) -> None:
+        if n_layers > model_check.MAX_LAYERS:
+            raise DigitnetError(f"{n_layers} layers; a model file holds at most {model_check.MAX_LAYERS}")
+        self.n_params = 0
+
+    def add(self, n_params: int) -> None:
+        self.n_params += n_params
+        if self.n_params > model_check.MAX_PARAMS:
+            raise DigitnetError(
+                f"the network would have more than {model_check.MAX_PARAMS:,} parameters "
+                f"({self.n_params:,} up to this layer), more than a model file may hold"
+            )
+
+    def outputs(self, shape: tuple) -> None:
+        if prod(shape) > model_check.MAX_ACTIVATION:
+            raise DigitnetError(
+                f"outputs {prod(shape):,} values per image; a model file allows at most "
+                f"{model_check.MAX_ACTIVATION:,}"
+            )
+
+
+def _weights(layer: str, settings: dict) -> int:
+    """A Dense or Conv2D entry's weights and biases, from its settings (0 for bad settings: the layer refuses them)."""
+    keys = ("in_features", "out_features") if layer == "Dense" else ("in_channels", "out_channels", "kernel_size")
+    sizes = [settings.get(k) for k in keys]
+    if not all(type(v) is int and v > 0 for v in sizes):
+        return 0
+    return prod(sizes) * (sizes[2] if layer == "Conv2D" else 1) + sizes[1]
 
 
 def _token_texts(spec: str, tokens) -> list[str]:
@@ -166,6 +210,7 @@ def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer
     shape: tuple = input_shape or (IMAGE_SHAPE if image else (784,))
     first = shape
     layers: list[Layer] = []
+    budget = _Budget(len(entries))
     for i, e in enumerate(entries):
         name, kw = e["type"], {k: v for k, v in e.items() if k != "type"}
         cls = LAYERS.get(name)
@@ -178,8 +223,11 @@ def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer
         if name in ("Dense", "Conv2D"):
             kw.update(rng=rng, dtype=dtype)
         try:
+            if name in ("Dense", "Conv2D"):  # weights and bias, counted before they are allocated
+                budget.add(_weights(name, kw))
             layer = cls(**kw)
             shape = layer.output_shape(shape)
+            budget.outputs(shape)
         except TypeError as exc:
             raise DigitnetError(f"JSON architecture entry {i} ({name}): {exc}") from None
         except DigitnetError as exc:
