@@ -283,7 +283,7 @@ def test_dilate_is_a_square_max_filter(rng):
             assert np.array_equal(dilate(a, k), want), (h, w, k)
 
 
-@pytest.mark.parametrize("n", [16_400, 50_000])  # sorted (a digit at its working size), and by histogram
+@pytest.mark.parametrize("n", [16_400, 50_000])  # partitioned (a digit at its working size), and by histogram
 @pytest.mark.parametrize("kind", ["uint8 levels", "mostly background", "continuous", "constant", "small"])
 def test_fast_percentile_equals_numpy(kind, n, rng):
     n = 300 if kind == "small" else n
