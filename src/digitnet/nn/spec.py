@@ -170,16 +170,15 @@ class _Budget:
     def outputs(self, shape: tuple) -> None:
         if prod(shape) > model_check.MAX_ACTIVATION:
             raise DigitnetError(
-                f"outputs {prod(shape):,} values per image; a model file allows at most "
-                f"{model_check.MAX_ACTIVATION:,}"
+                f"outputs {prod(shape):,} values per image; a model file allows at most {model_check.MAX_ACTIVATION:,}"
             )
 
 
 def _weights(layer: str, settings: dict) -> int:
     """A Dense or Conv2D entry's weights and biases, from its settings (0 for bad settings: the layer refuses them)."""
     keys = ("in_features", "out_features") if layer == "Dense" else ("in_channels", "out_channels", "kernel_size")
-    sizes = [settings.get(k) for k in keys]
-    if not all(type(v) is int and v > 0 for v in sizes):
+    sizes = [v for v in map(settings.get, keys) if type(v) is int and v > 0]
+    if len(sizes) != len(keys):
         return 0
     return prod(sizes) * (sizes[2] if layer == "Conv2D" else 1) + sizes[1]
 
