@@ -32,6 +32,8 @@ from ..errors import DigitnetError
 from . import _fast
 from .init import glorot_uniform, he_normal
 
+_ZERO = np.zeros((), np.float32)  # ReLU's 0 as an array: a Python 0 is converted anew on every call
+
 
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
@@ -156,7 +158,7 @@ class ReLU(Layer):
             out, self._mask = _fast.relu_forward(x, self._work)
             return out
         self._mask = None
-        return np.maximum(x, 0)
+        return np.maximum(x, _ZERO)
 
     def backward(self, grad, input_grad=True):
         if self.fast and self._mask is not None:
