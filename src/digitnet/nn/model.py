@@ -58,6 +58,7 @@ class Sequential:
         self.flat_params = self._pack("params")
         self.flat_grads = self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
+        self._pixel_scale = np.asarray(PIXEL_SCALE, self.dtype)  # an array: a Python float is converted per call
         self._work: dict[str, np.ndarray] = {}  # the training loop's reused input batch
         # predict's images per chunk: the largest power of two (16 to 1,024) whose largest array is at most
         # CHUNK_BYTES, so that a chunk's work stays in the CPU's caches (a convnet's patch matrix holds ~100 kB
@@ -224,7 +225,7 @@ class Sequential:
             np.copyto(out, x.reshape(shape), casting="unsafe")  # uint8 -> float, no temporary
         else:
             out = x.reshape(shape).astype(self.dtype)
-        out *= PIXEL_SCALE
+        out *= self._pixel_scale
         return out
 
     def predict_proba(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
