@@ -1,6 +1,7 @@
 """CLI: each subcommand's happy path and its error exit codes."""
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -132,6 +133,24 @@ def test_predict_non_image_and_malicious_pickle(tmp_path, capsys):
     (tmp_path / "e.pkl").write_bytes(pickle.dumps(Evil()))
     code, _, err = run(capsys, "import-pickle", str(tmp_path / "e.pkl"), "-o", str(tmp_path / "o.safetensors"))
     assert code == 2 and "refusing to load" in err and not (tmp_path / "o.safetensors").exists()
+
+
+def test_unreadable_and_damaged_images_say_why(tmp_path, capsys, monkeypatch):
+    png = tmp_path / "d.png"
+    Image.new("L", (40, 40), 255).save(png)
+    (tmp_path / "cut.png").write_bytes(png.read_bytes()[:60])  # a PNG whose data stops early
+    code, _, err = run(capsys, "predict", str(tmp_path / "cut.png"))
+    assert code == 2 and "not a readable image (damaged or truncated" in err
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):  # what a file without read permission gives (root reads any file)
+        if str(path) == str(png):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    code, _, err = run(capsys, "predict", str(png))
+    assert code == 2 and err.strip() == f"digitnet: error: {png}: permission denied"
 
 
 def test_traceback_flag_shows_the_trace(capsys):

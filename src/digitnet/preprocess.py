@@ -92,6 +92,8 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         raise DigitnetError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise DigitnetError(f"{name}: is a directory, expected an image file") from None
+    except PermissionError:
+        raise DigitnetError(f"{name}: permission denied") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DigitnetError(f"{name}: image is too large (decompression bomb?)") from None
     except DigitnetError:
@@ -110,7 +112,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS):
         ZeroDivisionError,
         MemoryError,
     ) as exc:
-        raise DigitnetError(f"{name}: not a readable image ({type(exc).__name__})") from None
+        raise DigitnetError(f"{name}: not a readable image (damaged or truncated: {type(exc).__name__})") from None
     if img.mode in ("F", "I") and not np.isfinite(np.asarray(img)).all():
         raise DigitnetError(f"{name}: the image holds infinite or NaN values")
     return img
