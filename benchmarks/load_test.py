@@ -83,9 +83,10 @@ def page_png(img) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def as_the_page_sends(canvas, side: int = 128, margin: int = 28):
+def as_the_page_sends(canvas, side: int | None = None, margin: int = 28):
     """A drawing as the page uploads it (app.js, inkedPart): cropped to the ink plus a stroke's width,
-    scaled to at most ``side`` px, greyscale (the page sends it as :func:`page_png`; a canvas's own PNG is RGBA)."""
+    scaled to at most ``side`` px (the page's ``PAGE_DIGIT_SIDE``), greyscale (the page sends it as
+    :func:`page_png`; a canvas's own PNG is RGBA)."""
     from PIL import Image
 
     ink = np.argwhere(np.asarray(canvas.convert("L")) < 250)
@@ -93,6 +94,9 @@ def as_the_page_sends(canvas, side: int = 128, margin: int = 28):
     box = (max(0, x0 - margin), max(0, y0 - margin), min(canvas.width, x1 + margin + 1),
            min(canvas.height, y1 + margin + 1))
     crop = canvas.crop(box)
+    if side is None:
+        from digitnet.web.inputs import PAGE_DIGIT_SIDE
+        side = PAGE_DIGIT_SIDE
     scale = min(1.0, side / max(crop.size))
     size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
     return crop.resize(size, Image.BOX).convert("L")
@@ -114,10 +118,11 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
 
     # drawings of the first DRAWINGS test digits: enough that the few a reader is unsure of (and reads
     # again as a possible number, ~10x the cost) come about as often as among drawn digits (9 in 1,000
-    # here; 5 in benchmarks/number_gate.py's 1,000)
-    drawings = [as_the_page_sends(Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR))
-                for img in test[:DRAWINGS]]
-    pngs = [_png(d.convert("RGBA")) for d in drawings]  # a canvas's PNG, as other clients upload it
+    # here; 6 in benchmarks/number_gate.py's 1,000)
+    canvases = [Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR) for img in test[:DRAWINGS]]
+    drawings = [as_the_page_sends(c) for c in canvases]
+    # other clients: a canvas's RGBA PNG of the crop, at most 128 px (the largest image read as one digit inline)
+    pngs = [_png(as_the_page_sends(c, side=128).convert("RGBA")) for c in canvases]
 
     def page_form(png: bytes) -> bytes:  # app.js's FormData for a digit
         return multipart(png)[: -len(f"--{boundary}--\r\n")] + (

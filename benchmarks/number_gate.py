@@ -5,7 +5,7 @@ Segmenting an image (reading it as a number) costs several times reading it whol
 several digits (:func:`digitnet.segment.needs_number_reading`). This counts, for the default reader:
 
 * drawings of MNIST test digits as the drawing page uploads them (a 280 px drawing cropped to
-  its ink, at most 128 px): how many are read under ``SURE``, and how many of those are segmented;
+  its ink, at most 64 px): how many are read under ``SURE``, and how many of those are segmented;
 * rows of 2-3 MNIST test digits (spaced, close, touching, overlapping, as in
   ``benchmarks/written_numbers.py``) and 2-3 digits squeezed into one image (as in
   ``benchmarks/real_digits.py``): how many :func:`digitnet.segment.read_number`, segmenting

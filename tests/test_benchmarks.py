@@ -295,6 +295,23 @@ def test_number_gate_writes_its_table(tmp_path):
     assert proc.stdout.strip() == "\n".join(lines)
 
 
+def test_page_side_writes_its_table(tmp_path):
+    """benchmarks/page_side.py at a few drawings: one row per side, shares and counts in range, in OUT.md."""
+    out = tmp_path / "side"
+    proc = subprocess.run([sys.executable, "benchmarks/page_side.py", "--n", "6", "--rows", "3", "--sides", "64", "32",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "side.md").read_text().splitlines()
+    assert lines[0].startswith("`python benchmarks/page_side.py --n 6")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert [r[0] for r in rows] == ["64", "32"]
+    for side, right, refused, numbers, ms, size, *spacings in rows:
+        assert 0 <= float(right.rstrip(" %")) <= 100 and 0 <= float(refused.rstrip(" %")) <= 100
+        assert 0 <= int(numbers) <= 6 and float(ms) > 0 and int(size.replace(",", "")) > 0
+        assert len(spacings) == 4 and all(3 >= int(a) >= int(b) >= 0 for a, b in (c.split(" / ") for c in spacings))
+    assert proc.stdout.strip() == "\n".join(lines)
+
+
 @pytest.mark.parametrize("module", sorted(
     "benchmarks" if p.stem == "run" else f"benchmarks.{p.stem}"
     for p in (ROOT / "benchmarks").glob("*.py") if "argparse" in p.read_text()))

@@ -21,6 +21,7 @@ from digitnet import MLP  # noqa: E402
 from digitnet.preprocess import DIGIT_WORK_SIZE  # noqa: E402
 from digitnet.web import app as web_app_module  # noqa: E402
 from digitnet.web.app import MAX_BODY, create_app, load_models  # noqa: E402
+from digitnet.web.inputs import INLINE_PIXELS, PAGE_DIGIT_SIDE  # noqa: E402
 from helpers import debian_package, live_server  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -198,9 +199,10 @@ def only_the_app(requests, server):
     return [u for u in requests if not (u.startswith(server + "/") or u.startswith("data:"))]
 
 
-def test_page_sends_at_most_what_the_server_reads_a_digit_at():
+def test_page_sends_a_digit_at_the_side_the_server_expects():
     app_js = (Path(web_app_module.__file__).parent / "static" / "app.js").read_text()
-    assert f"const DIGIT_SIDE = {DIGIT_WORK_SIZE};" in app_js
+    assert f"const DIGIT_SIDE = {PAGE_DIGIT_SIDE};" in app_js
+    assert PAGE_DIGIT_SIDE <= DIGIT_WORK_SIZE and PAGE_DIGIT_SIDE**2 <= INLINE_PIXELS  # read whole, on the loop
 
 
 def test_drawing_digits_in_a_real_browser(browser, server):
@@ -250,8 +252,8 @@ def test_drawing_digits_in_a_real_browser(browser, server):
         lit = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
                             ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0 && v > 128).length")
         assert 20 < lit < 300
-        # what the page uploads: the "1" cropped with a margin (tall and narrow), at most the server's
-        # working size, with its ink
+        # what the page uploads: the "1" cropped with a margin (tall and narrow), at most PAGE_DIGIT_SIDE,
+        # with its ink
         w, h, dark = page.evaluate("""(() => {
             const c = inkedPart(DIGIT_SIDE);
             const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
@@ -259,7 +261,7 @@ def test_drawing_digits_in_a_real_browser(browser, server):
             for (let i = 0; i < d.length; i += 4) if (d[i] < 128) dark++;
             return [c.width, c.height, dark];
         })()""")
-        assert max(w, h) <= DIGIT_WORK_SIZE and w < h / 2, (w, h)
+        assert max(w, h) == PAGE_DIGIT_SIDE and w < h / 2, (w, h)
         assert 0 < dark < 0.5 * w * h
         # ... sent as an 8-bit greyscale PNG of that crop; the canvas's own RGBA PNG where the browser has no
         # CompressionStream

@@ -62,9 +62,14 @@ def check_image_bytes(data: bytes) -> None:
     check_jpeg_scans(data, "the uploaded image")
 
 
-# The drawing page sends a single digit at most 128 x 128 pixels (app.js, DIGIT_SIDE). Reading such an image
-# as one digit takes 2-4 ms, and about 10 ms for 128 x 128 pixels of noise; that is less than handing it to a
-# decoding thread costs in latency under load (the thread and the event loop take turns holding the GIL).
+# The drawing page sends a single digit scaled down to at most PAGE_DIGIT_SIDE px (app.js, DIGIT_SIDE, which
+# tests/test_web_live.py checks against it): 3x the 20 px box the digit is framed in, and its strokes (a tenth
+# of the canvas) 6 px or more wide, so it reads as a larger crop does and costs about a fifth less to read
+# (python benchmarks/page_side.py).
+PAGE_DIGIT_SIDE = 64
+# An image of at most 128 x 128 pixels is read as one digit on the event loop: 1-4 ms, and about 10 ms for
+# 128 x 128 pixels of noise; that is less than handing it to a decoding thread costs in latency under load (the
+# thread and the event loop take turns holding the GIL).
 INLINE_PIXELS = 128 * 128
 BOMB_PIXELS = 2**62  # header_pixels of an image past Pillow's own limit
 

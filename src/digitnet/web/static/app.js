@@ -21,11 +21,12 @@ let collecting = false;   // the server was started with --collect
 // canvas is scaled down by ~12x, so a line of 1/10 of the canvas ends up MNIST-like.
 const STROKE = pad.height / 10;     // the same in number mode, where the canvas is 3x as wide
 const DEBOUNCE_MS = 120;
-// The server reads one digit at most 128 px large (preprocess.DIGIT_WORK_SIZE), so the page
-// sends only the inked part of the canvas, with a margin, scaled down to that size: a smaller
-// upload that reads the same. A number is cut into digits at up to 1024 px
-// (segment.LINE_WORK_SIZE), more than the wide canvas has: number mode sends the crop unscaled.
-const DIGIT_SIDE = 128;
+// The digit ends up 20 px large, so the page sends only the inked part of the canvas, with a
+// margin, scaled down to 64 px (web/inputs.py, PAGE_DIGIT_SIDE): strokes a tenth of the canvas
+// wide stay 6 px or more, it reads as a larger crop does, and the server reads it in less time.
+// A number is cut into digits at up to 1024 px (segment.LINE_WORK_SIZE), more than the wide
+// canvas has: number mode sends the crop unscaled.
+const DIGIT_SIDE = 64;
 
 let drawing = false;
 let dirty = false;        // something drawn since the last prediction was requested
