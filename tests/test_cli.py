@@ -133,6 +133,9 @@ def test_predict_non_image_and_malicious_pickle(tmp_path, capsys):
     (tmp_path / "e.pkl").write_bytes(pickle.dumps(Evil()))
     code, _, err = run(capsys, "import-pickle", str(tmp_path / "e.pkl"), "-o", str(tmp_path / "o.safetensors"))
     assert code == 2 and "refusing to load" in err and not (tmp_path / "o.safetensors").exists()
+    Image.new("L", (8, 8)).save(tmp_path / "d.png")  # the wrong file: its bytes parse as opcodes for a while
+    code, _, err = run(capsys, "import-pickle", str(tmp_path / "d.png"), "-o", str(tmp_path / "o.safetensors"))
+    assert code == 2 and "d.png: not a pickle file (it begins with byte 0x89)" in err
 
 
 def test_unreadable_and_damaged_images_say_why(tmp_path, capsys, monkeypatch):

@@ -224,6 +224,11 @@ def load(file, where: str, max_array_bytes: int = MAX_ARRAY_BYTES):
     -------
     The unpickled object, with C-contiguous numpy arrays of plain numeric dtypes.
     """
+    first = file.peek(1)[:1] if hasattr(file, "peek") else b""
+    if first and first[0] > pickle.PROTO[0]:
+        # opcodes above PROTO exist only in protocol 2 and later, which begin with PROTO: not a pickle at all
+        # (a PNG's first byte reads as NEWFALSE, and its "PNG" as a persistent id)
+        raise DigitnetError(f"{where}: not a pickle file (it begins with byte 0x{first[0]:02x})")
     try:
         obj = _Unpickler(file, encoding="latin1").load()
         return _resolve(obj, max_array_bytes)
