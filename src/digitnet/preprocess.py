@@ -54,7 +54,7 @@ MNIST_STROKE = 2.8  # median stroke width of MNIST digits, in pixels at 28x28
 HOLLOW_RATIO = 1.8  # a hole this many times as thick as the lines around it ...
 HOLLOW_LENGTH = 4.0  # ... and this many times longer than thick is the inside of an outlined stroke ...
 HOLLOW_MAX = 0.2  # ... if no thicker than this share of the glyph (a digit's own loops are wider)
-SORT_PERCENTILE = 2**15  # percentile() partitions an image of at most this many pixels (a digit at its working size)
+PARTITION_PERCENTILE = 2**15  # percentile() partitions an image of at most this many pixels (a working-size digit)
 
 
 def open_image(source, max_pixels: int = MAX_PIXELS):
@@ -189,15 +189,15 @@ def percentile(a: np.ndarray, q):
     The order statistics are read from a partition of the values (only the
     ranks needed put in place), or, for a large image, found without sorting
     it: a 4096-bin histogram finds the bin that holds each one, and only that
-    bin's values are looked at. (Most pixels of
-    a digit's image are background, all in one bin: a bin whose values are
-    all equal needs no partition.) The result is the same as NumPy's.
+    bin's values are looked at. (Most pixels of a digit's image are
+    background, all in one bin: a bin whose values are all equal needs no
+    partition.) The result is the same as NumPy's.
     """
     v = a.ravel()
     n = v.size
     pos = np.asarray(q, np.float64) / 100 * (n - 1)
     lower = np.floor(pos).astype(np.intp)
-    if n <= SORT_PERCENTILE:  # a partition beats the histogram's passes on a working-size image
+    if n <= PARTITION_PERCENTILE:  # a partition beats the histogram's passes on a working-size image
         ks = np.atleast_1d(lower).tolist()
         ordered = np.partition(v, sorted(set(ks) | {min(k + 1, n - 1) for k in ks}))  # those ranks in place
 

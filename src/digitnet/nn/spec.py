@@ -119,7 +119,7 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tupl
                 layers.append(conv.Flatten())
                 shape = layers[-1].output_shape(shape)
             layer: Layer
-            if kind in ("dense", "conv"):  # weights and bias, counted before they are allocated
+            if kind == "dense" or (kind == "conv" and len(shape) == 3):  # weights and bias, before allocating
                 n_out, per_out = int(g[0]), shape[0] * (int(g[1]) ** 2 if kind == "conv" else 1) + 1
                 budget.add(n_out * per_out)
             if kind == "dense":
