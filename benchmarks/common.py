@@ -6,6 +6,7 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 # The comparison recipe (BASELINES.md): SGD, momentum 0.9 in PyTorch's convention, lr 0.05,
 # no weight decay, constant rate, float32, pixels / 255, reshuffled every epoch.
@@ -85,3 +86,9 @@ def epoch_gflop(n_samples: int) -> float:
     """FLOPs of one 784-64-10 epoch: 2 GEMMs for layer 1 (no dX), 3 for layer 2."""
     return n_samples * 2 * (2 * 784 * 64 + 3 * 64 * 10) / 1e9
 
+
+def write_table(out: str, lines: list[str]) -> None:
+    """A script's printed table as ``out`` with the suffix .md, its folder made if need be."""
+    path = Path(out).with_suffix(".md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

@@ -29,14 +29,14 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 import load_test  # noqa: E402
 import real_digits  # noqa: E402
 import written_numbers  # noqa: E402
 
 import digitnet  # noqa: E402
 from digitnet.preprocess import to_mnist  # noqa: E402
-from digitnet.segment import read_number  # noqa: E402
-from digitnet.segment import SURE, needs_number_reading  # noqa: E402
+from digitnet.segment import SURE, needs_number_reading, read_number  # noqa: E402
 
 
 def count(net, images) -> dict:
@@ -85,9 +85,7 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {c['images']} | {c['unsure']} | {c['segmented']} | {c['clearly_several']} "
                      f"| {c['several_and_segmented']} |")
         print(lines[-1], flush=True)
-    out = Path(args.out).with_suffix(".md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    common.write_table(args.out, lines)
     return 0
 
 

@@ -28,6 +28,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 import load_test  # noqa: E402
 import written_numbers  # noqa: E402
 
@@ -102,9 +103,7 @@ def main(argv=None) -> int:
         lines.append(f"| {side} | {(right & ~no).mean() * 100:.1f} % | {no.mean() * 100:.1f} % | {numbers} | {ms:.2f} "
                      f"| {np.mean([len(p) for p in pngs]):,.0f} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
-    out = Path(args.out).with_suffix(".md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    common.write_table(args.out, lines)
     return 0
 
 
