@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import io
 import json
+import math
 import os
 import platform
 import random
@@ -121,8 +122,10 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
     # here; 6 in benchmarks/number_gate.py's 1,000)
     canvases = [Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR) for img in test[:DRAWINGS]]
     drawings = [as_the_page_sends(c) for c in canvases]
-    # other clients: a canvas's RGBA PNG of the crop, at most 128 px (the largest image read as one digit inline)
-    pngs = [_png(as_the_page_sends(c, side=128).convert("RGBA")) for c in canvases]
+    # other clients: a canvas's RGBA PNG of the crop, as large as the server reads one digit inline (128 px)
+    from digitnet.web.inputs import INLINE_PIXELS
+    inline_side = math.isqrt(INLINE_PIXELS)
+    pngs = [_png(as_the_page_sends(c, side=inline_side).convert("RGBA")) for c in canvases]
 
     def page_form(png: bytes) -> bytes:  # app.js's FormData for a digit
         return multipart(png)[: -len(f"--{boundary}--\r\n")] + (

@@ -197,8 +197,8 @@ def percentile(a: np.ndarray, q):
     n = v.size
     pos = np.asarray(q, np.float64) / 100 * (n - 1)
     lower = np.floor(pos).astype(np.intp)
+    ks = np.atleast_1d(lower).tolist()
     if n <= PARTITION_PERCENTILE:  # a partition beats the histogram's passes on a working-size image
-        ks = np.atleast_1d(lower).tolist()
         ordered = np.partition(v, sorted(set(ks) | {min(k + 1, n - 1) for k in ks}))  # those ranks in place
 
         def order_stat(k: int) -> float:
@@ -207,7 +207,7 @@ def percentile(a: np.ndarray, q):
     else:
         order_stat = _histogram_order_stats(v)
     out = []
-    for k, t in zip(np.atleast_1d(lower).tolist(), np.atleast_1d(pos - lower).tolist()):
+    for k, t in zip(ks, np.atleast_1d(pos - lower).tolist()):
         a0, a1 = order_stat(k), order_stat(min(k + 1, n - 1))
         d = a1 - a0  # numpy's _lerp, for the same rounding
         out.append(a1 - d * (1 - t) if t >= 0.5 else a0 + d * t)

@@ -120,8 +120,7 @@ def _layers_from_tokens(spec: str, tokens, rng, dtype, input_shape=None) -> tupl
                 shape = layers[-1].output_shape(shape)
             layer: Layer
             if kind == "dense" or (kind == "conv" and len(shape) == 3):  # weights and bias, before allocating
-                n_out, per_out = int(g[0]), shape[0] * (int(g[1]) ** 2 if kind == "conv" else 1) + 1
-                budget.add(n_out * per_out)
+                budget.add(shape[0], int(g[0]), int(g[1]) if kind == "conv" else 1)
             if kind == "dense":
                 layer = Dense(shape[0], int(g[0]), rng=rng, dtype=dtype)
             elif kind == "conv":
@@ -159,8 +158,9 @@ class _Budget:
             raise DigitnetError(f"{n_layers} layers; a model file holds at most {model_check.MAX_LAYERS}")
         self.n_params = 0
 
-    def add(self, n_params: int) -> None:
-        self.n_params += n_params
+    def add(self, n_in: int, n_out: int, kernel: int = 1) -> None:
+        """A Dense (``kernel`` 1) or Conv2D layer's weights and biases: ``n_out`` x (``n_in`` x kernel² + 1)."""
+        self.n_params += n_out * (n_in * kernel * kernel + 1)
         if self.n_params > model_check.MAX_PARAMS:
             raise DigitnetError(
                 f"the network would have more than {model_check.MAX_PARAMS:,} parameters "
@@ -174,13 +174,12 @@ class _Budget:
             )
 
 
-def _weights(layer: str, settings: dict) -> int:
-    """A Dense or Conv2D entry's weights and biases, from its settings (0 for bad settings: the layer refuses them)."""
-    keys = ("in_features", "out_features") if layer == "Dense" else ("in_channels", "out_channels", "kernel_size")
-    sizes = [v for v in map(settings.get, keys) if type(v) is int and v > 0]
-    if len(sizes) != len(keys):
-        return 0
-    return prod(sizes) * (sizes[2] if layer == "Conv2D" else 1) + sizes[1]
+def _sizes(layer: str, settings: dict) -> tuple[int, ...] | None:
+    """A Dense or Conv2D entry's (inputs, outputs[, kernel]) for :meth:`_Budget.add`; None for other layers and
+    for settings that are not positive integers (the layer refuses those itself)."""
+    keys = {"Dense": ("in_features", "out_features"), "Conv2D": ("in_channels", "out_channels", "kernel_size")}
+    sizes = tuple(v for v in map(settings.get, keys.get(layer, ())) if type(v) is int and v > 0)
+    return sizes if layer in keys and len(sizes) == len(keys[layer]) else None
 
 
 def _token_texts(spec: str, tokens) -> list[str]:
@@ -222,8 +221,9 @@ def _layers_from_json(entries, rng, dtype, input_shape=None) -> tuple[list[Layer
         if name in ("Dense", "Conv2D"):
             kw.update(rng=rng, dtype=dtype)
         try:
-            if name in ("Dense", "Conv2D"):  # weights and bias, counted before they are allocated
-                budget.add(_weights(name, kw))
+            sizes = _sizes(name, kw)
+            if sizes is not None:  # weights and bias, counted before they are allocated
+                budget.add(*sizes)
             layer = cls(**kw)
             shape = layer.output_shape(shape)
             budget.outputs(shape)
