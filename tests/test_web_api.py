@@ -1,5 +1,6 @@
 """The web API in-process (FastAPI's TestClient): every input kind, every kind of hostile input."""
 
+import base64
 import io
 import json
 import tempfile
@@ -95,6 +96,37 @@ def test_raw_png_and_jpeg_bodies(client):
                      label=1)
     check_prediction(client.post("/api/predict?top_k=2", content=png(drawn_one(), "JPEG"),
                                  headers={"content-type": "image/jpeg"}), label=1, k=2)
+
+
+def test_json_image_in_base64_as_clients_send_it(client):
+    """A canvas's toDataURL(), bare base64, its URL-safe form without padding, MIME's line breaks: each is read."""
+    data = png(drawn_one())
+    b64 = base64.b64encode(data).decode()
+    for image in ("data:image/png;base64," + b64, "DATA:image/png;charset=binary;base64," + b64, b64,
+                  base64.urlsafe_b64encode(data).decode().rstrip("="),
+                  "\r\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))):
+        check_prediction(client.post("/api/predict", json={"image": image}), label=1)
+    jpeg = base64.b64encode(png(drawn_one(), "JPEG")).decode()
+    check_prediction(client.post("/api/predict", json={"image": jpeg, "top_k": 5, "model": "seed"}), label=1, k=5)
+    out = check_prediction(client.post("/api/predict", json={"image": b64, "split": True}), label=1)
+    assert out["number"] == "1" and len(out["digits"]) == 1 and out["digits"][0]["box"] is not None
+
+
+def test_a_json_image_may_be_larger_than_json_pixels_and_its_numbers_stay_short(client):
+    from digitnet.web.app import MAX_JSON_BODY, MAX_JSON_IMAGE_BODY
+    rng = np.random.default_rng(0)
+    page = np.asarray(drawn_one(), np.float32) + rng.normal(0, 6, (280, 280))   # paper grain: PNG compresses badly
+    big = png(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).resize((420, 420)))
+    assert MAX_JSON_BODY < len(base64.b64encode(big)) < MAX_JSON_IMAGE_BODY
+    check_prediction(client.post("/api/predict", json={"image": base64.b64encode(big).decode()}), label=1)
+    larger = base64.b64encode(png(drawn_one().resize((1200, 1200)), "TIFF")).decode()
+    assert len(larger) > MAX_JSON_IMAGE_BODY
+    r = client.post("/api/predict", json={"image": larger})
+    assert r.status_code == 413 and "as a file upload or as the raw body" in r.json()["detail"]
+    # a large body with "image" in it is parsed with numbers bounded: thousands of digits are refused at once
+    body = b'{"image": "", "top_k": ' + b"9" * (MAX_JSON_BODY + 10) + b"}"
+    r = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and f"a number of {MAX_JSON_BODY + 10:,} characters" in r.json()["detail"]
 
 
 def test_json_pixels_28x28_flat_and_unit_range(client, mnist):
@@ -214,7 +246,15 @@ def test_body_limit_is_configurable(models):
     (b'{"pixels": [' + b"0," * 2000 + b"0]}", "2,000 ',' characters"),
     (b'{"pixels": 0, "x": ' + b'{"a": 0},' * 10 + b"0}", "11 '{' characters"),
     (b'[1, 2, 3]', "expected a JSON object"),
-    (b'{"pixel": []}', "without 'pixels'"),
+    (b'{"pixel": []}', "with neither"),
+    (json.dumps({"pixels": [0] * 784, "image": ""}).encode(), "with both"),
+    (json.dumps({"image": 7}).encode(), "'image' must be a string"),
+    (json.dumps({"image": "not base64!"}).encode(), "'image' is not valid base64"),
+    (json.dumps({"image": "data:image/png;base64"}).encode(), "without the comma"),
+    (json.dumps({"image": "data:image/png,iVBORw0KGgo="}).encode(), "data URL must be base64"),
+    (json.dumps({"image": "data:text/html;base64,PGI+"}).encode(), "holds 'text/html', not an image"),
+    (json.dumps({"image": "aGVsbG8=", "range": "0-1"}).encode(), "unknown field.*'range' with 'image'"),
+    (json.dumps({"image": "aGVsbG8=", "split": "perhaps"}).encode(), "split must be true or false"),
     (b'{"pixels": [1, 2, 3]}', "28 rows of 28 numbers or a flat list of 784"),
     (json.dumps({"pixels": [[0] * 28] * 27 + [[0] * 27]}).encode(), "row 27 has 27 values"),
     (json.dumps({"pixels": [[0] * 28] * 28 + [[0] * 28]}).encode(), "got a list of 29"),
@@ -258,7 +298,8 @@ def lab_tiff() -> bytes:
 ], ids=["lab-tiff", "scan-bomb"])
 def test_images_pillow_cannot_or_should_not_decode_are_422(client, data, message):
     for r in (client.post("/api/predict", files={"file": ("x.img", data, "image/tiff")}),
-              client.post("/api/predict", content=data, headers={"content-type": "image/jpeg"})):
+              client.post("/api/predict", content=data, headers={"content-type": "image/jpeg"}),
+              client.post("/api/predict", json={"image": base64.b64encode(data).decode()})):
         assert r.status_code == 422 and message in r.json()["detail"], r.text
 
 
@@ -281,15 +322,17 @@ def test_ordinary_progressive_jpegs_pass_the_scan_check(client):
 ])
 def test_bad_images_are_422_in_every_transport(client, data, message):
     for r in (client.post("/api/predict", files={"file": ("x.png", data, "image/png")}),
-              client.post("/api/predict", content=data, headers={"content-type": "image/png"})):
+              client.post("/api/predict", content=data, headers={"content-type": "image/png"}),
+              client.post("/api/predict", json={"image": base64.b64encode(data).decode()})):
         assert r.status_code == 422 and message in r.json()["detail"], r.text
 
 
 def test_decompression_bomb_is_refused(client):
     bomb = png(Image.new("1", (20000, 20000)))  # 48 kB that would decode to 400 megapixels
     assert len(bomb) < 100_000
-    r = client.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")})
-    assert r.status_code == 422 and ("too large" in r.json()["detail"] or "pixels" in r.json()["detail"])
+    for r in (client.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")}),
+              client.post("/api/predict", json={"image": base64.b64encode(bomb).decode()})):
+        assert r.status_code == 422 and ("too large" in r.json()["detail"] or "pixels" in r.json()["detail"])
     # under PIL's own bomb threshold but over the app's limit: refused from the header
     big = png(Image.new("1", (3000, 3000)))
     r = client.post("/api/predict", content=big, headers={"content-type": "image/png"})

@@ -7,6 +7,7 @@ cases; every other schemathesis check is. A request of each documented kind then
 passes every check.
 """
 
+import base64
 import io
 import warnings
 
@@ -44,12 +45,14 @@ def drawn_png() -> bytes:
 
 
 @pytest.mark.parametrize("media_type", ["application/json 28x28", "application/json 784 0-1",
-                                        "multipart/form-data", "image/png"])
+                                        "application/json image", "multipart/form-data", "image/png"])
 def test_documented_examples_reach_a_200_and_pass_every_check(media_type, mnist):
     """One request of each kind the schema documents, checked by schemathesis (positive data accepted too)."""
     img = mnist.test.images[0]
     bodies = {"application/json 28x28": {"pixels": img.tolist(), "model": "seed", "top_k": 2},
               "application/json 784 0-1": {"pixels": (img.ravel() / 255).tolist(), "range": "0-1"},
+              "application/json image": {"image": "data:image/png;base64," + base64.b64encode(drawn_png()).decode(),
+                                         "top_k": 3, "split": False},
               "multipart/form-data": {"file": drawn_png(), "top_k": 3},
               "image/png": drawn_png()}
     case = schema["/api/predict"]["POST"].Case(body=bodies[media_type], media_type=media_type.split()[0])
@@ -57,4 +60,5 @@ def test_documented_examples_reach_a_200_and_pass_every_check(media_type, mnist)
     assert response.status_code == 200, response.text[:300]
     case.validate_response(response)
     label = response.json()["label"]
-    assert label == (int(mnist.test.labels[0]) if media_type.startswith("application/json") else 1)
+    pixels = media_type.startswith("application/json") and not media_type.endswith("image")
+    assert label == (int(mnist.test.labels[0]) if pixels else 1)

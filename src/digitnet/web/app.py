@@ -3,8 +3,8 @@
 Routes::
 
     GET  /              the drawing page (static/index.html, app.js, style.css)
-    POST /api/predict   image upload, raw image body or JSON pixels -> label, probabilities, top-k, 28x28,
-                        and the number it holds (number, digits: see numbers.py)
+    POST /api/predict   an image (upload, raw body or base64 in JSON) or JSON pixels -> label, probabilities,
+                        top-k, 28x28, and the number it holds (number, digits: see numbers.py)
     GET  /api/model     metadata of the loaded models
     POST /api/collect   a corrected drawing saved under DIR/<digit>/ (only with serve --collect DIR)
     GET  /healthz       liveness
@@ -44,6 +44,7 @@ from .inputs import (
     INLINE_PIXELS,
     check_image_bytes,
     header_pixels,
+    image_from_base64,
     parse_json,
     parse_multipart,
     parse_top_k,
@@ -62,8 +63,12 @@ from .pool import DecodePool
 
 MAX_BODY = 2 * 1024 * 1024  # bytes; larger requests get 413
 # 784 numbers, even pretty-printed, need a fraction of this; parsing is on the event loop, and 2 MB of
-# tiny JSON lists or keys would hold it for a good fraction of a second
+# tiny JSON lists or keys would hold it for a good fraction of a second.
 MAX_JSON_BODY = 64 * 1024
+# A JSON body with an "image" in base64 (parse_json bounds its lists and numbers): parsing it and decoding the
+# base64 hold the event loop (and the GIL) about 5 ms at this size, as long as reading a small drawing does;
+# a larger image goes as a file upload or a raw body, which are decoded in the decoding threads.
+MAX_JSON_IMAGE_BODY = 512 * 1024
 MAX_PIXELS = 2048 * 2048  # uploaded images larger than this are refused from their header
 STATIC = resources.files("digitnet.web") / "static"
 # The page may load nothing from outside the app (the browser enforces this too).
@@ -266,19 +271,25 @@ def create_app(
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
         if kind == "application/json":
-            if len(body) > MAX_JSON_BODY:
+            large = len(body) > MAX_JSON_BODY
+            if large and (len(body) > MAX_JSON_IMAGE_BODY or b'"image"' not in body):
                 return Answer(
                     {
-                        "detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes "
-                        "are accepted (784 numbers need far less)"
+                        "detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes with pixels "
+                        f"(784 numbers need far less), {MAX_JSON_IMAGE_BODY:,} with an image in base64; "
+                        "send a larger image as a file upload or as the raw body"
                     },
                     status_code=413,
                 )
-            obj = parse_json(body)
+            obj = parse_json(body, large)
             name, net = pick(obj.get("model", model))
             k = parse_top_k(obj.get("top_k", top_k or 3))
-            bools = b"true" in body or b"false" in body
-            x = pixels_to_array(obj["pixels"], obj.get("range", "0-255"), bools)  # float32 (28, 28) in [0, 1]
+            if "image" in obj:
+                as_number = parse_flag(obj.get("split", split), "split")
+                x, proba, digits = await decode(image_from_base64(obj["image"]), net, as_number)  # uint8 (28, 28)
+            else:
+                bools = b"true" in body or b"false" in body
+                x = pixels_to_array(obj["pixels"], obj.get("range", "0-255"), bools)  # float32 (28, 28) in [0, 1]
         elif kind == "multipart/form-data":
             fields = parse_multipart(body, content_type)
             if "file" not in fields:

@@ -1,9 +1,10 @@
 """Turn what a client sends into the (28, 28) image the network sees.
 
-Three kinds of request body reach ``POST /api/predict``:
+Four kinds of request body reach ``POST /api/predict``:
 
-- an image (PNG, JPEG, ...) as a multipart upload (field ``file``) or as the raw
-  body (``Content-Type: image/png`` ...): it goes through
+- an image (PNG, JPEG, ...) as a multipart upload (field ``file``), as the raw
+  body (``Content-Type: image/png`` ...) or in base64 in JSON ``{"image": ...}``
+  (a data URL such as a canvas's ``toDataURL()`` too): it goes through
   :func:`digitnet.preprocess.to_mnist`, the same path as ``digitnet predict``;
 - JSON ``{"pixels": [...]}``: an already MNIST-like image, 28 lists of 28 numbers
   or a flat list of 784, white digit on black, used as it is (like a CSV row in
@@ -17,6 +18,8 @@ what was expected and what was found.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,9 @@ if TYPE_CHECKING:  # a name python-multipart defines for type checkers only
 
 MAX_PARTS = 8  # a prediction needs at most file, model and top_k
 RANGES = {"0-255": 255.0, "0-1": 1.0}
+# The fields of a JSON request: either an MNIST-like image as numbers, or an image file in base64.
+JSON_FIELDS = {"pixels": ("pixels", "range", "model", "top_k"), "image": ("image", "model", "top_k", "split")}
+DATA_URL_TYPES = ("image/", "application/octet-stream")
 
 
 # --------------------------------------------------------------------------- images
@@ -179,33 +185,87 @@ def pixels_to_array(pixels, value_range: str = "0-255", may_hold_bools: bool = T
 # brackets and commas in the bytes (microseconds) before parsing keeps a body of many tiny lists,
 # objects or values, which takes milliseconds to parse on the event loop, from being parsed at all.
 MAX_JSON_COUNTS = {b"[": 64, b"{": 8, b",": 1024}
+# A pixel value needs a few characters. In a body larger than a pixels request can be (one carrying an image
+# in base64), numbers are parsed by a function that refuses longer ones, since turning a number of thousands of
+# digits into an int takes time that grows faster than its length.
+MAX_NUMBER_CHARS = 32
 
 
-def parse_json(body: bytes) -> dict:
-    """The JSON request object, with clear errors for anything else."""
+def _short_number(parse):
+    def checked(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            raise DigitnetError(
+                f"the request holds a number of {len(text):,} characters; pixel values need at most {MAX_NUMBER_CHARS}"
+            )
+        return parse(text)
+
+    return checked
+
+
+def parse_json(body: bytes, large: bool = False) -> dict:
+    """The JSON request object, with clear errors for anything else.
+
+    ``large``: the body is longer than any pixels request, so its numbers are parsed one by one and
+    refused when longer than ``MAX_NUMBER_CHARS`` (a pixels request keeps the json module's own fast path).
+    """
     for char, most in MAX_JSON_COUNTS.items():
         if (n := body.count(char)) > most:
             raise DigitnetError(
                 f"the request holds {n:,} {char.decode()!r} characters; a request of 28x28 "
                 f"or 784 pixels needs at most {most}"
             )
+    hooks = {"parse_int": _short_number(int), "parse_float": _short_number(float)} if large else {}
     try:
-        obj = json.loads(body)
+        obj = json.loads(body, **hooks)
+    except DigitnetError:  # a number _short_number refused (a ValueError too)
+        raise
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested very deep
         raise DigitnetError(f"the request body is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if not isinstance(obj, dict) or "pixels" not in obj:
+    kinds = [k for k in JSON_FIELDS if isinstance(obj, dict) and k in obj]
+    if len(kinds) != 1:
+        found = f"an object with {'both' if kinds else 'neither'}" if isinstance(obj, dict) else type(obj).__name__
         raise DigitnetError(
-            'expected a JSON object like {"pixels": [[...28 numbers...] x 28]}, '
-            f"got {type(obj).__name__}" + (" without 'pixels'" if isinstance(obj, dict) else "")
+            'expected a JSON object with either "pixels" (28 rows of 28 numbers, or 784) or "image" (an image '
+            f"file in base64, or a data URL); got {found}"
         )
-    unknown = set(obj) - {"pixels", "range", "model", "top_k"}
+    unknown = set(obj) - set(JSON_FIELDS[kinds[0]])
     if unknown:
         raise DigitnetError(
-            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; expected pixels, range, model, top_k"
+            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))} with {kinds[0]!r}; "
+            f"expected {', '.join(JSON_FIELDS[kinds[0]])}"
         )
     if "model" in obj and not isinstance(obj["model"], str):  # a null would otherwise pick the default
         raise DigitnetError(f"'model' must be a model name (a string), got {json.dumps(obj['model'])[:40]}")
     return obj
+
+
+def image_from_base64(value) -> bytes:
+    """JSON ``image``: an image file in base64, bare or as a data URL (``data:image/png;base64,...``) -> its bytes.
+
+    Line breaks (MIME base64), the URL-safe alphabet and missing padding are accepted, as clients send them.
+    """
+    if not isinstance(value, str):
+        raise DigitnetError(
+            f"'image' must be a string (an image file in base64, or a data URL), got {type(value).__name__}"
+        )
+    text = value
+    if text[:5].lower() == "data:":
+        head, comma, text = text.partition(",")
+        if not comma:
+            raise DigitnetError("'image' is a data URL without the comma that starts its data")
+        media, *params = (p.strip().lower() for p in head[5:].split(";"))
+        if "base64" not in params:
+            raise DigitnetError(f"'image' data URL must be base64 (data:image/png;base64,...), got {head[:40]!r}")
+        if media and not media.startswith(DATA_URL_TYPES):
+            raise DigitnetError(f"'image' data URL holds {media[:40]!r}, not an image")
+    text = "".join(text.split()).replace("-", "+").replace("_", "/")
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:  # ValueError: characters outside ASCII
+        raise DigitnetError(f"'image' is not valid base64 ({str(exc)[:80]})") from None
+    if not data:
+        raise DigitnetError("the uploaded image is empty (0 bytes)")
+    return data
 
 
 # --------------------------------------------------------------------------- multipart
