@@ -10,6 +10,7 @@ from ._fast import scratch
 from .layers import Dense, Layer, ReLU, layer_from_config
 from .losses import SoftmaxCrossEntropy, softmax
 
+_UINT8 = np.dtype(np.uint8)
 PIXEL_SCALE = 1.0 / 255.0  # uint8 pixels -> [0, 1]; the only preprocessing the models expect
 # predict's chunk: its largest array at most this size. Measured on 10,000 MNIST images, one thread: the
 # shipped convnets ran fastest in chunks of 32 images (their second convolution's patches, 3-4 MB), 5-15 %
@@ -58,6 +59,7 @@ class Sequential:
         self.flat_params = self._pack("params")
         self.flat_grads = self._pack("grads")
         self._n_inputs = int(np.prod(self.input_shape))
+        self._one_image = (1,) + self.input_shape
         self._pixel_scale = np.asarray(PIXEL_SCALE, self.dtype)  # an array: a Python float is converted per call
         self._work: dict[str, np.ndarray] = {}  # the training loop's reused input batch
         # predict's images per chunk: the largest power of two (16 to 1,024) whose largest array is at most
@@ -214,6 +216,11 @@ class Sequential:
         otherwise it is a fresh array.
         """
         x = np.asarray(images)
+        if x.dtype is _UINT8 and x.size == self._n_inputs and (x.ndim == 1 or x.shape[0] == 1) and not reuse:
+            # one image, as predict() gets it from the CLI and the web app: the steps below, fewer checks
+            out = x.reshape(self._one_image).astype(self.dtype)
+            out *= self._pixel_scale
+            return out
         n = x.shape[0] if x.ndim > 1 else 1
         shape = (n,) + self.input_shape
         if x.size != n * self._n_inputs:
@@ -249,9 +256,9 @@ class Sequential:
     def _infer(self, images, batch_size: int | None, head, shape: tuple, dtype) -> np.ndarray:
         x = np.asarray(images)
         n = len(x) if x.ndim > 1 else 1
-        chunk = int(batch_size or self.inference_batch)
-        if n <= chunk:
+        if n == 1 or n <= int(batch_size or self.inference_batch):
             return head(self.forward(self.prepare(x)))
+        chunk = int(batch_size or self.inference_batch)
         out = np.empty((n,) + tuple(shape), dtype)
 
         def one_chunk(c: int) -> None:
