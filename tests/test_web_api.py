@@ -252,6 +252,7 @@ def test_body_limit_is_configurable(models):
     (json.dumps({"image": "not base64!"}).encode(), "'image' is not valid base64"),
     (json.dumps({"image": "data:image/png;base64"}).encode(), "without the comma"),
     (json.dumps({"image": "data:image/png,iVBORw0KGgo="}).encode(), "data URL must be base64"),
+    (json.dumps({"image": "data:image/png" + ";" * 50_000 + "base64,iVBORw0KGgo="}).encode(), "50,020 characters before its data"),
     (json.dumps({"image": "data:text/html;base64,PGI+"}).encode(), "holds 'text/html', not an image"),
     (json.dumps({"image": "aGVsbG8=", "range": "0-1"}).encode(), "unknown field.*'range' with 'image'"),
     (json.dumps({"image": "aGVsbG8=", "split": "perhaps"}).encode(), "split must be true or false"),

@@ -36,6 +36,7 @@ RANGES = {"0-255": 255.0, "0-1": 1.0}
 # The fields of a JSON request: either an MNIST-like image as numbers, or an image file in base64.
 JSON_FIELDS = {"pixels": ("pixels", "range", "model", "top_k"), "image": ("image", "model", "top_k", "split")}
 DATA_URL_TYPES = ("image/", "application/octet-stream")
+DATA_URL_HEAD = 200  # "data:image/png;base64" and a few parameters: far less
 
 
 # --------------------------------------------------------------------------- images
@@ -253,6 +254,8 @@ def image_from_base64(value) -> bytes:
         head, comma, text = text.partition(",")
         if not comma:
             raise DigitnetError("'image' is a data URL without the comma that starts its data")
+        if len(head) > DATA_URL_HEAD:
+            raise DigitnetError(f"'image' data URL: {len(head):,} characters before its data; at most {DATA_URL_HEAD}")
         media, *params = (p.strip().lower() for p in head[5:].split(";"))
         if "base64" not in params:
             raise DigitnetError(f"'image' data URL must be base64 (data:image/png;base64,...), got {head[:40]!r}")
