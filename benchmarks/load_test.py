@@ -8,7 +8,8 @@ mix (seeded): JSON 28x28 pixels, JSON 784 pixels, a multipart PNG upload and a
 raw PNG body (all valid), and malformed ones (bad JSON, a wrong shape, NaN,
 values out of range, not an image, an unknown model, a decompression bomb, a
 body over the limit by Content-Length). ``--only page`` sends only the drawing
-page's own request (a digit's crop as a greyscale PNG, in the page's form).
+page's own request (a digit's crop as a greyscale PNG, in the page's form);
+``--only json_image`` a canvas's PNG as a data URL in JSON.
 
 The client is a minimal HTTP/1.1 client on asyncio streams, so that it costs
 the shared CPU as little as possible. ``--client wrk`` sends the same requests
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import math
@@ -139,6 +141,10 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
         "multipart_png": [_request("/api/predict", multipart(p), f"multipart/form-data; boundary={boundary}")
                           for p in pngs],
         "raw_png": [_request("/api/predict", p, "image/png") for p in pngs],
+        # a canvas's toDataURL() posted as JSON, as many web clients send a drawing
+        "json_image": [_request("/api/predict", json.dumps({"image": "data:image/png;base64,"
+                                                            + base64.b64encode(p).decode()}).encode(),
+                                "application/json") for p in pngs],
         "page": [_request("/api/predict", page_form(page_png(d)), f"multipart/form-data; boundary={boundary}")
                  for d in drawings],
         "bad_json": [_request("/api/predict", b'{"pixels": [1, 2,', "application/json")],
@@ -158,8 +164,8 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
     mix = {"json_28x28": 0.40, "json_784": 0.15, "multipart_png": 0.15, "raw_png": 0.10,
            "bad_json": 0.03, "wrong_shape": 0.03, "nan": 0.03, "out_of_range": 0.02, "not_an_image": 0.03,
            "unknown_model": 0.02, "bomb": 0.02, "too_large": 0.02,
-           "page": 0.0}  # the drawing page's own request, outside the mix: --only page
-    valid = {"json_28x28", "json_784", "multipart_png", "raw_png", "page"}
+           "page": 0.0, "json_image": 0.0}  # outside the mix: --only page, --only json_image
+    valid = {"json_28x28", "json_784", "multipart_png", "raw_png", "page", "json_image"}
     return kinds, mix, valid
 
 

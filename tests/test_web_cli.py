@@ -91,7 +91,7 @@ def test_digitnet_serve_runs_a_server(mnist, workers):
         assert out.decode().count("Started server process") == workers, out.decode()
 
 
-@pytest.mark.parametrize("only", [[], ["page", "too_large"]])
+@pytest.mark.parametrize("only", [[], ["page", "json_image", "too_large"]])
 def test_the_load_test_script_runs(tmp_path, only):
     """benchmarks/load_test.py in miniature: it must work, whatever the timings (none are asserted)."""
     from pathlib import Path
@@ -105,7 +105,8 @@ def test_the_load_test_script_runs(tmp_path, only):
     s = report["summary"]
     assert s["requests"] == 300 and s["server_5xx"] == 0 and s["client_errors"] == 0 and not s["unexpected"]
     assert set(s["by_kind"]) == set(only or [k for k, share in report["mix"].items() if share])
-    assert set(s["by_kind"]["json_28x28" if not only else "page"]) == {"200"}
+    for kind in ["json_28x28"] if not only else ["page", "json_image"]:
+        assert set(s["by_kind"][kind]) == {"200"}, (kind, s["by_kind"][kind])
     assert set(s["by_kind"]["too_large"]) == {"413"}
     assert report["rss_mb"]["after"] > 0 and out.with_suffix(".md").read_text().startswith("# Load test")
     assert report["workers"] == 2 and report["server_cpu_ms_per_request"] > 0
