@@ -167,10 +167,9 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad
     O, _, k, _ = W.shape
     Ho, Wo = (H + 2 * padding - k) // stride + 1, (Wd + 2 * padding - k) // stride + 1
     P = Ho * Wo  # patch rows per image
-    Fb = np.empty((O, k * k * C + 1), W.dtype)
-    Fb[:, :-1] = W.transpose(0, 2, 3, 1).reshape(O, -1)
-    Fb[:, -1] = b
-    FbT = Fb.T
+    FbT = np.empty((k * k * C + 1, O), W.dtype)  # [F b].T, laid out for the product (faster than a transposed view)
+    FbT[:-1] = W.transpose(2, 3, 1, 0).reshape(-1, O)
+    FbT[-1] = b
     cols = np.empty((N * P, k * k * C + 1), np.result_type(x, W))
     out = np.empty((N * P, O), cols.dtype)
 
