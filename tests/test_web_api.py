@@ -91,6 +91,13 @@ def test_multipart_upload(client):
     assert max(map(max, out["image"])) > 200  # the stroke, white on black as in MNIST
 
 
+def test_an_upload_under_another_field_name_is_read(client):
+    """curl -F image=@digit.png: the one part sent as a file is the image, whatever its field's name."""
+    for name in ("image", "img", "upload"):
+        check_prediction(client.post("/api/predict", files={name: ("one.png", png(drawn_one()), "image/png")},
+                                     data={"top_k": "2"}), label=1, k=2)
+
+
 def test_raw_png_and_jpeg_bodies(client):
     check_prediction(client.post("/api/predict", content=png(drawn_one()), headers={"content-type": "image/png"}),
                      label=1)
@@ -365,8 +372,10 @@ def test_malformed_requests_are_4xx(client):
     r = client.post("/api/predict", content=f"--{long}\r\n\r\n--{long}--\r\n".encode(),
                     headers={"content-type": f"multipart/form-data; boundary={long}"})
     assert r.status_code == 422 and "multipart" in r.json()["detail"]
-    r = client.post("/api/predict", files={"image": ("one.png", png(drawn_one()))})
-    assert r.status_code == 422 and "needs a 'file' field" in r.json()["detail"]
+    r = client.post("/api/predict", files={"image": (None, b"one.png")})   # a form field, not a file
+    assert r.status_code == 422 and "needs the image in a 'file' field" in r.json()["detail"]
+    r = client.post("/api/predict", files={"a": ("a.png", png(drawn_one())), "b": ("b.png", png(drawn_one()))})
+    assert r.status_code == 422 and "got file parts 'a', 'b'" in r.json()["detail"]    # which one is the digit?
     r = client.post("/api/predict", files={"file": ("one.png", png(drawn_one()))}, data={"top_k": "99"})
     assert r.status_code == 422 and "top_k" in r.json()["detail"]
     r = client.post("/api/predict?top_k=0", content=png(drawn_one()), headers={"content-type": "image/png"})

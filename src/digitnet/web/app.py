@@ -45,6 +45,7 @@ from .inputs import (
     check_image_bytes,
     header_pixels,
     image_from_base64,
+    image_part,
     parse_json,
     parse_multipart,
     parse_top_k,
@@ -291,16 +292,12 @@ def create_app(
                 bools = b"true" in body or b"false" in body
                 x = pixels_to_array(obj["pixels"], obj.get("range", "0-255"), bools)  # float32 (28, 28) in [0, 1]
         elif kind == "multipart/form-data":
-            fields = parse_multipart(body, content_type)
-            if "file" not in fields:
-                raise DigitnetError(
-                    f"multipart upload needs a 'file' field with the image; "
-                    f"got fields {', '.join(map(repr, fields)) or 'none'}"
-                )
+            fields, uploads = parse_multipart(body, content_type)
+            image = image_part(fields, uploads)
             name, net = pick(fields.get("model", model))
             k = parse_top_k(fields.get("top_k", top_k or 3))
             as_number = parse_flag(fields.get("split", split), "split")
-            x, proba, digits = await decode(fields["file"], net, as_number)  # uint8 (28, 28)
+            x, proba, digits = await decode(image, net, as_number)  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES) or (kind in UNTYPED and body.startswith(IMAGE_SIGNATURES)):
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
@@ -357,7 +354,7 @@ def create_app(
                     {"detail": "send multipart/form-data with fields 'file' (the drawing) and 'label' (0-9)"},
                     status_code=415,
                 )
-            fields = parse_multipart(await request.body(), content_type)
+            fields, _ = parse_multipart(await request.body(), content_type)
             if "file" not in fields or "label" not in fields:
                 raise DigitnetError(
                     f"collect needs fields 'file' and 'label'; got {', '.join(map(repr, fields)) or 'none'}"

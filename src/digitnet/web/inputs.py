@@ -272,12 +272,13 @@ def image_from_base64(value) -> bytes:
 
 
 # --------------------------------------------------------------------------- multipart
-def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """A multipart/form-data body -> {field name: bytes}, parsed in memory.
+def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, bytes], list[str]]:
+    """A multipart/form-data body -> ({field name: bytes}, the names of the parts sent as files), in memory.
 
-    Starlette's own form parser spools uploads over 1 MB to temporary files;
-    this one never touches the disk (the body is already bounded by the size
-    limit middleware).
+    A part is sent as a file when its Content-Disposition has a ``filename``
+    (``curl -F name=@digit.png``, a browser's FormData with a Blob). Starlette's
+    own form parser spools uploads over 1 MB to temporary files; this one never
+    touches the disk (the body is already bounded by the size limit middleware).
     """
     from python_multipart.exceptions import FormParserError  # MultipartParseError's base
     from python_multipart.multipart import MultipartParser, parse_options_header
@@ -287,6 +288,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
     if not boundary:
         raise DigitnetError("multipart/form-data request without a boundary in its Content-Type")
     fields: dict[str, bytes] = {}
+    uploads: list[str] = []
     state = {"header": b"", "value": b"", "headers": {}, "data": [], "ended": False}
 
     def on_part_begin():
@@ -313,6 +315,8 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
         if len(fields) >= MAX_PARTS:
             raise DigitnetError(f"too many multipart parts; at most {MAX_PARTS} are accepted")
         fields[name] = b"".join(state["data"])
+        if b"filename" in disp and name not in uploads:
+            uploads.append(name)
 
     def on_end():
         state["ended"] = True
@@ -334,7 +338,19 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
         raise DigitnetError(f"malformed multipart/form-data body ({str(exc)[:80]})") from None
     if not state["ended"]:
         raise DigitnetError("malformed multipart/form-data body (truncated: no closing boundary)")
-    return fields
+    return fields, uploads
+
+
+def image_part(fields: dict[str, bytes], uploads: list[str]) -> bytes:
+    """The uploaded image: field ``file``, or else the one part sent as a file, whatever its name
+    (clients name it ``image``, ``img``, ``upload``, ...)."""
+    if "file" in fields:
+        return fields["file"]
+    if len(uploads) == 1:
+        return fields[uploads[0]]
+    names = ", ".join(map(repr, uploads or fields)) or "none"
+    found = f"file parts {names}" if uploads else f"fields {names}"
+    raise DigitnetError(f"multipart upload needs the image in a 'file' field, or as its only file part; got {found}")
 
 
 def parse_top_k(value, where: str = "top_k") -> int:

@@ -80,8 +80,8 @@ class Error(BaseModel):
 PREDICT_DESCRIPTION = """\
 Send one of:
 
-* **multipart/form-data** with the image in field `file` (PNG, JPEG, ... any size up to
-  2048x2048 pixels), optional fields `model` and `top_k`;
+* **multipart/form-data** with the image in field `file`, or as the one part sent as a file whatever
+  its name (PNG, JPEG, ... any size up to 2048x2048 pixels), optional fields `model` and `top_k`;
 * a raw **image/png**, **image/jpeg** (any `image/*`) or `application/octet-stream` body;
 * **application/json** `{"image": "data:image/png;base64,...", "model": "seed", "top_k": 3, "split": false}`:
   an image file in base64, bare or as a data URL (what a canvas's `toDataURL()` gives);
