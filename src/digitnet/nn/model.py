@@ -256,9 +256,9 @@ class Sequential:
     def _infer(self, images, batch_size: int | None, head, shape: tuple, dtype) -> np.ndarray:
         x = np.asarray(images)
         n = len(x) if x.ndim > 1 else 1
-        if n == 1 or n <= int(batch_size or self.inference_batch):
+        chunk = n if n == 1 else int(batch_size or self.inference_batch)  # one image: nothing to chunk
+        if n <= chunk:
             return head(self.forward(self.prepare(x)))
-        chunk = int(batch_size or self.inference_batch)
         out = np.empty((n,) + tuple(shape), dtype)
 
         def one_chunk(c: int) -> None:

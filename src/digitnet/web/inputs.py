@@ -315,7 +315,7 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, bytes], l
         if len(fields) >= MAX_PARTS:
             raise DigitnetError(f"too many multipart parts; at most {MAX_PARTS} are accepted")
         fields[name] = b"".join(state["data"])
-        if b"filename" in disp and name not in uploads:
+        if any(k.startswith(b"filename") for k in disp) and name not in uploads:  # filename or filename*
             uploads.append(name)
 
     def on_end():
