@@ -120,14 +120,14 @@ def test_json_image_in_base64_as_clients_send_it(client):
 
 
 def test_a_json_image_may_be_larger_than_json_pixels_and_its_numbers_stay_short(client):
-    from digitnet.web.app import MAX_JSON_BODY, MAX_JSON_IMAGE_BODY
+    from digitnet.web.app import MAX_JSON_BODY, MAX_BASE64_BODY
     rng = np.random.default_rng(0)
     page = np.asarray(drawn_one(), np.float32) + rng.normal(0, 6, (280, 280))   # paper grain: PNG compresses badly
     big = png(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).resize((420, 420)))
-    assert MAX_JSON_BODY < len(base64.b64encode(big)) < MAX_JSON_IMAGE_BODY
+    assert MAX_JSON_BODY < len(base64.b64encode(big)) < MAX_BASE64_BODY
     check_prediction(client.post("/api/predict", json={"image": base64.b64encode(big).decode()}), label=1)
     larger = base64.b64encode(png(drawn_one().resize((1200, 1200)), "TIFF")).decode()
-    assert len(larger) > MAX_JSON_IMAGE_BODY
+    assert len(larger) > MAX_BASE64_BODY
     r = client.post("/api/predict", json={"image": larger})
     assert r.status_code == 413 and "as a file upload or as the raw body" in r.json()["detail"]
     # a large body with "image" in it is parsed with numbers bounded: thousands of digits are refused at once
@@ -357,7 +357,35 @@ def test_an_image_sent_without_its_type_is_read(client, headers):
         r = client.post("/api/predict", content=buf.getvalue(), headers=headers)
         assert r.status_code == 200 and r.json()["label"] == 1, (fmt, r.text)
     r = client.post("/api/predict", content=b"label=1&pixels=0", headers=headers)
-    assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]
+    if headers:   # a form without the image
+        assert r.status_code == 422 and "needs the image in field 'image'" in r.json()["detail"]
+    else:
+        assert r.status_code == 415 and "unsupported Content-Type" in r.json()["detail"]
+
+
+def test_a_form_post_of_a_data_url_is_read(client):
+    """$.post("/api/predict", {image: canvas.toDataURL()}): a form-encoded data URL, or bare base64."""
+    from urllib.parse import urlencode
+    b64 = base64.b64encode(png(drawn_one())).decode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body in (urlencode({"image": "data:image/png;base64," + b64}),
+                 urlencode({"image": b64, "top_k": 2, "model": "seed"}),
+                 "image=" + b64 + "&top_k=2"):                  # '+' left unescaped: read as a space, restored
+        k = 2 if "top_k" in body else 3
+        check_prediction(client.post("/api/predict", content=body.encode(), headers=form), label=1, k=k)
+    out = check_prediction(client.post("/api/predict", content=urlencode({"image": b64, "split": "true"}).encode(),
+                                       headers=form), label=1)
+    assert out["number"] == "1" and out["digits"][0]["box"] is not None
+    for body, status, message in [
+        (urlencode({"image": b64, "colour": "red"}), 422, "only image, model, top_k, split"),
+        ("image=a&image=b", 422, "given twice"),
+        ("&".join(f"f{i}=1" for i in range(20)), 422, "at most 8 fields"),
+        (urlencode({"image": "not base64!"}), 422, "not valid base64"),
+        (urlencode({"image": b64, "top_k": "0"}), 422, "top_k"),
+        ("image=" + "A" * 600_000, 413, "form body too large"),
+    ]:
+        r = client.post("/api/predict", content=body.encode(), headers=form)
+        assert r.status_code == status and message in r.json()["detail"], (body[:40], r.text[:200])
 
 
 def test_malformed_requests_are_4xx(client):

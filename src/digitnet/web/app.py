@@ -3,7 +3,7 @@
 Routes::
 
     GET  /              the drawing page (static/index.html, app.js, style.css)
-    POST /api/predict   an image (upload, raw body or base64 in JSON) or JSON pixels -> label, probabilities,
+    POST /api/predict   an image (upload, raw body, base64 in JSON or a form) or JSON pixels -> label, probabilities,
                         top-k, 28x28, and the number it holds (number, digits: see numbers.py)
     GET  /api/model     metadata of the loaded models
     POST /api/collect   a corrected drawing saved under DIR/<digit>/ (only with serve --collect DIR)
@@ -46,6 +46,7 @@ from .inputs import (
     header_pixels,
     image_from_base64,
     image_part,
+    parse_form,
     parse_json,
     parse_multipart,
     parse_top_k,
@@ -66,10 +67,10 @@ MAX_BODY = 2 * 1024 * 1024  # bytes; larger requests get 413
 # 784 numbers, even pretty-printed, need a fraction of this; parsing is on the event loop, and 2 MB of
 # tiny JSON lists or keys would hold it for a good fraction of a second.
 MAX_JSON_BODY = 64 * 1024
-# A JSON body with an "image" in base64 (parse_json bounds its lists and numbers): parsing it and decoding the
-# base64 hold the event loop (and the GIL) about 5 ms at this size, as long as reading a small drawing does;
-# a larger image goes as a file upload or a raw body, which are decoded in the decoding threads.
-MAX_JSON_IMAGE_BODY = 512 * 1024
+# A body that carries an image in base64, in JSON (parse_json bounds its lists and numbers) or in a form:
+# parsing it and decoding the base64 hold the event loop (and the GIL) about 5 ms at this size, as long as
+# reading a small drawing does; a larger image goes as a file upload or a raw body, decoded in the threads.
+MAX_BASE64_BODY = 512 * 1024
 MAX_PIXELS = 2048 * 2048  # uploaded images larger than this are refused from their header
 STATIC = resources.files("digitnet.web") / "static"
 # The page may load nothing from outside the app (the browser enforces this too).
@@ -273,11 +274,11 @@ def create_app(
         body = await request.body()
         if kind == "application/json":
             large = len(body) > MAX_JSON_BODY
-            if large and (len(body) > MAX_JSON_IMAGE_BODY or b'"image"' not in body):
+            if large and (len(body) > MAX_BASE64_BODY or b'"image"' not in body):
                 return Answer(
                     {
                         "detail": f"JSON request body too large: at most {MAX_JSON_BODY:,} bytes with pixels "
-                        f"(784 numbers need far less), {MAX_JSON_IMAGE_BODY:,} with an image in base64; "
+                        f"(784 numbers need far less), {MAX_BASE64_BODY:,} with an image in base64; "
                         "send a larger image as a file upload or as the raw body"
                     },
                     status_code=413,
@@ -302,6 +303,20 @@ def create_app(
             name, net = pick(model)
             k = parse_top_k(top_k or 3)
             x, proba, digits = await decode(body, net, split)
+        elif kind == "application/x-www-form-urlencoded":  # a form's field 'image', as $.post or a <form> sends it
+            if len(body) > MAX_BASE64_BODY:
+                return Answer(
+                    {
+                        "detail": f"form body too large: at most {MAX_BASE64_BODY:,} bytes; send a larger image "
+                        "as a file upload or as the raw body"
+                    },
+                    status_code=413,
+                )
+            form = parse_form(body)
+            name, net = pick(form.get("model", model))
+            k = parse_top_k(form.get("top_k", top_k or 3))
+            as_number = parse_flag(form.get("split", split), "split")
+            x, proba, digits = await decode(image_from_base64(form["image"]), net, as_number)  # uint8 (28, 28)
         else:
             return Answer(
                 {

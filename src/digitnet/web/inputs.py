@@ -1,11 +1,12 @@
 """Turn what a client sends into the (28, 28) image the network sees.
 
-Four kinds of request body reach ``POST /api/predict``:
+Two kinds of input reach ``POST /api/predict``:
 
-- an image (PNG, JPEG, ...) as a multipart upload (field ``file``), as the raw
-  body (``Content-Type: image/png`` ...) or in base64 in JSON ``{"image": ...}``
-  (a data URL such as a canvas's ``toDataURL()`` too): it goes through
-  :func:`digitnet.preprocess.to_mnist`, the same path as ``digitnet predict``;
+- an image file (PNG, JPEG, ...), sent as a multipart upload (field ``file``), as
+  the raw body (``Content-Type: image/png`` ...), or in base64 (a data URL such as
+  a canvas's ``toDataURL()`` too) in JSON ``{"image": ...}`` or a form's field
+  ``image``: it goes through :func:`digitnet.preprocess.to_mnist`, the same path
+  as ``digitnet predict``;
 - JSON ``{"pixels": [...]}``: an already MNIST-like image, 28 lists of 28 numbers
   or a flat list of 784, white digit on black, used as it is (like a CSV row in
   ``digitnet predict``). ``"range": "0-255"`` (default) or ``"0-1"`` says what
@@ -269,6 +270,38 @@ def image_from_base64(value) -> bytes:
     if not data:
         raise DigitnetError("the uploaded image is empty (0 bytes)")
     return data
+
+
+FORM_FIELDS = ("image", "model", "top_k", "split")
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body, as jQuery's ``$.post(url, {image: canvas.toDataURL()})`` or an
+    HTML form sends it -> {field: value}, with the image (a data URL or base64) in field ``image``.
+
+    A client that leaves base64's '+' unescaped has it decoded as a space, which base64 never holds: spaces
+    in ``image`` are turned back into '+'.
+    """
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_PARTS)
+    except ValueError as exc:  # more fields than MAX_PARTS
+        raise DigitnetError(f"form body: {str(exc)[:80]}; at most {MAX_PARTS} fields are accepted") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise DigitnetError(f"form field {key[:40]!r} is given twice")
+        form[key] = value
+    unknown = set(form) - set(FORM_FIELDS)
+    if unknown or "image" not in form:
+        found = ", ".join(sorted(map(repr, form))) or "none"
+        raise DigitnetError(
+            f"a form post needs the image in field 'image' (a data URL or base64), and only {', '.join(FORM_FIELDS)}; "
+            f"got fields {found[:200]}"
+        )
+    form["image"] = form["image"].replace(" ", "+")
+    return form
 
 
 # --------------------------------------------------------------------------- multipart

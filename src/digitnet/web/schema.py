@@ -84,7 +84,8 @@ Send one of:
   its name (PNG, JPEG, ... any size up to 2048x2048 pixels), optional fields `model` and `top_k`;
 * a raw **image/png**, **image/jpeg** (any `image/*`) or `application/octet-stream` body;
 * **application/json** `{"image": "data:image/png;base64,...", "model": "seed", "top_k": 3, "split": false}`:
-  an image file in base64, bare or as a data URL (what a canvas's `toDataURL()` gives);
+  an image file in base64, bare or as a data URL (what a canvas's `toDataURL()` gives); the same fields
+  as an **application/x-www-form-urlencoded** form (`$.post(url, {image: canvas.toDataURL()})`);
 * **application/json** `{"pixels": ..., "range": "0-255", "model": "seed", "top_k": 3}` where
   `pixels` is 28 rows of 28 numbers or a flat list of 784, an already MNIST-like image (white digit
   on black, centred): it is classified as it is, with no further preprocessing. `range` is `"0-255"`
@@ -94,10 +95,11 @@ Images go through the same preprocessing as `digitnet predict` (greyscale, inver
 background is light, cropped, scaled to 20 px, centred by mass in 28x28). The answer has `number`
 and `digits` too: an image that holds several digits (or any image, with `split=true`) is read as a
 number, digit by digit, each with its `box` in the image. `model` and `top_k` may
-also be given as query parameters. Bodies over 2 MB (JSON over 64 kB with pixels, 512 kB with an image) get 413, an
-unknown Content-Type with 415, anything malformed (not an image, a wrong shape, NaN, values out of range, an image
-larger than the pixel limit, a JPEG of more than 100 scans, one that takes over 4 s to decode) with
-422 and a one-line `detail`; an image upload while every decoding thread is busy with 503.
+also be given as query parameters. Bodies over 2 MB (JSON over 64 kB with pixels; JSON or a form
+over 512 kB with an image) get 413, an unknown Content-Type 415, anything malformed (not an image, a
+wrong shape, NaN, values out of range, an image larger than the pixel limit, a JPEG of more than 100
+scans, one that takes over 4 s to decode) with 422 and a one-line `detail`; an image upload while
+every decoding thread is busy with 503.
 """
 
 _VALUE = {"type": "number", "minimum": 0, "maximum": 255}
@@ -162,6 +164,19 @@ PREDICT_BODY = {
                     ]
                 }
             },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "description": "an image file in base64, bare or as a data URL"},
+                        "model": {"type": "string"},
+                        "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
+                        "split": {"type": "boolean", "description": "read the image as a number"},
+                    },
+                    "additionalProperties": False,
+                }
+            },
             "image/png": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -204,7 +219,7 @@ PREDICT_QUERY = {
 
 # the type of FastAPI's ``responses`` argument
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": Error, "description": "request body over 2 MB (JSON over 64 kB with pixels, 512 kB with an image)"},
+    413: {"model": Error, "description": "body over 2 MB (JSON over 64 kB with pixels, 512 kB with an image)"},
     415: {"model": Error, "description": "unsupported Content-Type"},
     422: {"model": Error, "description": "malformed input (the message says what and where)"},
     503: {"model": Error, "description": "every image decoding thread is busy; retry later"},
