@@ -13,6 +13,8 @@ limits, as a user gets them) and runs, one after the other:
   is not;
 - ``json_bombs``: four clients sending 64 kB of tiny nested JSON lists (the JSON size limit),
   slow to parse on the event loop, refused from a count of their brackets;
+- ``base64_bodies``: four clients sending the largest JSON body with an image in base64 the
+  server parses (512 kB), whose bytes are no image: parsed and decoded on the event loop, then refused;
 - ``idle_sockets``: 300 connections that never send a byte;
 - ``slowloris``: 100 connections that send their headers one byte a second;
 - ``oversized_urllib``: urllib POSTing a 6 MB body (it sends all before it reads);
@@ -33,10 +35,12 @@ was not a deliberate 503. Writes ``--out``.json and .md.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
 import platform
+import random
 import selectors
 import socket
 import subprocess
@@ -84,6 +88,15 @@ def json_bomb() -> bytes:
     from digitnet.web.app import MAX_JSON_BODY
     head = b'{"pixels": ['
     return head + b"[0]," * ((MAX_JSON_BODY - len(head) - 5) // 4) + b"[0]]}"
+
+
+def base64_body() -> bytes:
+    """The largest JSON body with an image in base64 the server parses, holding random bytes: every step up to
+    the refusal (parsing, base64 decoding, reading the header) runs on the event loop."""
+    from digitnet.web.app import MAX_BASE64_BODY
+    head, tail = b'{"image": "data:image/png;base64,', b'"}'
+    n = (MAX_BASE64_BODY - len(head) - len(tail)) // 4
+    return head + base64.b64encode(random.Random(0).randbytes(3 * n)) + tail
 
 
 # --------------------------------------------------------------------------- a raw HTTP client
@@ -245,8 +258,8 @@ def connection_cap(port: int, cap: int) -> dict:
 
 
 # --------------------------------------------------------------------------- run
-PHASES = ("scan_bombs", "largest_jpeg", "noise_drawings", "json_bombs", "idle_sockets", "slowloris", "oversized_urllib",
-          "connection_cap")
+PHASES = ("scan_bombs", "largest_jpeg", "noise_drawings", "json_bombs", "base64_bodies", "idle_sockets", "slowloris",
+          "oversized_urllib", "connection_cap")
 
 
 def cpu_s(pid: int) -> float:
@@ -299,6 +312,7 @@ def main(argv=None) -> int:
             "largest_jpeg": lambda: flood(port, post(largest_jpeg(), "image/jpeg"), 4, seconds),
             "noise_drawings": lambda: flood(port, post(noise_drawing(), "image/png"), 4, seconds),
             "json_bombs": lambda: flood(port, post(json_bomb(), "application/json"), 4, seconds),
+            "base64_bodies": lambda: flood(port, post(base64_body(), "application/json"), 4, seconds),
             "idle_sockets": lambda: held_sockets(port, idle_n, False, 60),
             "slowloris": lambda: held_sockets(port, slow_n, True, 60),
             "oversized_urllib": lambda: oversized_urllib(port),

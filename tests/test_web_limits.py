@@ -393,13 +393,15 @@ def test_the_hostile_client_benchmark_runs(tmp_path):
     from pathlib import Path
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "web_hostile.py"
     out = tmp_path / "hostile"
-    done = subprocess.run([sys.executable, str(script), "--quick", "--phases", "scan_bombs,oversized_urllib",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script), "--quick", "--phases",
+                           "scan_bombs,base64_bodies,oversized_urllib", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.with_suffix(".json").read_text())
-    assert list(report["phases"]) == ["baseline", "scan_bombs", "oversized_urllib"]
-    bombs = report["phases"]["scan_bombs"]
-    assert set(bombs["hostile"]["statuses"]) == {"422"} and set(bombs["healthz"]["statuses"]) == {"200"}
+    assert list(report["phases"]) == ["baseline", "scan_bombs", "base64_bodies", "oversized_urllib"]
+    for phase in ("scan_bombs", "base64_bodies"):
+        bombs = report["phases"][phase]
+        assert set(bombs["hostile"]["statuses"]) == {"422"} and set(bombs["healthz"]["statuses"]) == {"200"}
     assert report["phases"]["oversized_urllib"]["hostile"]["statuses"] == {"413": 5}
     assert report["unexpected_5xx"] == 0 and report["server_tracebacks"] == 0
     assert out.with_suffix(".md").read_text().startswith("# Hostile clients")
