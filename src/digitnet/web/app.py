@@ -321,7 +321,7 @@ def create_app(
             return Answer(
                 {
                     "detail": f"unsupported Content-Type {kind[:60]!r}; send application/json, "
-                    "multipart/form-data (field 'file') or an image/* body"
+                    "multipart/form-data (field 'file'), a form with field 'image' or an image/* body"
                 },
                 status_code=415,
             )
