@@ -272,6 +272,13 @@ def create_app(
         content_type = request.headers.get("content-type", "")
         kind = content_type.split(";")[0].strip().lower()
         body = await request.body()
+
+        def options(fields) -> tuple[str, Sequential, int, bool]:
+            """The model, top_k and split a body's fields ask for, the query string's as their defaults."""
+            name, net = pick(fields.get("model", model))
+            k = parse_top_k(fields.get("top_k", top_k or 3))
+            return name, net, k, parse_flag(fields.get("split", split), "split")
+
         if kind == "application/json":
             large = len(body) > MAX_JSON_BODY
             if large and (len(body) > MAX_BASE64_BODY or b'"image"' not in body):
@@ -284,10 +291,8 @@ def create_app(
                     status_code=413,
                 )
             obj = parse_json(body, large)
-            name, net = pick(obj.get("model", model))
-            k = parse_top_k(obj.get("top_k", top_k or 3))
+            name, net, k, as_number = options(obj)
             if "image" in obj:
-                as_number = parse_flag(obj.get("split", split), "split")
                 x, proba, digits = await decode(image_from_base64(obj["image"]), net, as_number)  # uint8 (28, 28)
             else:
                 bools = b"true" in body or b"false" in body
@@ -295,14 +300,11 @@ def create_app(
         elif kind == "multipart/form-data":
             fields, uploads = parse_multipart(body, content_type)
             image = image_part(fields, uploads)
-            name, net = pick(fields.get("model", model))
-            k = parse_top_k(fields.get("top_k", top_k or 3))
-            as_number = parse_flag(fields.get("split", split), "split")
+            name, net, k, as_number = options(fields)
             x, proba, digits = await decode(image, net, as_number)  # uint8 (28, 28)
         elif kind.startswith(IMAGE_TYPES) or (kind in UNTYPED and body.startswith(IMAGE_SIGNATURES)):
-            name, net = pick(model)
-            k = parse_top_k(top_k or 3)
-            x, proba, digits = await decode(body, net, split)
+            name, net, k, as_number = options({})
+            x, proba, digits = await decode(body, net, as_number)
         elif kind == "application/x-www-form-urlencoded":  # a form's field 'image', as $.post or a <form> sends it
             if len(body) > MAX_BASE64_BODY:
                 return Answer(
@@ -313,9 +315,7 @@ def create_app(
                     status_code=413,
                 )
             form = parse_form(body)
-            name, net = pick(form.get("model", model))
-            k = parse_top_k(form.get("top_k", top_k or 3))
-            as_number = parse_flag(form.get("split", split), "split")
+            name, net, k, as_number = options(form)
             x, proba, digits = await decode(image_from_base64(form["image"]), net, as_number)  # uint8 (28, 28)
         else:
             return Answer(
