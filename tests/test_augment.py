@@ -143,6 +143,19 @@ def test_style_writes_continental_ones_and_crossed_sevens_and_leaves_other_digit
         assert rows.max() - rows.min() <= 4 and top + 0.3 * (bottom - top) < rows.mean() < top + 0.7 * (bottom - top)
 
 
+def test_style_puts_a_foot_on_few_of_the_flagged_ones(small):
+    # a foot on many would teach that a narrow "2" (a flag, a stem, a base) is a "1"
+    from digitnet.augment import _style
+    one = small.train.images[small.train.labels == 1][0].astype(np.float32) / 255
+    x = np.repeat(one[None], 600, axis=0)
+    added = _style(x, np.random.default_rng(0), np.ones(len(x), bool), np.ones(len(x), int)) - x
+    flagged = added.sum(axis=(1, 2)) > 3
+    bottom = np.nonzero(one.any(axis=1))[0][-1]
+    footed = added[:, bottom - 1 :].sum(axis=(1, 2)) > 1
+    assert 0.35 < flagged.mean() < 0.65 and not footed[~flagged].any()
+    assert 0.05 < footed[flagged].mean() < 0.3
+
+
 def test_style_gets_labels_only_when_they_are_digits(small):
     from digitnet.data import Dataset
     from digitnet.train import _labels_are_digits

@@ -32,8 +32,18 @@ def test_letters_that_people_write_like_digits_are_not_negatives():
     for c in "OolISsZzBgq":
         assert c in LOOKS_LIKE_A_DIGIT and c not in LETTERS
     assert "X" in LETTERS and "k" in LETTERS
-    for c in "ahijJyT":  # digit-like only in some hands: the model learns to refuse them
+    for c in "ahijJyTDGQ":  # digit-like only in some hands: the model learns to refuse them
         assert c in LETTERS
+
+
+def test_scribbles_take_two_turns_in_each_round(monkeypatch):
+    from digitnet import negatives
+
+    drawn = []
+    for family, draw in list(negatives.DRAW.items()):
+        monkeypatch.setitem(negatives.DRAW, family, lambda rng, f=family, d=draw, **kw: drawn.append(f) or d(rng, **kw))
+    generate(12, seed=0)                                     # no digits: no "several"
+    assert drawn == ["letter", "scribble", "scribble", "shape", "doodle", "noise"] * 2
 
 
 def test_decide_refuses_when_the_reject_class_wins_or_no_digit_is_likely():

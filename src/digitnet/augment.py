@@ -17,7 +17,7 @@ back up, blocky or smooth), ``blur``, ``jitter`` (off-centre by a few pixels),
 noise, then the background cut the preprocessing makes), ``warp`` (a smooth
 random displacement of the strokes: one writer's proportions and curves
 against another's), ``style`` (ways of writing a digit that MNIST's American
-writers seldom use: the continental "1" with a long flag, and often a foot;
+writers seldom use: the continental "1" with a long flag, now and then a foot;
 the "7" crossed through the middle; it needs the labels, and leaves other
 digits alone). After them the digit
 is put back in MNIST's framing (longer side 20 px, centre of mass at the
@@ -242,7 +242,8 @@ def _box_ratio(x) -> np.ndarray:
 
 FLAG = (0.2, 0.4)  # style: a "1"'s flag, times the digit's height ...
 FLAG_ANGLE = (30.0, 65.0)  # ... falling this many degrees below the horizontal, to the left
-FOOT = (0.15, 0.3)  # a foot (a base stroke) reaches this far either side of the stem
+FOOT = (0.15, 0.3)  # a foot (a base stroke) reaches this far either side of the stem ...
+FOOT_SHARE = 0.15  # ... on this share of the flagged "1"s: with more, a narrow "2" reads as a "1" with a foot
 BAR = (0.15, 0.28)  # a "7"'s crossbar reaches this far either side of its stroke
 
 
@@ -257,7 +258,7 @@ def _segments(shape, y0, x0, y1, x1, radius) -> np.ndarray:
 
 
 def _style(x, rng, use, labels) -> np.ndarray:
-    """A flag (and half the time a foot) on "1"s, half of them; a crossbar through the middle of "7"s, a third.
+    """A flag (and now and then a foot) on "1"s, half of them; a crossbar through the middle of "7"s, a third.
 
     The strokes start where the digit's own stroke is (its top, its bottom,
     its middle row) and are about as thick as MNIST's pen.
@@ -272,7 +273,7 @@ def _style(x, rng, use, labels) -> np.ndarray:
         return x
     labels = np.asarray(labels)
     flag = use & (labels == 1) & (draw[:, 0] < 0.5)
-    with_foot = flag & (draw[:, 1] < 0.5)
+    with_foot = flag & (draw[:, 1] < FOOT_SHARE)
     crossed = use & (labels == 7) & (draw[:, 0] < 0.35)
     idx = np.nonzero(flag | crossed)[0]
     if idx.size == 0:

@@ -34,13 +34,18 @@ from .errors import DigitnetError
 
 FAMILIES = ("letter", "scribble", "shape", "doodle", "noise", "several")
 CANVAS = 84  # drawn at 3x, so anti-aliasing survives the framing
-# Characters a person may write the way they write a digit (0: O o Q D d, 1: I l | / \\ ! ( ) [ ], 2: Z z ?,
-# 3: { }, 5: S s $, 6: b G, 8: B &, 9: g q): kept out of the negatives. Letters only some hands make digit-like
-# (a, h, i, j, J, y, T) are negatives: a model trained so refuses most of them and reads digits as well.
-LOOKS_LIKE_A_DIGIT = set("OoQDdIl|/\\!()[]Zz?{}Ss$bGB&gq")
+# Characters a person may write the way they write a digit (0: O o d, 1: I l | / \\ ! ( ) [ ], 2: Z z ?,
+# 3: { }, 5: S s $, 6: b, 8: B &, 9: g q): kept out of the negatives. Letters only some hands make digit-like
+# (a, h, i, j, J, y, T) are negatives: a model trained so refuses most of them and reads digits as well. So are
+# D, G and Q, which hands draw apart from the 0 and 6 they resemble (a straight back, a bar, a tail); B is not,
+# since the font's B and 8 are too close for a model that must read typeset 8s.
+LOOKS_LIKE_A_DIGIT = set("OodIl|/\\!()[]Zz?{}Ss$bB&gq")
 LETTERS = "".join(
     c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#%*+=@<>~^" if c not in LOOKS_LIKE_A_DIGIT
 )
+# A wandering pen is the family a digit model most often takes for a digit (of fresh draws it refuses scribbles
+# least often), so scribbles take two turns in each round of the families.
+TURNS = {"scribble": 2}
 FONT_DIRS = ["/usr/share/fonts", "/usr/local/share/fonts"]
 # Only these common families (Debian's fonts-dejavu-core and fonts-liberation), so that the negatives, and a
 # model trained on them, do not change when other fonts are installed (the benchmarks render digits in others).
@@ -70,7 +75,7 @@ def generate(
 
     Parameters
     ----------
-    n : number of images; families take turns (``several`` only with ``digits``)
+    n : number of images; families take turns, scribbles two (``several`` only with ``digits``)
     seed : the generator seed: same seed, same images
     digits : (N, 28, 28) uint8 digit images for the ``several`` family
     fonts : TrueType files for ``letter``; default :func:`font_files`, plus Pillow's built-in font
@@ -80,6 +85,7 @@ def generate(
     if n < 0:
         raise DigitnetError(f"number of negatives must be >= 0, got {n}")
     families = [f for f in families if f != "several" or digits is not None]
+    turns = [f for f in families for _ in range(TURNS.get(f, 1))]
     bad = set(families) - set(FAMILIES)
     if bad or not families:
         raise DigitnetError(f"families must be among {', '.join(FAMILIES)}; got {sorted(bad) or 'none'}")
@@ -87,7 +93,7 @@ def generate(
     fonts = font_files() if fonts is None else list(fonts)
     out = np.zeros((n, 28, 28), np.uint8)
     for i in range(n):
-        family = families[i % len(families)]
+        family = turns[i % len(turns)]
         for _ in range(5):  # a drawing can come out empty: draw again
             ink = DRAW[family](rng, fonts=fonts, digits=digits)
             if ink.max() > 0.2:
