@@ -120,8 +120,8 @@ def build_requests(seed: int = 0) -> tuple[dict[str, list[bytes]], dict[str, flo
                 f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
 
     # drawings of the first DRAWINGS test digits: enough that the few a reader is unsure of (and reads
-    # again as a possible number, ~10x the cost) come about as often as among drawn digits (9 in 1,000
-    # here; 6 in benchmarks/number_gate.py's 1,000)
+    # again as a possible number, ~10x the cost) come about as often as among drawn digits (a few in
+    # 1,000, as benchmarks/number_gate.py counts them)
     canvases = [Image.fromarray(255 - img).resize((280, 280), Image.BILINEAR) for img in test[:DRAWINGS]]
     drawings = [as_the_page_sends(c) for c in canvases]
     # other clients: a canvas's RGBA PNG of the crop, as large as the server reads one digit inline (128 px)
