@@ -125,7 +125,11 @@ PREDICT_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "the image"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the image; a body whose one file part has another name is read too",
+                        },
                         "model": {"type": "string"},
                         "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
                         "split": {"type": "boolean", "description": "read the image as a number"},
