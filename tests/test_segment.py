@@ -269,7 +269,8 @@ def test_a_sign_cut_in_two_is_not_read_as_a_number_by_the_reader():
 
 
 def test_a_sign_of_digit_like_pieces_is_not_read_as_a_number_by_the_reader():
-    # a "%" falls into pieces that read as "0" and "6" (or, cut through, "9" and "6"), neither a sure digit
+    # a "%" falls into pieces that read as "0" and "6" (or, cut through, "9" and "6"); a ring with the slash
+    # through it is no likely digit (CLEAR_PIECE), so the pieces are not a number
     reading = segment.read_number(_letter("%"), digitnet.load("reader"))
     assert len(reading.digits) == 2 and not reading.clearly_several, reading.number
 
