@@ -108,6 +108,7 @@ def test_import_pickle(tmp_path, capsys):
     (["info", "seed", "extra"], "info: unexpected argument 'extra'"),
     (["info", "--model", "seed", "--model", "cnn"], "argument --model: given twice"),
     (["evaluate", "--model", "nonexistent-model"], "no model file or shipped model"),
+    (["evaluate", "--model", "seed", "reader"], "the models of an ensemble must have the same outputs"),
     (["predict", "/nonexistent.png"], "no such file"),
     (["info", "--model", "/nonexistent.safetensors"], "cannot read model"),
     (["import-pickle", "/nonexistent.pkl", "-o", "x.safetensors"], "cannot read"),

@@ -151,3 +151,13 @@ def test_api_number_fields_follow_the_not_a_digit_answer(reader):
     assert body["number"] is None and body["digits"][0]["label"] is None and body["digits"][0]["reason"]
     r = client.post("/api/predict?always_answer=true", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert r.json()["number"] == str(r.json()["label"]) and r.json()["digits"][0]["label"] is not None
+
+
+def test_an_ensemble_of_readers_is_evaluated_as_one_reader(capsys):
+    # its accuracy is the best digit's and its refusals are counted, as for one reader
+    code, one, _ = run(capsys, "evaluate", "--json")
+    code2, two, _ = run(capsys, "evaluate", "--json", "--model", "reader", "reader")
+    one, two = json.loads(one), json.loads(two)
+    assert code == code2 == 0
+    for key in ("accuracy", "refused", "accuracy_answering"):
+        assert two[key] == pytest.approx(one[key]), key

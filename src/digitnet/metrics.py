@@ -22,7 +22,7 @@ def evaluate(model, data: Dataset, batch_size: int | None = None) -> dict:
         raise DigitnetError(f"{data.name or 'dataset'} has no labels: cannot evaluate accuracy")
     proba = predict_proba(model, data.images, batch_size)
     y = labels_as_outputs(model, data)
-    reject = getattr(model, "reject_class", None)
+    reject, _ = refusal(model)
     scores = proba if reject is None else np.where(np.arange(proba.shape[1]) == reject, -np.inf, proba)
     pred = scores.argmax(axis=1)  # the best real class; a "not a digit" output is counted below
     logp = np.log(np.maximum(proba[np.arange(len(y)), y].astype(np.float64), 1e-300))
@@ -47,12 +47,12 @@ def evaluate(model, data: Dataset, batch_size: int | None = None) -> dict:
 
 def _refusals(model, proba: np.ndarray, right: np.ndarray) -> dict:
     """For a model that can answer "not a digit": how many inputs it refuses, and its accuracy then."""
-    reject = getattr(model, "reject_class", None)
+    reject, threshold = refusal(model)
     if reject is None:
         return {}
     from .reject import refused
 
-    no = refused(proba, reject, model.meta.get("reject_threshold", 0.0))
+    no = refused(proba, reject, threshold)
     return {"refused": float(no.mean()), "accuracy_answering": float((right & ~no).mean())}
 
 
@@ -78,9 +78,25 @@ def class_names(models) -> list[str]:
     return list(getattr(model, "classes", None) or [str(c) for c in range(10)])
 
 
+def check_ensemble(models) -> None:
+    """Refuse an ensemble whose models' outputs differ: their probabilities cannot be averaged."""
+    if len({m.output_shape for m in models}) > 1 or len({getattr(m, "reject_class", None) for m in models}) > 1:
+        raise DigitnetError(
+            "the models of an ensemble must have the same outputs (digits only, or digits and 'not a digit')"
+        )
+
+
+def refusal(models) -> tuple[int | None, float]:
+    """The "not a digit" output and refusal threshold of one model or an ensemble (its models' highest)."""
+    models = models if isinstance(models, (list, tuple)) else [models]
+    reject = getattr(models[0], "reject_class", None)
+    return reject, max(m.meta.get("reject_threshold", 0.0) for m in models) if reject is not None else 0.0
+
+
 def predict_proba(models, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """Probabilities of one model, or the mean over a list of models (an ensemble)."""
     if isinstance(models, (list, tuple)):
+        check_ensemble(models)
         return np.mean([m.predict_proba(images, batch_size).astype(np.float64) for m in models], axis=0)
     return models.predict_proba(images, batch_size)
 

@@ -198,16 +198,13 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
     A model with a "not a digit" output may refuse a digit (its answer's
     label is None); ``always_answer`` keeps the best digit instead.
     """
-    from .metrics import predict_proba
+    from .metrics import check_ensemble, predict_proba
     from .reject import decide
 
     items = [it for it in items if it.error is None]
     if not items:
         return
-    if len({m.output_shape for m in models}) > 1 or len({m.reject_class for m in models}) > 1:
-        raise DigitnetError(
-            "the models of an ensemble must have the same outputs (digits only, or digits and 'not a digit')"
-        )
+    check_ensemble(models)
     digits = np.stack([d for it in items for d in it.digits])
     proba = predict_proba(_one_or_ensemble(models), digits)
     first = models[0]
@@ -229,7 +226,9 @@ def _one_or_ensemble(models):
 
 def _ensemble_threshold(models) -> float:
     """The refusal threshold of one model, or of an ensemble: its models' highest."""
-    return max(m.meta.get("reject_threshold", 0.0) for m in models)
+    from .metrics import refusal
+
+    return refusal(models)[1]
 
 
 def _top(p: np.ndarray, k: int, reject_class: int | None = None) -> list[tuple[int, float]]:
