@@ -92,6 +92,21 @@ def test_import_pickle(tmp_path, capsys):
     assert "test accuracy" in stdout and (tmp_path / "w.safetensors").exists()
 
 
+def test_an_ensemble_of_models_with_other_classes_is_one_error_line(tmp_path, capsys):
+    from digitnet import io
+
+    digits, letters = MLP((8,), seed=0), MLP((8,), seed=1)
+    letters.classes = list("abcdefghij")                  # same shape, other classes: nothing to average
+    io.save(digits, tmp_path / "d.safetensors"), io.save(letters, tmp_path / "l.safetensors")
+    Image.new("L", (40, 40), 255).save(tmp_path / "x.png")
+    for command in (["predict", "--model", tmp_path / "d.safetensors", "--model", tmp_path / "l.safetensors",
+                     tmp_path / "x.png"],
+                    ["evaluate", "--model", tmp_path / "d.safetensors", tmp_path / "l.safetensors"]):
+        code, stdout, err = run(capsys, *map(str, command))
+        assert code == 2 and stdout == "" and err.count("\n") == 1, err
+        assert "the models of an ensemble must have the same outputs" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "expected a positive integer"),
     (["train", "--epochs", "9" * 400], "expected a positive integer"),  # too long for a float: no OverflowError

@@ -80,9 +80,16 @@ def class_names(models) -> list[str]:
 
 def check_ensemble(models) -> None:
     """Refuse an ensemble whose models' outputs differ: their probabilities cannot be averaged."""
-    if len({m.output_shape for m in models}) > 1 or len({getattr(m, "reject_class", None) for m in models}) > 1:
+    if len(models) < 2:  # one model: nothing to compare
+        return
+
+    def outputs(m):
+        return m.output_shape, getattr(m, "reject_class", None), class_names(m)
+
+    if any(outputs(m) != outputs(models[0]) for m in models[1:]):
         raise DigitnetError(
-            "the models of an ensemble must have the same outputs (digits only, or digits and 'not a digit')"
+            "the models of an ensemble must have the same outputs: the same classes in the same order, "
+            "and a 'not a digit' output in all or none"
         )
 
 

@@ -169,7 +169,7 @@ def _number_item(img, name: str, split: bool, models) -> Item:
     the web API decides) is segmented: most images are one digit, and segmenting costs several times
     a whole reading.
     """
-    from .metrics import predict_proba
+    from .metrics import predict_proba, refusal
     from .preprocess import to_mnist_and_box
     from .segment import needs_number_reading, read_number
 
@@ -178,7 +178,7 @@ def _number_item(img, name: str, split: bool, models) -> Item:
         whole = to_mnist_and_box(img)
         digit = whole[0]
         proba = predict_proba(_one_or_ensemble(models), digit[None])[0]
-        if not needs_number_reading(models[0], proba, digit, _ensemble_threshold(models)):
+        if not needs_number_reading(models[0], proba, digit, refusal(models)[1]):
             return Item(name, [digit], boxes=[whole[1]])
     try:
         reading = read_number(img, _one_or_ensemble(models))
@@ -198,17 +198,15 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
     A model with a "not a digit" output may refuse a digit (its answer's
     label is None); ``always_answer`` keeps the best digit instead.
     """
-    from .metrics import check_ensemble, predict_proba
+    from .metrics import predict_proba, refusal
     from .reject import decide
 
     items = [it for it in items if it.error is None]
     if not items:
         return
-    check_ensemble(models)
     digits = np.stack([d for it in items for d in it.digits])
-    proba = predict_proba(_one_or_ensemble(models), digits)
-    first = models[0]
-    answers = decide(proba, first.classes, first.reject_class, _ensemble_threshold(models))
+    proba = predict_proba(_one_or_ensemble(models), digits)  # an ensemble's outputs must agree
+    answers = decide(proba, models[0].classes, *refusal(models))
     if always_answer:  # the best answer even where the model refuses
         for a in answers:
             a.label, a.reason = a.guess, ""
@@ -222,13 +220,6 @@ def classify(items: list[Item], models, always_answer: bool = False) -> None:
 def _one_or_ensemble(models):
     """The model itself, or the list of models whose probabilities ``predict_proba`` averages."""
     return models if len(models) > 1 else models[0]
-
-
-def _ensemble_threshold(models) -> float:
-    """The refusal threshold of one model, or of an ensemble: its models' highest."""
-    from .metrics import refusal
-
-    return refusal(models)[1]
 
 
 def _top(p: np.ndarray, k: int, reject_class: int | None = None) -> list[tuple[int, float]]:

@@ -438,11 +438,11 @@ class Scorer:
     """
 
     def __init__(self, model):
+        from .metrics import check_ensemble
+
         self.models = list(model) if isinstance(model, (list, tuple)) else [model]
-        rejects = {getattr(m, "reject_class", None) for m in self.models}
-        if len(rejects) > 1:
-            raise DigitnetError("the models of an ensemble disagree about a not-a-digit class")
-        self.reject = rejects.pop()
+        check_ensemble(self.models)
+        self.reject = getattr(self.models[0], "reject_class", None)
         self.can_refuse = isinstance(self.reject, int)  # the models have a not-a-digit output
 
     def proba(self, images: np.ndarray) -> np.ndarray:

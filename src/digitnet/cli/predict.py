@@ -56,9 +56,11 @@ def add_parser(sub, fmt) -> None:
 
 def run(args) -> int:
     from .. import io
+    from ..metrics import check_ensemble
     from ..predict import classify, format_item, iter_items, kaggle_submission, save_seen
 
     models = [io.load(m) for m in (args.model or [DEFAULT_MODEL])]
+    check_ensemble(models)
     if args.kaggle_submission and (len(args.files) != 1 or not args.files[0].lower().endswith(".csv")):
         raise DigitnetError(
             "--kaggle-submission expects one CSV file of pixels as input (Kaggle's test.csv), "
@@ -76,8 +78,6 @@ def run(args) -> int:
         print(f"wrote {len(rows):,} predictions to {out} (ImageId,Label)")
         return 0
     classes = models[0].classes
-    if any(m.classes != classes for m in models[1:]):
-        raise DigitnetError("the models of an ensemble must have the same classes in the same order")
     reject = models[0].reject_class
     k = min(args.top_k, len(classes) - (reject is not None))
     # Answers are printed a chunk of inputs at a time, as they are read: a folder of thousands of
